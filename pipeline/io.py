@@ -1,0 +1,63 @@
+"""Writing outputs atomically and deterministically.
+
+Every output is written to a temporary file in the same directory and then
+renamed over the target (`os.replace`), so a stage killed mid-write leaves the
+previous file or no file, never a partial one that DVC would accept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+# Fixed parquet settings so reruns give byte-identical files.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "statistics": True,
+    "row_group_size": 1_000_000,
+}
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it to `path`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_parquet(frame: pl.DataFrame | pl.LazyFrame, path: str | Path) -> Path:
+    """Write `frame` to `path` atomically with fixed parquet settings; returns the path."""
+    with atomic_path(path) as tmp:
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_parquet(tmp, **PARQUET_OPTIONS)
+        else:
+            frame.write_parquet(tmp, **PARQUET_OPTIONS)
+    return Path(path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as indented JSON with sorted keys, atomically; returns the path."""
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
