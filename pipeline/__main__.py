@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             path = config.write_params(config.compose(args.overrides))
             log.info("wrote %s", path.relative_to(config.ROOT))
             return 0
-        cfg = config.load(args.overrides)
+        # A stage sees only the keys dvc.yaml declares for it: no untracked config.
+        cfg = config.restrict(config.load(args.overrides), config.stage_params(args.stage))
         started = time.perf_counter()
         importlib.import_module(STAGES[args.stage]).run(cfg)
         log.info("%s done in %.1f s", args.stage, time.perf_counter() - started)

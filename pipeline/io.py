@@ -17,6 +17,9 @@ from typing import Any
 
 import polars as pl
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 # Fixed parquet settings so reruns give byte-identical files.
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -34,6 +37,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -60,4 +64,6 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write `obj` as indented JSON with sorted keys, atomically; returns the path."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return write_text_atomic(
+        path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
