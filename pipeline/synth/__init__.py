@@ -8,6 +8,7 @@ byte-identical files.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,10 @@ from pipeline.synth.params import SynthParams
 log = logging.getLogger(__name__)
 
 TABLE_ORDER = ("sjukpenning", "vardkontakter", "agi", "bakgrund", "fk_handelser", "regionenkat")
+# AGI rows are unique by construction (one row per person, month and employer;
+# second employers and corrections cannot coincide with the main row), which
+# spares a 60M-row hash at national scale; tests check it on `tiny`.
+DUPLICATE_FREE_BY_CONSTRUCTION = frozenset({"agi"})
 STREAMS = ("people", "background", "spells", "periods", "contacts", "fk", "survey",
            "returns", "grid", "agi", "corrupt")  # fmt: skip
 
@@ -35,48 +40,64 @@ class Synthetic:
     bad_rows: dict[str, Any]  # planted bad rows per table and reason, and code variants
 
 
-def generate(params: SynthParams) -> Synthetic:
-    """The synthetic delivery for `params` (deterministic per seed and persons)."""
-    rngs = dict(
-        zip(
-            STREAMS,
-            (
-                np.random.default_rng(s)
-                for s in np.random.SeedSequence(params.seed).spawn(len(STREAMS))
-            ),
-            strict=True,
-        )
-    )
+def generate(
+    params: SynthParams,
+    sink: Callable[[str, pl.DataFrame], None] | None = None,
+) -> Synthetic:
+    """The synthetic delivery for `params` (deterministic per seed and persons).
+
+    With `sink`, each delivery table is handed to it as soon as it is built and
+    neither it nor its clean version is kept (`delivery` and `clean` stay empty),
+    which keeps national-scale memory to about one table at a time.
+    """
+    seeds = np.random.SeedSequence(params.seed).spawn(len(STREAMS))
+    rngs = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
     folk = people.draw_people(rngs["people"], params)
     spell = spells.draw_spells(rngs["spells"], folk, params)
     returns = income.return_truth(rngs["returns"], spell, params)
-    grid = income.income_grid(rngs["grid"], folk, spell, returns, params)
     periods = spells.benefit_periods(rngs["periods"], spell, folk, params)
-    clean = {
-        "sjukpenning": periods.drop("spell"),
-        "vardkontakter": contacts.care_contacts(rngs["contacts"], folk, spell, params),
-        "agi": income.agi_rows(rngs["agi"], folk, grid, params),
-        "bakgrund": people.background_rows(rngs["background"], folk, params),
-        "fk_handelser": contacts.fk_registrations(rngs["fk"], folk, spell, params),
-    }
-    del grid
-    clean["regionenkat"] = contacts.region_survey(rngs["survey"], clean["vardkontakter"], params)
-    clean = {t: corrupt.drop_normalised_duplicates(clean[t], t) for t in TABLE_ORDER}
 
+    def agi() -> pl.DataFrame:
+        grid = income.income_grid(rngs["grid"], folk, spell, returns, params)
+        return income.agi_rows(rngs["agi"], folk, grid, params)
+
+    survey_counts: list[pl.DataFrame] = []
+
+    def care() -> pl.DataFrame:
+        frame = contacts.care_contacts(rngs["contacts"], folk, spell, params)
+        survey_counts.append(contacts.region_survey(rngs["survey"], frame, params))
+        return frame
+
+    builders: dict[str, Callable[[], pl.DataFrame]] = {
+        "sjukpenning": lambda: periods.drop("spell"),
+        "vardkontakter": care,
+        "agi": agi,
+        "bakgrund": lambda: people.background_rows(rngs["background"], folk, params),
+        "fk_handelser": lambda: contacts.fk_registrations(rngs["fk"], folk, spell, params),
+        "regionenkat": lambda: survey_counts[0],
+    }
     rng = rngs["corrupt"]
     delivery: dict[str, pl.DataFrame] = {}
-    bad: dict[str, Any] = {"planted": {}, "code_variants": {}, "rows_clean": {}}
+    clean: dict[str, pl.DataFrame] = {}
+    bad: dict[str, Any] = {
+        k: {} for k in ("planted", "code_variants", "rows_clean", "rows_delivered")
+    }
     for table in TABLE_ORDER:
-        frame = corrupt.dates_as_text(rng, clean[table], table)
-        frame, n_variants = corrupt.code_variants(rng, frame, table)
-        frame, counts = corrupt.plant_bad_rows(
+        table_clean = builders[table]()
+        if table not in DUPLICATE_FREE_BY_CONSTRUCTION:
+            table_clean = corrupt.drop_normalised_duplicates(table_clean, table)
+        frame = corrupt.dates_as_text(rng, table_clean, table)
+        frame, bad["code_variants"][table] = corrupt.code_variants(rng, frame, table)
+        frame, bad["planted"][table] = corrupt.plant_bad_rows(
             rng, frame, table, params.bad_rows_base, params.bad_rows_rate
         )
-        delivery[table] = frame
-        bad["planted"][table] = counts
-        bad["code_variants"][table] = n_variants
-        bad["rows_clean"][table] = clean[table].height
-    bad["rows_delivered"] = {t: delivery[t].height for t in TABLE_ORDER}
+        bad["rows_clean"][table] = table_clean.height
+        bad["rows_delivered"][table] = frame.height
+        if sink is None:
+            delivery[table], clean[table] = frame, table_clean
+        else:
+            sink(table, frame)
+        del frame, table_clean
     observed_end = periods.group_by("spell").agg(pl.col("tom_datum").max()).sort("spell")
     truth = truth_table(spell, folk, returns, observed_end["tom_datum"], params)
     return Synthetic(delivery, clean, truth, bad)
@@ -149,12 +170,14 @@ def run(cfg: Any) -> None:
     log.info(
         "generating %d persons (size %s, seed %d)", params.persons, cfg.synth.size, params.seed
     )
-    synthetic = generate(params)
     out_dir = config.resolve_path(cfg.synth.out_dir)
     truth_dir = config.resolve_path(cfg.synth.truth_dir)
-    for table, frame in synthetic.delivery.items():
+
+    def write(table: str, frame: pl.DataFrame) -> None:
         io.write_parquet(frame, out_dir / f"{table}.parquet")
         log.info("%s: %d rows", table, frame.height)
+
+    synthetic = generate(params, sink=write)
     io.write_parquet(synthetic.truth_spells, truth_dir / "spells.parquet")
     io.write_json(truth_dir / "bad_rows.json", synthetic.bad_rows)
     io.write_json(truth_dir / "summary.json", summary(synthetic.truth_spells))

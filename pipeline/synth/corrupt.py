@@ -99,8 +99,13 @@ def normalised_key(frame: pl.DataFrame, table: str) -> list[pl.Expr]:
 
 def drop_normalised_duplicates(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     """`frame` without rows equal after normalisation to an earlier row (first kept)."""
-    first = frame.select(pl.struct(normalised_key(frame, table)).is_first_distinct()).to_series()
-    return frame.filter(first)
+    keys = normalised_key(frame, table)
+    names = [f"__key_{i}" for i in range(len(keys))]
+    return (
+        frame.with_columns(k.alias(n) for k, n in zip(keys, names, strict=True))
+        .unique(subset=names, keep="first", maintain_order=True)
+        .drop(names)
+    )
 
 
 def plant_bad_rows(

@@ -117,8 +117,12 @@ def income_grid(
         m = start_month[planted] - k
         ok = (m >= 0) & (m < n_months)
         level[spells.person[planted[ok]], m[ok]] = 0
-    noise = np.exp(rng.normal(0.0, MONTH_NOISE_SIGMA, (n, n_months))).astype(np.float32)
-    return works * level * noise * people.wage_sek.astype(np.float32)[:, None]
+    # In place, to hold one person x month float32 grid at a time (240 MB nationally).
+    level *= works
+    del works
+    level *= np.exp(rng.normal(0.0, MONTH_NOISE_SIGMA, (n, n_months)).astype(np.float32))
+    level *= people.wage_sek.astype(np.float32)[:, None]
+    return level
 
 
 def agi_rows(
@@ -126,29 +130,31 @@ def agi_rows(
 ) -> pl.DataFrame:
     """`agi` (typed, clean): one row per person, employer and month with pay."""
     n, n_months = grid.shape
-    amount_grid = np.rint(grid).astype(np.int64)
-    cell = np.flatnonzero(amount_grid.ravel() > 0)
-    amount = amount_grid.ravel()[cell]
+    flat = grid.ravel()
+    cell = np.flatnonzero(flat >= 0.5).astype(np.int32)  # cells that round to >= 1 SEK
+    amount = np.rint(flat[cell]).astype(np.int64)
     person, month = cell // n_months, cell % n_months
-    del amount_grid
+    del cell
 
-    employer_a = rng.integers(100_000, 1_000_000, n)
-    employer_b = rng.integers(100_000, 1_000_000, n)  # after a job change
-    employer_2 = rng.integers(100_000, 1_000_000, n)  # a second, smaller employer
+    # Main employers and second employers come from disjoint id ranges, so a
+    # second-employer row never equals a main row (AGI is duplicate-free).
+    employer_a = rng.integers(100_000, 600_000, n)
+    employer_b = rng.integers(100_000, 600_000, n)  # after a job change
+    employer_2 = rng.integers(600_000, 1_000_000, n)  # a second, smaller employer
     change_month = np.where(
         rng.random(n) < JOB_CHANGE_SHARE, rng.integers(1, n_months, n), n_months
     )
     employer = np.where(month < change_month[person], employer_a[person], employer_b[person])
 
-    split = rng.random(len(cell)) < SECOND_EMPLOYER_SHARE
+    split = rng.random(len(amount)) < SECOND_EMPLOYER_SHARE
     share = rng.uniform(0.1, 0.4, int(split.sum()))
     second_amount = np.rint(amount[split] * share).astype(np.int64)
     amount[split] -= second_amount
-    corrected = rng.random(len(cell)) < CORRECTION_SHARE
+    corrected = rng.random(len(amount)) < CORRECTION_SHARE
     correction = np.rint(amount[corrected] * rng.uniform(0.05, 0.3, int(corrected.sum())))
     amount[corrected] += correction.astype(np.int64)
     # Months without pay that hold only a negative correction (sum < 0 = no income).
-    empty = np.flatnonzero(grid.ravel() <= 0.5)
+    empty = np.flatnonzero(flat < 0.5).astype(np.int32)
     negative = rng.choice(empty, int(len(empty) * NEGATIVE_MONTH_SHARE), replace=False)
     neg_person, neg_month = negative // n_months, negative % n_months
 
