@@ -134,9 +134,7 @@ TABLES: dict[str, Table] = {
                 Column("fodelsear", pl.Int16(), Kind.INTEGER),
                 Column("fodelseland", pl.String(), Kind.CODE, codes="fodelseland"),
                 Column("civilstand", pl.String(), Kind.CODE, codes="civilstand"),
-                Column(
-                    "sun2000niva", pl.String(), Kind.CODE, nullable=True, codes="sun2000niva"
-                ),
+                Column("sun2000niva", pl.String(), Kind.CODE, nullable=True, codes="sun2000niva"),
                 Column("lan", pl.String(), Kind.REGION),
             ),
             sort_key=("lopnr", "ar", "kon", "fodelsear", "fodelseland", "civilstand", "lan"),
