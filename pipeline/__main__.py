@@ -20,6 +20,7 @@ from pipeline.errors import PipelineError
 STAGES: dict[str, str] = {
     "synth": "pipeline.synth",
     "stage": "pipeline.stage",
+    "spells": "pipeline.spells",
 }
 
 log = logging.getLogger("pipeline")
