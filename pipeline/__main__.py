@@ -21,6 +21,7 @@ STAGES: dict[str, str] = {
     "synth": "pipeline.synth",
     "stage": "pipeline.stage",
     "spells": "pipeline.spells",
+    "exposure": "pipeline.exposure",
 }
 
 log = logging.getLogger("pipeline")

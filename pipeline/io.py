@@ -67,3 +67,10 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(
         path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     )
+
+
+def write_csv(frame: pl.DataFrame, path: str | Path) -> Path:
+    """Write `frame` as UTF-8 CSV (comma, header, ISO dates) atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        frame.write_csv(tmp)
+    return Path(path)
