@@ -22,6 +22,7 @@ STAGES: dict[str, str] = {
     "stage": "pipeline.stage",
     "spells": "pipeline.spells",
     "exposure": "pipeline.exposure",
+    "cohort": "pipeline.cohort",
 }
 
 log = logging.getLogger("pipeline")
