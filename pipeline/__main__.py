@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "spells": "pipeline.spells",
     "exposure": "pipeline.exposure",
     "cohort": "pipeline.cohort",
+    "describe": "pipeline.describe",
 }
 
 log = logging.getLogger("pipeline")

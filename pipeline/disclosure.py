@@ -1,0 +1,96 @@
+"""Small-cell suppression with secondary suppression (analysis-spec.md §11 item 12).
+
+A table is a list of count cells plus the additivity constraints a reader
+knows (a total equals the sum of its parts). Primary suppression hides counts
+with 0 < n < `min_count`. Secondary suppression then hides further cells until
+no hidden count can be recomputed from the shown ones: first the quick rule
+(a constraint with exactly one hidden member gets a second one, its smallest
+shown part), then an exact check of the whole linear system, which catches
+cells pinned down by several constraints together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.linalg import null_space
+
+Constraint = tuple[int, Sequence[int]]  # (total cell, part cells): total = sum(parts)
+TOLERANCE = 1e-9
+
+
+def recoverable_cells(
+    n_cells: int, constraints: Sequence[Constraint], hidden: Sequence[bool]
+) -> list[int]:
+    """Hidden cells whose value follows from the shown cells and the constraints.
+
+    Hidden cell i is determined iff every solution of the constraints restricted
+    to the hidden cells has a zero i-th component in the null space, i.e. the
+    null space of that system has only zeros in row i.
+
+    >>> recoverable_cells(3, [(2, [0, 1])], [True, False, False])  # total - shown part
+    [0]
+    >>> recoverable_cells(3, [(2, [0, 1])], [True, True, False])
+    []
+    """
+    hidden_ids = [i for i in range(n_cells) if hidden[i]]
+    if not hidden_ids:
+        return []
+    column = {cell: j for j, cell in enumerate(hidden_ids)}
+    rows = []
+    for total, parts in constraints:
+        row = np.zeros(len(hidden_ids))
+        for cell, sign in [(total, -1.0), *((p, 1.0) for p in parts)]:
+            if cell in column:
+                row[column[cell]] += sign
+        if row.any():
+            rows.append(row)
+    if not rows:
+        return []
+    basis = null_space(np.vstack(rows))
+    free = np.abs(basis).max(axis=1) > TOLERANCE if basis.size else np.zeros(len(hidden_ids), bool)
+    return [cell for cell, j in column.items() if not free[j]]
+
+
+def suppressed_cells(
+    counts: Sequence[int], constraints: Sequence[Constraint], min_count: int
+) -> list[bool]:
+    """Which cells to hide (aligned with `counts`): primary plus secondary suppression.
+
+    >>> # parts 3, 10, 12 and their total 25: 3 is primary, 10 is hidden with it
+    >>> suppressed_cells([3, 10, 12, 25], [(3, [0, 1, 2])], min_count=5)
+    [True, True, False, False]
+    """
+    hidden = [0 < n < min_count for n in counts]
+    while True:
+        _one_hidden_rule(counts, constraints, hidden)
+        exposed = recoverable_cells(len(counts), constraints, hidden)
+        if not exposed:
+            return hidden
+        cell = exposed[0]
+        candidates = sorted(
+            (counts[m], m)
+            for total, parts in constraints
+            if cell == total or cell in parts
+            for m in [total, *parts]
+            if not hidden[m]
+        )
+        if not candidates:  # nothing left to hide around it: hide the cell's constraints whole
+            raise ValueError(f"cell {cell} cannot be protected by its constraints")
+        hidden[candidates[0][1]] = True
+
+
+def _one_hidden_rule(
+    counts: Sequence[int], constraints: Sequence[Constraint], hidden: list[bool]
+) -> None:
+    """Hide the smallest shown part of every constraint with exactly one hidden member."""
+    changed = True
+    while changed:
+        changed = False
+        for total, parts in constraints:
+            if sum(hidden[m] for m in (total, *parts)) != 1:
+                continue
+            shown_parts = sorted((counts[p], p) for p in parts if not hidden[p])
+            hidden[shown_parts[0][1] if shown_parts else total] = True
+            changed = True
