@@ -69,28 +69,37 @@ def suppressed_cells(
         if not exposed:
             return hidden
         cell = exposed[0]
-        candidates = sorted(
-            (counts[m], m)
+        candidates = [
+            m
             for total, parts in constraints
             if cell == total or cell in parts
             for m in [total, *parts]
             if not hidden[m]
-        )
-        if not candidates:  # nothing left to hide around it: hide the cell's constraints whole
+        ]
+        if not candidates:
             raise ValueError(f"cell {cell} cannot be protected by its constraints")
-        hidden[candidates[0][1]] = True
+        hidden[min(candidates, key=lambda m: _complement_order(counts, m))] = True
 
 
 def _one_hidden_rule(
     counts: Sequence[int], constraints: Sequence[Constraint], hidden: list[bool]
 ) -> None:
-    """Hide the smallest shown part of every constraint with exactly one hidden member."""
+    """Hide a second member (`_complement_order`) of every constraint with exactly one hidden."""
     changed = True
     while changed:
         changed = False
         for total, parts in constraints:
             if sum(hidden[m] for m in (total, *parts)) != 1:
                 continue
-            shown_parts = sorted((counts[p], p) for p in parts if not hidden[p])
-            hidden[shown_parts[0][1] if shown_parts else total] = True
+            shown = [m for m in (*parts, total) if not hidden[m]]
+            hidden[min(shown, key=lambda m: _complement_order(counts, m))] = True
             changed = True
+
+
+def _complement_order(counts: Sequence[int], cell: int) -> tuple[bool, int, int]:
+    """Sort key for complementary cells: the smallest positive count first, zeros last.
+
+    Hiding a zero protects nothing when its total is shown as zero too, and a
+    hidden zero pinned by such a total is a wasted (if harmless) suppression.
+    """
+    return (counts[cell] == 0, counts[cell], cell)

@@ -16,7 +16,9 @@ from pipeline.disclosure import recoverable_cells, suppressed_cells
 
 
 def leaking_cells(counts, constraints, hidden) -> list[int]:
-    """Hidden cells pinned to one value by the shown cells (LP bounds coincide)."""
+    """Hidden cells with a positive count pinned to one value by the shown cells (LP bounds
+    coincide). A hidden zero under a total shown as zero is pinned too, but tells nothing
+    about any person, so it is not counted as a leak."""
     ids = [i for i, h in enumerate(hidden) if h]
     col = {c: j for j, c in enumerate(ids)}
     a_eq, b_eq = [], []
@@ -37,7 +39,7 @@ def leaking_cells(counts, constraints, hidden) -> list[int]:
         lo = linprog(objective, A_eq=a_eq or None, b_eq=b_eq or None, bounds=(0, None))
         hi = linprog(-objective, A_eq=a_eq or None, b_eq=b_eq or None, bounds=(0, None))
         unbounded = hi.status == 3  # scipy status 3: unbounded
-        if not unbounded and abs(lo.fun + hi.fun) < 1e-6:
+        if not unbounded and abs(lo.fun + hi.fun) < 1e-6 and counts[cell] > 0:
             leaks.append(cell)
     return leaks
 
