@@ -38,7 +38,7 @@ lock:
 	/tmp/lock-venv/bin/pip freeze --exclude-editable > requirements.lock
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/synth_stage.py
+	$(BIN)/python benchmarks/stages.py
 
 clean:
 	rm -rf $(VENV) outputs/* .pytest_cache

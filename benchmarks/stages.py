@@ -1,11 +1,11 @@
-"""Benchmark: wall time and peak RSS of `synth` and `stage` at `small` and `national`.
+"""Benchmark: wall time and peak RSS of each stage at `small` and `national`.
 
 Each stage runs in its own process (benchmarks/measure.py) on a delivery under a
 scratch directory, so nothing in outputs/ is touched. Prints a markdown table for
-docs/performance.md. Targets (issue 3): national synth <= 5 min, national
-stage <= 2 min, peak RSS <= 8 GB.
+docs/performance.md. Targets: national synth <= 5 min, stage <= 2 min, peak RSS
+<= 8 GB (issue 3); spells + exposure + cohort <= 2 min and <= 6 GB (issue 4).
 
-Usage: python benchmarks/synth_stage.py [--sizes small national] [--scratch DIR]
+Usage: python benchmarks/stages.py [--sizes small national] [--stages ...] [--scratch DIR]
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", nargs="+", default=["small", "national"])
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        default=["synth", "stage", "spells", "exposure", "cohort", "describe"],
+    )
     parser.add_argument("--scratch", default=None, help="directory for the deliveries")
     args = parser.parse_args()
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="bench-"))
@@ -56,17 +61,20 @@ def main() -> None:
             f"synth.truth_dir={base}/truth",
             f"paths.staged={base}/staged",
             f"paths.quarantine={base}/quarantine",
+            f"paths.outputs={base}/outputs",
         ]
-        for stage in ("synth", "stage"):
+        for stage in args.stages:
             result = measure(stage, common)
             rows.append((size, stage, result["wall_s"], result["peak_rss_mb"]))
             print(
                 f"{size:>9} {stage:>6}: {result['wall_s']:7.1f} s {result['peak_rss_mb']:7.0f} MB",
                 flush=True,
             )
-        counts = json.loads((base / "staged" / "row_counts.json").read_text())
-        rows_in = sum(t["rows_in"] for t in counts["tables"].values())
-        print(f"{size:>9} rows in: {rows_in:,}", flush=True)
+        counts_file = base / "staged" / "row_counts.json"
+        if counts_file.exists():
+            counts = json.loads(counts_file.read_text())
+            rows_in = sum(t["rows_in"] for t in counts["tables"].values())
+            print(f"{size:>9} rows in: {rows_in:,}", flush=True)
         shutil.rmtree(base)
     print(f"\nMachine: {machine()}\n")
     print("| size | stage | wall time (s) | peak RSS (MB) |\n| --- | --- | --- | --- |")
