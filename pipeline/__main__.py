@@ -24,6 +24,8 @@ STAGES: dict[str, str] = {
     "exposure": "pipeline.exposure",
     "cohort": "pipeline.cohort",
     "describe": "pipeline.describe",
+    "income": "pipeline.income",
+    "outcomes": "pipeline.outcomes",
 }
 
 log = logging.getLogger("pipeline")

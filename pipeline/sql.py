@@ -10,23 +10,46 @@ import polars as pl
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
+Relation = pl.DataFrame | pl.LazyFrame | Path
 
-def query(
-    name: str, params: dict[str, Any], **relations: pl.DataFrame | pl.LazyFrame | Path
-) -> pl.DataFrame:
-    """Result of `sql/<name>.sql` as a polars frame, with `relations` registered under their names.
+
+def _connect(relations: dict[str, Relation]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with each relation registered under its name (parquet as views)."""
+    con = duckdb.connect()
+    for rel_name, rel in relations.items():
+        if isinstance(rel, Path):
+            con.read_parquet(str(rel)).create_view(rel_name)
+        else:
+            con.register(rel_name, rel.collect() if isinstance(rel, pl.LazyFrame) else rel)
+    return con
+
+
+def _text(name: str) -> str:
+    """The text of `sql/<name>.sql`."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def query(name: str, params: dict[str, Any], **relations: Relation) -> pl.DataFrame:
+    """Result of `sql/<name>.sql` as a polars frame, `relations` registered under their names.
 
     A relation is a polars frame or a parquet path. The SQL is never built from
     strings: parameters go in as DuckDB `$name` parameters.
     """
-    con = duckdb.connect()
+    con = _connect(relations)
     try:
-        for rel_name, rel in relations.items():
-            if isinstance(rel, Path):
-                con.read_parquet(str(rel)).create_view(rel_name)
-            else:
-                con.register(rel_name, rel.collect() if isinstance(rel, pl.LazyFrame) else rel)
-        text = (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
-        return con.sql(text, params=params).pl()
+        return con.sql(_text(name), params=params).pl()
+    finally:
+        con.close()
+
+
+def to_parquet(name: str, params: dict[str, Any], path: Path, **relations: Relation) -> Path:
+    """Write the result of `sql/<name>.sql` to `path` (atomically, zstd), never through Python."""
+    from pipeline.io import atomic_path
+
+    con = _connect(relations)
+    try:
+        with atomic_path(path) as tmp:
+            con.sql(_text(name), params=params).write_parquet(str(tmp), compression="zstd")
+        return path
     finally:
         con.close()
