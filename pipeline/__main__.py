@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "describe": "pipeline.describe",
     "income": "pipeline.income",
     "outcomes": "pipeline.outcomes",
+    "income_models": "pipeline.income_models",
 }
 
 log = logging.getLogger("pipeline")
