@@ -27,6 +27,7 @@ STAGES: dict[str, str] = {
     "income": "pipeline.income",
     "outcomes": "pipeline.outcomes",
     "income_models": "pipeline.income_models",
+    "income_tables": "pipeline.income_tables",
 }
 
 log = logging.getLogger("pipeline")
