@@ -1,0 +1,113 @@
+"""Shared small deliveries for the `stage` tests: valid rows per table, as text and typed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+from omegaconf import OmegaConf
+
+from pipeline import config
+from pipeline.contract import TABLES
+from pipeline.stage import StageResult, stage_frames
+from pipeline.stage.spec import CodeLists
+
+CODES = CodeLists.from_mapping(OmegaConf.load(config.CONF_DIR / "codes" / "default.yaml"))
+
+# Three valid rows per table, every cell as delivered text (None = empty cell).
+BASE: dict[str, list[tuple[str | None, ...]]] = {
+    "sjukpenning": [
+        ("1", "2019-01-01", "2019-01-31", "100", "F43.8", "anstalld"),
+        ("2", "20190301", "20190315", "50", "M54", "arbetslos"),
+        ("3", "2019-05-01", "2019-05-01", "25", None, "anstalld_dag1"),
+    ],
+    "vardkontakter": [
+        ("1", "2019-01-05", "GC001", "01", "primarvard", "offentlig"),
+        ("2", "20190210", None, "14", "sluten", "privat"),
+        ("3", "2019-03-01", "DV077 AW026", "25", "specialiserad_oppen", "offentlig"),
+    ],
+    "agi": [
+        ("1", "201901", "555", "25000"),
+        ("1", "201901", "556", "-300"),
+        ("2", "201912", "555", "0"),
+    ],
+    "bakgrund": [
+        ("1", "2019", "2", "1980", "sverige", "G", "5", "01"),
+        ("2", "2019", "1", "1975", "eu", "Ä", "1", "14"),
+        ("1", "2024", "2", "1980", "sverige", "G", None, "01"),
+    ],
+    "fk_handelser": [
+        ("1", "2019-02-01", "avstamningsmote"),
+        ("2", "20190301", "plan_arbetsgivare"),
+        ("3", "2019-04-01", "sassam"),
+    ],
+    "regionenkat": [
+        ("01", "2019", "12"),
+        ("14", "2019", None),
+        ("25", "2020", "0"),
+    ],
+}
+
+D = dt.date
+# BASE as the staged table holds it: contract dtypes, sorted by the staged order.
+EXPECTED: dict[str, list[tuple[Any, ...]]] = {
+    "sjukpenning": [
+        (1, D(2019, 1, 1), D(2019, 1, 31), 100, "F438", "anstalld"),
+        (2, D(2019, 3, 1), D(2019, 3, 15), 50, "M54", "arbetslos"),
+        (3, D(2019, 5, 1), D(2019, 5, 1), 25, None, "anstalld_dag1"),
+    ],
+    "vardkontakter": [
+        (1, D(2019, 1, 5), "GC001", "01", "primarvard", "offentlig"),
+        (2, D(2019, 2, 10), None, "14", "sluten", "privat"),
+        (3, D(2019, 3, 1), "DV077 AW026", "25", "specialiserad_oppen", "offentlig"),
+    ],
+    "agi": [(1, 201901, 555, 25000), (1, 201901, 556, -300), (2, 201912, 555, 0)],
+    "bakgrund": [
+        (1, 2019, 2, 1980, "sverige", "G", "5", "01"),
+        (1, 2024, 2, 1980, "sverige", "G", None, "01"),
+        (2, 2019, 1, 1975, "eu", "Ä", "1", "14"),
+    ],
+    "fk_handelser": [
+        (1, D(2019, 2, 1), "avstamningsmote"),
+        (2, D(2019, 3, 1), "plan_arbetsgivare"),
+        (3, D(2019, 4, 1), "sassam"),
+    ],
+    "regionenkat": [("01", 2019, 12), ("14", 2019, None), ("25", 2020, 0)],
+}
+
+
+def text_frame(table: str, rows: Sequence[Sequence[str | None]]) -> pl.DataFrame:
+    """`rows` (cells as text) as a frame with the contract's column names, all String."""
+    names = TABLES[table].names
+    return pl.DataFrame(
+        [list(r) for r in rows], schema=dict.fromkeys(names, pl.String), orient="row"
+    )
+
+
+def expected_frame(table: str, rows: Sequence[Sequence[Any]] | None = None) -> pl.DataFrame:
+    """`rows` (default EXPECTED[table]) as a frame with the staged schema."""
+    data = EXPECTED[table] if rows is None else rows
+    return pl.DataFrame([list(r) for r in data], schema=TABLES[table].schema, orient="row")
+
+
+def row(table: str, index: int = 0, **changes: str | None) -> tuple[str | None, ...]:
+    """BASE[table][index] with some cells changed."""
+    cells = dict(zip(TABLES[table].names, BASE[table][index], strict=True)) | changes
+    return tuple(cells.values())
+
+
+def stage_rows(table: str, rows: Sequence[Sequence[str | None]], decimal: str = ".") -> StageResult:
+    """Stage text rows of `table` (one in-memory file labelled "frame")."""
+    return stage_frames(text_frame(table, rows), table, CODES, decimal=decimal)
+
+
+def stage_named(table: str, frames: Mapping[str, pl.DataFrame]) -> StageResult:
+    """Stage several in-memory files of `table`."""
+    return stage_frames(frames, table, CODES)
+
+
+def quarantined(result: StageResult) -> list[tuple[int, str]]:
+    """(source_row, reason) of each quarantined row, in source order."""
+    return list(result.quarantine.collect().select("source_row", "reason").iter_rows())
