@@ -1,0 +1,34 @@
+"""Every parquet file the pipeline writes matches its section in docs/schemas.md."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from tests.test_end_to_end import run_dir  # noqa: F401 (module fixture)
+from tests.test_stage import _documented_columns
+
+DOCUMENTED = [
+    "outputs/spells.parquet",
+    "outputs/exposure.parquet",
+    "outputs/income_monthly.parquet",
+    "outputs/outcomes.parquet",
+    "outputs/models/income_logit.parquet",
+]
+
+
+@pytest.mark.parametrize("relative", DOCUMENTED)
+def test_written_schema_equals_the_documented_one(relative, run_dir):  # noqa: F811
+    path = run_dir / relative
+    written = [(name, str(dtype)) for name, dtype in pl.read_parquet_schema(path).items()]
+    assert _documented_columns(relative) == written
+
+
+def test_cohort_documents_every_column_beyond_spells_and_exposure(run_dir):  # noqa: F811
+    written = pl.read_parquet_schema(run_dir / "outputs/cohort.parquet")
+    inherited = {
+        *pl.read_parquet_schema(run_dir / "outputs/spells.parquet"),
+        *pl.read_parquet_schema(run_dir / "outputs/exposure.parquet"),
+    }
+    own = [(n, str(t)) for n, t in written.items() if n not in inherited]
+    assert _documented_columns("outputs/cohort.parquet") == own
