@@ -17,10 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)
 
-# Compose conf/ into params.yaml, then let DVC run what changed.
+# Compose conf/ into params.yaml, then let DVC run what changed. The stages'
+# `python -m pipeline ...` commands must find the venv's python: put it first on PATH.
 repro: $(STAMP)
 	$(BIN)/python -m pipeline params $(OVERRIDES)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
 	$(BIN)/ruff check pipeline tests benchmarks
