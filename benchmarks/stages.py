@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pipeline.__main__ import STAGES
+
 HERE = Path(__file__).resolve().parent
 
 

@@ -256,6 +256,70 @@ def table_b6(outcomes: pl.DataFrame, codes: Any, min_count: int) -> pl.DataFrame
     )
 
 
+def adjusted_effects(models: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
+    """One row per model: treatment odds ratio and AME (pp) with 95 % CIs, p and n (§7).
+
+    Models whose table cells are suppressed show no estimates (they were fitted on
+    the same small groups).
+    """
+    wide = (
+        models.filter(pl.col("term").is_in(["treated", "OR(treated)", "AME_pp(treated)"]))
+        .select(
+            "model",
+            "table",
+            "income_group",
+            "length_class",
+            "outcome",
+            "term",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "n",
+        )
+        .pivot(
+            on="term",
+            index=["model", "table", "income_group", "length_class", "outcome", "n"],
+            values=["estimate", "ci_low", "ci_high", "p_value"],
+        )
+    )
+    renamed = wide.select(
+        "model",
+        "table",
+        "income_group",
+        "length_class",
+        "outcome",
+        "n",
+        pl.col("estimate_OR(treated)").alias("odds_ratio"),
+        pl.col("ci_low_OR(treated)").alias("or_ci_low"),
+        pl.col("ci_high_OR(treated)").alias("or_ci_high"),
+        pl.col("estimate_AME_pp(treated)").alias("ame_pp"),
+        pl.col("ci_low_AME_pp(treated)").alias("ame_ci_low"),
+        pl.col("ci_high_AME_pp(treated)").alias("ame_ci_high"),
+        pl.col("p_value_treated").alias("p_value"),
+    )
+    hidden = cells.filter(pl.col("suppressed")).select("model").drop_nulls().unique()
+    estimates = [
+        "n",
+        "odds_ratio",
+        "or_ci_low",
+        "or_ci_high",
+        "ame_pp",
+        "ame_ci_low",
+        "ame_ci_high",
+        "p_value",
+    ]
+    is_hidden = pl.col("model").is_in(hidden["model"].implode())
+    return renamed.with_columns(
+        *(pl.when(~is_hidden).then(pl.col(c)).alias(c) for c in estimates),
+        is_hidden.alias("suppressed"),
+        pl.when(~is_hidden)
+        .then(pl.col("p_value").map_elements(stars, return_dtype=pl.String))
+        .otherwise(pl.lit(""))
+        .alias("stars"),
+    )
+
+
 def figure_data(cells: pl.DataFrame, outcomes: pl.DataFrame, last_window: int) -> pl.DataFrame:
     """Figures 13-14 (§4.7-4.8): at `last_window` months, any / no / regained income shares per
     length class and group, from B4 (income before) and B5 (no income before)."""
@@ -357,6 +421,7 @@ def run(cfg: Any) -> None:
     for table, name in (("B4", "table_b4"), ("B5", "table_b5"), ("Tabell 3", "table3")):
         io.write_csv(printed_layout(cells, table), tables / f"{name}.csv")
     io.write_csv(table_b6(outcomes, cfg.codes, min_count), tables / "table_b6.csv")
+    io.write_csv(adjusted_effects(models, cells), tables / "income_adjusted.csv")
     figs = figure_data(cells, outcomes, max(windows))
     enough = pl.col("n_ref") >= min_count
     median = pl.when(enough).then(pl.col("median_ref_income_sek"))
