@@ -46,11 +46,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", nargs="+", default=["small", "national"])
-    parser.add_argument(
-        "--stages",
-        nargs="+",
-        default=["synth", "stage", "spells", "exposure", "cohort", "describe"],
-    )
+    parser.add_argument("--stages", nargs="+", default=list(STAGES))
     parser.add_argument("--scratch", default=None, help="directory for the deliveries")
     args = parser.parse_args()
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="bench-"))
