@@ -28,6 +28,7 @@ STAGES: dict[str, str] = {
     "outcomes": "pipeline.outcomes",
     "income_models": "pipeline.income_models",
     "income_tables": "pipeline.income_tables",
+    "riskset": "pipeline.riskset",
 }
 
 log = logging.getLogger("pipeline")

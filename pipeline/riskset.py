@@ -1,0 +1,234 @@
+"""`riskset` stage: risk-set sampling of controls for each GC001 case (analysis-spec.md §6.2).
+
+For every case (a treated cohort spell, index day t = its first GC001, day 0 =
+the spell's first day) up to k controls are drawn among the spells that on
+day t are still on sick leave, started in the same calendar month (and share
+the optional matching variables), belong to another person and are not treated
+at the index: never treated (`never_treated`, the report's rule) or not yet
+treated (`not_yet_treated`, textbook incidence-density sampling).
+
+Each candidate has one number, `at_risk_until`: the last spell day on which it
+can serve. Eligible at t means `at_risk_until >= t`, so after one sort per
+stratum the eligible candidates of every case are a contiguous tail found by
+binary search, and k distinct positions are drawn from it for all cases at once
+(rounds of redraws over the few collisions, never a loop over cases). Controls
+recur across sets. Same seed, input and config give the same sets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipeline import config, io
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+MODES = ("never_treated", "not_yet_treated")
+RISKSET_COLUMNS = [
+    "set_id", "spell_id", "lopnr", "case", "index_date", "t", "n_eligible", "stratum", "k",
+    "control_mode",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RiskSetConfig:
+    """The `riskset` slice of the configuration (conf/analysis/report.yaml)."""
+
+    k: int
+    control_mode: str
+    match_on: tuple[str, ...]
+    seed: int
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> RiskSetConfig:
+        """Build from the composed configuration, checking the choices."""
+        r = cfg.riskset
+        conf = cls(int(r.k), str(r.control_mode), tuple(str(m) for m in r.match_on), int(r.seed))
+        if conf.control_mode not in MODES:
+            raise PipelineError(
+                f"config riskset.control_mode={conf.control_mode!r}: expected one of {list(MODES)}"
+            )
+        if conf.k < 1:
+            raise PipelineError(f"config riskset.k={conf.k}: expected at least 1")
+        return conf
+
+
+def _day0(column: str) -> pl.Expr:
+    """Days from the spell's first day (0-based) to `column`."""
+    return (pl.col(column).cast(pl.Date) - pl.col("start")).dt.total_days().cast(pl.Int64)
+
+
+def stratum_key(match_on: tuple[str, ...]) -> pl.Expr:
+    """Text key of a spell's stratum: its start month (YYYY-MM) and the matching variables."""
+    extra = [pl.col(c).cast(pl.String).fill_null("") for c in match_on]
+    return pl.concat_str([pl.col("start").dt.strftime("%Y-%m"), *extra], separator="|")
+
+
+def cases_and_candidates(
+    cohort: pl.DataFrame, conf: RiskSetConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cases (spell_id, lopnr, start, t, stratum) and candidates (spell_id, lopnr, start,
+    at_risk_until, stratum) of the cohort; days are 0-based spell days."""
+    base = cohort.with_columns(stratum_key(conf.match_on).alias("stratum"))
+    last_day = _day0("end")  # on sick leave through this day
+    cases = base.filter("treated").select(
+        "spell_id", "lopnr", "start", _day0("first_gc001").alias("t"), "stratum"
+    )
+    if conf.control_mode == "never_treated":
+        candidates = base.filter(~pl.col("treated")).with_columns(last_day.alias("at_risk_until"))
+    else:  # a treated spell is a candidate until the day before its own first GC001
+        until = (
+            pl.when(pl.col("treated"))
+            .then(pl.min_horizontal(last_day, _day0("first_gc001") - 1))
+            .otherwise(last_day)
+        )
+        candidates = base.with_columns(until.alias("at_risk_until"))
+    candidates = candidates.select("spell_id", "lopnr", "start", "at_risk_until", "stratum")
+    return cases.sort("spell_id"), candidates
+
+
+def _draw_distinct(
+    rng: np.random.Generator, size: np.ndarray, k: np.ndarray, forbidden: set[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row i, k[i] distinct offsets in [0, size[i]) avoiding `forbidden` (row, offset).
+
+    Returns (row, offset) arrays. Redraws duplicates and forbidden offsets in rounds;
+    the procedure treats all allowed offsets alike, so every k-subset is equally likely.
+    """
+    row = np.repeat(np.arange(len(size)), k)
+    offset = np.zeros(len(row), dtype=np.int64)
+    todo = np.ones(len(row), dtype=bool)
+    while todo.any():
+        offset[todo] = rng.integers(0, size[row[todo]])
+        order = np.lexsort((np.arange(len(row)), offset, row))  # keep the first copy
+        dup = np.zeros(len(row), dtype=bool)
+        same = (row[order][1:] == row[order][:-1]) & (offset[order][1:] == offset[order][:-1])
+        dup[order[1:][same]] = True
+        if forbidden:
+            pairs = zip(row, offset, strict=True)
+            dup |= np.fromiter(((r, o) in forbidden for r, o in pairs), bool, len(row))
+        todo = dup
+    return row, offset
+
+
+def build_riskset(cohort: pl.DataFrame, conf: RiskSetConfig) -> pl.DataFrame:
+    """One row per member of every matched set (RISKSET_COLUMNS), cases first within a set."""
+    cases, candidates = cases_and_candidates(cohort, conf)
+    strata = pl.concat([cases["stratum"], candidates["stratum"]]).unique().sort()
+    stratum_id = {s: i for i, s in enumerate(strata.to_list())}
+    as_id = pl.col("stratum").replace_strict(stratum_id, return_dtype=pl.Int64)
+    cand = candidates.with_columns(as_id.alias("sid")).sort("sid", "at_risk_until", "spell_id")
+    case = cases.with_columns(as_id.alias("sid"))
+
+    # Eligible candidates of a case: the tail of its stratum with at_risk_until >= t.
+    big = int(max(cand["at_risk_until"].max() or 0, case["t"].max() or 0)) + 2
+    cand_key = cand["sid"].to_numpy() * big + cand["at_risk_until"].to_numpy()
+    case_sid, t = case["sid"].to_numpy(), case["t"].to_numpy()
+    lo = np.searchsorted(cand_key, case_sid * big + t, side="left")
+    hi = np.searchsorted(cand["sid"].to_numpy(), case_sid, side="right")
+    size = np.maximum(hi - lo, 0)
+
+    # Candidates of the case's own person are never eligible (rare: not_yet_treated only).
+    cand_pos = cand.with_row_index("pos").select("pos", "lopnr", "sid", "at_risk_until")
+    own = _own_person_offsets(case, cand_pos, lo)
+    n_eligible = size - np.bincount(own["row"].to_numpy(), minlength=len(size))
+    take = np.minimum(conf.k, n_eligible)
+
+    rng = np.random.default_rng(conf.seed)
+    all_rows = np.flatnonzero(take == n_eligible)  # take every eligible candidate
+    some_rows = np.flatnonzero(take < n_eligible)
+    forbidden = {(r, o) for r, o in own.iter_rows()}
+    row_all = np.repeat(all_rows, size[all_rows])
+    off_all = np.arange(len(row_all)) - np.repeat(
+        np.cumsum(size[all_rows]) - size[all_rows], size[all_rows]
+    )
+    keep = np.ones(len(row_all), dtype=bool)
+    if forbidden:
+        pairs = zip(row_all, off_all, strict=True)
+        keep = np.fromiter(((r, o) not in forbidden for r, o in pairs), bool, len(row_all))
+    remap = {r: i for i, r in enumerate(some_rows)}
+    forbidden_some = {(remap[r], o) for r, o in forbidden if r in remap}
+    row_some, off_some = _draw_distinct(rng, size[some_rows], take[some_rows], forbidden_some)
+    row = np.concatenate([row_all[keep], some_rows[row_some]])
+    pos = lo[row] + np.concatenate([off_all[keep], off_some])
+
+    controls = pl.DataFrame(
+        {
+            "set_id": row.astype(np.int64),
+            "spell_id": cand["spell_id"].to_numpy()[pos],
+            "lopnr": cand["lopnr"].to_numpy()[pos],
+            "case": np.zeros(len(row), dtype=bool),
+            "index_date": cand["start"].to_numpy()[pos] + t[row].astype("timedelta64[D]"),
+        }
+    )
+    cases_out = pl.DataFrame(
+        {
+            "set_id": np.arange(case.height, dtype=np.int64),
+            "spell_id": case["spell_id"].to_numpy(),
+            "lopnr": case["lopnr"].to_numpy(),
+            "case": np.ones(case.height, dtype=bool),
+            "index_date": case["start"].to_numpy() + t.astype("timedelta64[D]"),
+        }
+    )
+    per_set = pl.DataFrame(
+        {
+            "set_id": np.arange(case.height, dtype=np.int64),
+            "t": t.astype(np.int32),
+            "n_eligible": n_eligible.astype(np.int32),
+            "stratum": case["stratum"],
+        }
+    )
+    return (
+        pl.concat([cases_out, controls])
+        .with_columns(pl.col("index_date").cast(pl.Date))
+        .join(per_set, on="set_id")
+        .with_columns(
+            pl.lit(conf.k, pl.Int32).alias("k"), pl.lit(conf.control_mode).alias("control_mode")
+        )
+        .sort("set_id", pl.col("case"), "spell_id", descending=[False, True, False])
+        .select(RISKSET_COLUMNS)
+    )
+
+
+def _own_person_offsets(case: pl.DataFrame, cand_pos: pl.DataFrame, lo: np.ndarray) -> pl.DataFrame:
+    """(row, offset) of eligible candidates that belong to the case's own person."""
+    lo_of_row = pl.DataFrame(
+        {"row": np.arange(len(lo), dtype=np.uint32), "lo": lo.astype(np.int64)}
+    )
+    return (
+        case.with_row_index("row")
+        .join(cand_pos, on=["lopnr", "sid"])
+        .filter(pl.col("at_risk_until") >= pl.col("t"))
+        .join(lo_of_row, on="row")
+        .select(
+            pl.col("row").cast(pl.Int64),
+            (pl.col("pos").cast(pl.Int64) - pl.col("lo")).alias("offset"),
+        )
+    )
+
+
+def run(cfg: Any) -> None:
+    """Read the cohort; write outputs/riskset.parquet."""
+    conf = RiskSetConfig.from_config(cfg)
+    outputs = config.resolve_path(cfg.paths.outputs)
+    cohort = pl.read_parquet(outputs / "cohort.parquet")
+    riskset = build_riskset(cohort, conf)
+    io.write_parquet(riskset, outputs / "riskset.parquet")
+    sets = riskset.filter("case")
+    log.info(
+        "%d matched sets (k = %d, %s), %d control rows of %d distinct spells; %d sets with "
+        "fewer than k eligible, %d with none",
+        sets.height,
+        conf.k,
+        conf.control_mode,
+        riskset.height - sets.height,
+        riskset.filter(~pl.col("case"))["spell_id"].n_unique(),
+        (sets["n_eligible"] < conf.k).sum(),
+        (sets["n_eligible"] == 0).sum(),
+    )

@@ -1,0 +1,172 @@
+"""Risk-set sampling: eligibility against brute force, set sizes, uniformity, determinism."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import subprocess
+import sys
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from pipeline import config
+from pipeline.riskset import RiskSetConfig, build_riskset
+
+D0 = dt.date(2020, 1, 1)
+
+
+def conf(k=5, mode="never_treated", match_on=(), seed=1) -> RiskSetConfig:
+    return RiskSetConfig(k=k, control_mode=mode, match_on=tuple(match_on), seed=seed)
+
+
+def cohort_from(rows: list[tuple]) -> pl.DataFrame:
+    """rows: (lopnr, start offset days, length days, first GC001 day or None, sex)."""
+    out = []
+    for spell_id, (lopnr, start, length, first, sex) in enumerate(rows):
+        s = D0 + dt.timedelta(days=start)
+        out.append(
+            {
+                "spell_id": spell_id, "lopnr": lopnr, "start": s,
+                "end": s + dt.timedelta(days=length - 1), "treated": first is not None,
+                "first_gc001": s + dt.timedelta(days=first) if first is not None else None,
+                "sex": sex,
+            }
+        )  # fmt: skip
+    return pl.DataFrame(out).with_columns(pl.col("first_gc001").cast(pl.Date))
+
+
+def brute_force_eligible(cohort: pl.DataFrame, case: dict, mode: str, match_on=()) -> set[int]:
+    """Spell ids eligible as controls for `case`, by the definition, row by row."""
+    t = (case["first_gc001"] - case["start"]).days
+    eligible = set()
+    for c in cohort.iter_rows(named=True):
+        same_month = (c["start"].year, c["start"].month) == (
+            case["start"].year,
+            case["start"].month,
+        )
+        ongoing = (c["end"] - c["start"]).days >= t
+        if mode == "never_treated":
+            untreated = not c["treated"]
+        else:
+            untreated = not c["treated"] or (c["first_gc001"] - c["start"]).days > t
+        matched = all(c[m] == case[m] for m in match_on)
+        if same_month and ongoing and untreated and matched and c["lopnr"] != case["lopnr"]:
+            eligible.add(c["spell_id"])
+    return eligible
+
+
+cohorts = st.lists(
+    st.tuples(
+        st.integers(1, 12),  # lopnr
+        st.integers(0, 70),  # start offset: three calendar months
+        st.integers(1, 120),  # length
+        st.one_of(st.none(), st.integers(0, 60)),  # first GC001 day
+        st.sampled_from(["Kvinnor", "Män"]),
+    ),
+    min_size=1,
+    max_size=40,
+).map(lambda rows: [(p, s, n, f if f is None or f < n else None, x) for p, s, n, f, x in rows])
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    rows=cohorts,
+    k=st.integers(1, 4),
+    mode=st.sampled_from(["never_treated", "not_yet_treated"]),
+    match=st.booleans(),
+)
+def test_every_control_is_eligible_and_set_sizes_match_a_brute_force_count(rows, k, mode, match):
+    cohort = cohort_from(rows)
+    match_on = ("sex",) if match else ()
+    sets = build_riskset(cohort, conf(k=k, mode=mode, match_on=match_on))
+    by_id = {r["spell_id"]: r for r in cohort.iter_rows(named=True)}
+    cases = cohort.filter("treated")
+    assert sets.filter("case").height == cases.height
+    for _, members in sets.group_by("set_id"):
+        case = by_id[members.filter("case")["spell_id"].item()]
+        eligible = brute_force_eligible(cohort, case, mode, match_on)
+        controls = members.filter(~pl.col("case"))["spell_id"].to_list()
+        assert set(controls) <= eligible
+        assert len(set(controls)) == len(controls) == min(k, len(eligible))
+        assert members["n_eligible"].unique().to_list() == [len(eligible)]
+        t = (case["first_gc001"] - case["start"]).days
+        assert members["t"].unique().to_list() == [t]
+        for c in members.filter(~pl.col("case")).iter_rows(named=True):
+            assert c["index_date"] == by_id[c["spell_id"]]["start"] + dt.timedelta(days=t)
+
+
+def test_each_eligible_control_is_drawn_with_equal_probability():
+    # 3 000 cases at day 0 in one month, 10 eligible controls; k = 3.
+    rows = [(1000 + i, 0, 30, 0, "Män") for i in range(3000)]
+    rows += [(i, 1, 30, None, "Män") for i in range(10)]
+    sets = build_riskset(cohort_from(rows), conf(k=3, seed=12345))
+    counts = sets.filter(~pl.col("case"))["spell_id"].value_counts().sort("spell_id")["count"]
+    assert counts.len() == 10 and counts.sum() == 9000
+    assert stats.chisquare(counts.to_numpy()).pvalue > 0.001
+
+
+def test_fewer_eligible_than_k_takes_all_and_none_gives_an_empty_set():
+    rows = [
+        (1, 0, 100, 40, "Män"),
+        (2, 3, 50, None, "Män"),
+        (3, 5, 30, None, "Män"),
+        (4, 0, 100, 0, "Män"),
+    ]
+    sets = build_riskset(cohort_from(rows), conf(k=5))
+    first = sets.filter(pl.col("set_id") == 0)  # case t = 40: only spell 1 (50 days) still on
+    assert first.filter(~pl.col("case"))["spell_id"].to_list() == [1]
+    assert first["n_eligible"].unique().to_list() == [1]
+    second = sets.filter(pl.col("set_id") == 1)  # case t = 0: spells 1, 2
+    assert sorted(second.filter(~pl.col("case"))["spell_id"].to_list()) == [1, 2]
+
+
+def _digest(frame: pl.DataFrame) -> str:
+    return hashlib.sha256(frame.write_csv().encode()).hexdigest()
+
+
+def test_same_seed_same_sets_and_another_seed_other_sets():
+    rows = [(1000 + i, i % 60, 40 + i % 90, i % 30, "Män") for i in range(300)]
+    rows += [(i, i % 60, 20 + i % 200, None, "Kvinnor") for i in range(2000)]
+    cohort = cohort_from(rows)
+    a = build_riskset(cohort, conf(seed=7))
+    assert _digest(a) == _digest(
+        build_riskset(cohort.sample(fraction=1.0, shuffle=True, seed=3), conf(seed=7))
+    )
+    assert _digest(a) != _digest(build_riskset(cohort, conf(seed=8)))
+
+
+def test_sets_are_identical_with_one_or_two_threads(tmp_path):
+    script = (
+        "import sys, polars as pl; from pipeline.riskset import build_riskset, RiskSetConfig;"
+        "c = pl.read_parquet(sys.argv[1]);"
+        "print(build_riskset(c, RiskSetConfig(5, 'never_treated', (), 11)).hash_rows().sum())"
+    )
+    rows = [(1000 + i, i % 60, 40 + i % 90, i % 30, "Män") for i in range(500)]
+    rows += [(i, i % 60, 20 + i % 200, None, "Män") for i in range(5000)]
+    path = tmp_path / "cohort.parquet"
+    cohort_from(rows).write_parquet(path)
+    outs = []
+    for threads in ("1", "2"):
+        env = os.environ | {"POLARS_MAX_THREADS": threads, "OMP_NUM_THREADS": threads}
+        command = [sys.executable, "-c", script, str(path)]
+        run = subprocess.run(
+            command, env=env, capture_output=True, text=True, check=True, cwd=config.ROOT
+        )
+        outs.append(run.stdout.strip())
+    assert outs[0] == outs[1]
+
+
+def test_not_yet_treated_admits_a_later_treated_spell_as_control():
+    rows = [(1, 0, 100, 10, "Män"), (2, 2, 100, 50, "Män"), (3, 4, 100, 5, "Män")]
+    never = build_riskset(cohort_from(rows), conf(mode="never_treated"))
+    later = build_riskset(cohort_from(rows), conf(mode="not_yet_treated"))
+    assert never.filter(~pl.col("case")).height == 0
+    first_set = later.filter((pl.col("set_id") == 0) & ~pl.col("case"))  # case t = 10
+    # spell 1 is treated on day 50 > 10, spell 2 already on day 5
+    assert first_set["spell_id"].to_list() == [1]
+    # spell 2 (GC001 on day 5) is never a control: no case has t < 5 but itself
+    assert 2 not in later.filter(~pl.col("case"))["spell_id"].to_list()
