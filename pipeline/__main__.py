@@ -29,6 +29,7 @@ STAGES: dict[str, str] = {
     "income_models": "pipeline.income_models",
     "income_tables": "pipeline.income_tables",
     "riskset": "pipeline.riskset",
+    "registrations": "pipeline.registrations",
 }
 
 log = logging.getLogger("pipeline")

@@ -1,0 +1,154 @@
+"""`nb_model` stage: sick days after GC001, negative binomial (analysis-spec.md §6.3-6.5).
+
+Two designs, both fitted and written (§10 item 24):
+- `riskset` (the pipeline's own): every member of every matched set of
+  `outputs/riskset.parquet`; index = the case's first GC001 / the control's start +
+  the case's day t. Controls recur: SEs cluster by person.
+- `report` (to compare with the published +20 / +40 days): one row per person;
+  treated indexed at their first GC001, controls at the start of their first (or
+  latest) qualifying spell + the mean day of first GC001 of the treated rows.
+
+Per row: `after_days` = sick days in [index, index + W - 1], `prior_days` = sick days
+in [index - W, index - 1] (net or gross, `nb.day_measure`), over all the person's
+spells. Rows whose after-window passes the data end are dropped (`nb.truncation:
+exclude`) or kept with log(observed days) as offset (`offset`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.errors import PipelineError
+from pipeline.sickdays import window_days
+
+log = logging.getLogger(__name__)
+
+COVARIATE_COLUMNS = ["age", "sex", "diagnosis_group", "lan"]
+
+
+@dataclass(frozen=True)
+class NBConfig:
+    """The `nb` slice of the configuration (conf/analysis/report.yaml)."""
+
+    window_days: int
+    day_measure: str
+    truncation: str
+    interaction: bool
+    covariates: tuple[str, ...]
+    report_control_spell: str
+    extra_days_at: tuple[float, ...]
+    cluster: str | None
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> NBConfig:
+        """Build from the composed configuration, checking the choices."""
+        nb = cfg.nb
+        conf = cls(
+            window_days=int(nb.window_days),
+            day_measure=str(nb.day_measure),
+            truncation=str(nb.truncation),
+            interaction=bool(nb.interaction),
+            covariates=tuple(str(c) for c in nb.covariates),
+            report_control_spell=str(nb.report_control_spell),
+            extra_days_at=tuple(float(v) for v in nb.extra_days_at),
+            cluster=str(nb.cluster) if nb.cluster else None,
+        )
+        choices = {
+            "nb.day_measure": (conf.day_measure, {"net", "gross"}),
+            "nb.truncation": (conf.truncation, {"exclude", "offset"}),
+            "nb.report_control_spell": (conf.report_control_spell, {"first", "latest"}),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise PipelineError(f"config {key}={value!r}: expected one of {sorted(allowed)}")
+        return conf
+
+
+def riskset_rows(riskset: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFrame:
+    """Riskset design: one row per set member with its index date and its spell's covariates."""
+    spell_covariates = cohort.select("spell_id", *COVARIATE_COLUMNS)
+    return riskset.select(
+        "set_id", "spell_id", "lopnr", pl.col("case").alias("treated"), "index_date"
+    ).join(spell_covariates, on="spell_id", how="left")
+
+
+def report_rows(cohort: pl.DataFrame, control_spell: str) -> tuple[pl.DataFrame, float]:
+    """Report design (§6.3): one row per person, and the mean day of first GC001 used (days)."""
+    treated = (
+        cohort.filter("treated")
+        .sort("first_gc001", "spell_id")
+        .group_by("lopnr", maintain_order=True)
+        .first()
+    )
+    mean_t = float(
+        treated.select((pl.col("first_gc001") - pl.col("start")).dt.total_days().mean()).item()
+    )
+    controls = cohort.filter(~pl.col("treated")).sort(
+        "start", "spell_id", descending=control_spell == "latest"
+    )
+    controls = controls.group_by("lopnr", maintain_order=True).first()
+    offset = pl.duration(days=round(mean_t))
+    rows = pl.concat(
+        [
+            treated.select(
+                "spell_id",
+                "lopnr",
+                pl.lit(True).alias("treated"),
+                pl.col("first_gc001").alias("index_date"),
+                *COVARIATE_COLUMNS,
+            ),
+            controls.select(
+                "spell_id",
+                "lopnr",
+                pl.lit(False).alias("treated"),
+                (pl.col("start") + offset).alias("index_date"),
+                *COVARIATE_COLUMNS,
+            ),
+        ]
+    )
+    return rows.with_columns(pl.lit(None, pl.Int64).alias("set_id")).sort("lopnr"), mean_t
+
+
+def add_sick_days(
+    rows: pl.DataFrame, periods: pl.DataFrame | Path, conf: NBConfig, data_end: dt.date
+) -> pl.DataFrame:
+    """Rows with `after_days`, `prior_days` (days, per `nb.day_measure`), `exposure_days`
+    (after-window days inside the data) and `row_id`; truncated rows handled per `nb.truncation`."""
+    w = conf.window_days
+    rows = rows.with_row_index("row_id").with_columns(pl.col("row_id").cast(pl.Int64))
+    windows = {
+        "after": (pl.col("index_date"), pl.col("index_date") + pl.duration(days=w - 1)),
+        "prior": (
+            pl.col("index_date") - pl.duration(days=w),
+            pl.col("index_date") - pl.duration(days=1),
+        ),
+    }
+    measure = "net_days" if conf.day_measure == "net" else "gross_days"
+    out = rows
+    for name, (start, end) in windows.items():
+        members = rows.select(
+            pl.col("row_id").alias("member_id"),
+            "lopnr",
+            start.alias("window_start"),
+            end.alias("window_end"),
+        )
+        days = window_days(members, periods).select(
+            pl.col("member_id").alias("row_id"),
+            pl.col(measure).cast(pl.Float64).alias(f"{name}_days"),
+        )
+        out = out.join(days, on="row_id", how="left")
+    window_end = pl.col("index_date") + pl.duration(days=w - 1)
+    inside = (pl.lit(data_end) - pl.col("index_date")).dt.total_days() + 1
+    out = out.with_columns(
+        pl.min_horizontal(inside, pl.lit(w)).alias("exposure_days"),
+        (window_end > pl.lit(data_end)).alias("truncated"),
+    )
+    if conf.truncation == "exclude":
+        out = out.filter(~pl.col("truncated"))
+    return out.filter(pl.col("exposure_days") > 0)
