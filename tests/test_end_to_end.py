@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from pipeline import config
 from pipeline.__main__ import STAGES, main
 from pipeline.contract import TABLES
 
@@ -113,7 +114,7 @@ def test_every_output_file_is_written_and_tables_hold_no_person_ids(run_dir):
             values = frame[column].drop_nulls()
             numbers = {int(v) for v in values.to_list() if v.isdigit()}
             assert not (numbers & lopnr), (path.name, column)
-    pngs = list((run_dir / "outputs" / "figures").glob("*.png"))
-    assert len(pngs) == 4 and all(
-        np.fromfile(p, dtype=np.uint8)[:4].tolist() == [137, 80, 78, 71] for p in pngs
-    )
+    pngs = sorted((run_dir / "outputs" / "figures").glob("*.png"))
+    listed = {f.file for f in config.compose().report.figures}
+    assert listed <= {p.name for p in pngs}
+    assert all(np.fromfile(p, dtype=np.uint8)[:4].tolist() == [137, 80, 78, 71] for p in pngs)
