@@ -30,6 +30,7 @@ STAGES: dict[str, str] = {
     "income_tables": "pipeline.income_tables",
     "riskset": "pipeline.riskset",
     "registrations": "pipeline.registrations",
+    "nb_model": "pipeline.nb_model",
     "report": "pipeline.report",
 }
 
