@@ -223,6 +223,11 @@ def key_metrics(tables_dir: Path) -> dict[str, Any]:
         ("Table 3|income_before|Alla|durable_any", "ame_pp_durable_any_income_before"),
     ):
         metrics[key] = _value(adjusted, "ame_pp", model=model)
+    extra = read_table(tables_dir / "nb_extra_days.csv")
+    for design in ("riskset", "report"):
+        for prior in ("0.0", "180.0"):
+            key = f"nb_extra_days_{design}_prior_{prior.split('.')[0]}"
+            metrics[key] = _value(extra, "extra_days", design=design, prior_days=prior)
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 
