@@ -14,6 +14,9 @@ DOCUMENTED = [
     "outputs/income_monthly.parquet",
     "outputs/outcomes.parquet",
     "outputs/models/income_logit.parquet",
+    "outputs/riskset.parquet",
+    "outputs/models/nb_data.parquet",
+    "outputs/models/nb.parquet",
 ]
 
 
