@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline import config
+from pipeline.__main__ import STAGES, main
 from pipeline.synth import Synthetic, generate
 from pipeline.synth.params import SynthParams
 
@@ -19,3 +22,24 @@ def synth_params(*overrides: str) -> SynthParams:
 def tiny() -> Synthetic:
     """The tiny synthetic delivery at the configured seed."""
     return generate(synth_params())
+
+
+E2E_PERSONS = 20_000
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory) -> Path:
+    """Every stage run once through the CLI on 20 000 synthetic persons, in a temporary dir."""
+    base = tmp_path_factory.mktemp("e2e")
+    overrides = [
+        "synth.size=small",
+        f"synth.sizes.small={E2E_PERSONS}",
+        f"synth.out_dir={base}/delivery",
+        f"synth.truth_dir={base}/truth",
+        f"paths.staged={base}/staged",
+        f"paths.quarantine={base}/quarantine",
+        f"paths.outputs={base}/outputs",
+    ]
+    for stage in STAGES:
+        assert main([stage, *overrides]) == 0, stage
+    return base

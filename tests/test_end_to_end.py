@@ -1,40 +1,19 @@
 """The whole chain on a synthetic delivery: the planted truth comes out at the end.
 
-One run per session (module fixture) of every stage through the CLI entry point,
-into a temporary directory, on 20 000 synthetic persons.
+`run_dir` (tests/conftest.py) runs every stage once per session through the CLI
+entry point, into a temporary directory, on 20 000 synthetic persons.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from pipeline import config
-from pipeline.__main__ import STAGES, main
 from pipeline.contract import TABLES
-
-PERSONS = 20_000
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("e2e")
-    overrides = [
-        "synth.size=small",
-        f"synth.sizes.small={PERSONS}",
-        f"synth.out_dir={base}/delivery",
-        f"synth.truth_dir={base}/truth",
-        f"paths.staged={base}/staged",
-        f"paths.quarantine={base}/quarantine",
-        f"paths.outputs={base}/outputs",
-    ]
-    for stage in STAGES:
-        assert main([stage, *overrides]) == 0, stage
-    return base
 
 
 def test_every_planted_bad_row_is_quarantined_with_its_reason(run_dir):

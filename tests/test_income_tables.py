@@ -7,10 +7,9 @@ import polars as pl
 from pipeline.income_tables import add_significance, b4_b5_table3, suppress_income_cells
 from pipeline.regression import stars
 from tests.test_disclosure import leaking_cells
-from tests.test_end_to_end import run_dir  # noqa: F401 (module fixture)
 
 
-def _outcomes(run_dir):  # noqa: F811
+def _outcomes(run_dir):
     return pl.read_parquet(run_dir / "outputs" / "outcomes.parquet")
 
 
@@ -19,7 +18,7 @@ def _cell(cells: pl.DataFrame, **where: str) -> dict:
     return cells.filter(mask).row(0, named=True)
 
 
-def test_b4_cells_equal_a_direct_count(run_dir):  # noqa: F811
+def test_b4_cells_equal_a_direct_count(run_dir):
     outcomes = _outcomes(run_dir)
     cells = b4_b5_table3(outcomes, (3, 6, 12))
     population = outcomes.filter(
@@ -39,7 +38,7 @@ def test_b4_cells_equal_a_direct_count(run_dir):  # noqa: F811
     assert (wide["<2 år"] + wide["2+ år"] == wide["Alla"]).all()
 
 
-def test_stars_on_treated_cells_come_from_the_adjusted_model(run_dir):  # noqa: F811
+def test_stars_on_treated_cells_come_from_the_adjusted_model(run_dir):
     models = pl.read_parquet(run_dir / "outputs" / "models" / "income_logit.parquet")
     cells = add_significance(b4_b5_table3(_outcomes(run_dir), (3, 6, 12)), models, "adjusted_logit")
     treated_p = models.filter(pl.col("term") == "treated").select("model", "p_value")
@@ -52,7 +51,7 @@ def test_stars_on_treated_cells_come_from_the_adjusted_model(run_dir):  # noqa: 
     assert (cells.filter(pl.col("group") == "Kontroll")["stars"] == "").all()
 
 
-def test_no_suppressed_count_can_be_recomputed_from_the_length_classes(run_dir):  # noqa: F811
+def test_no_suppressed_count_can_be_recomputed_from_the_length_classes(run_dir):
     models = pl.read_parquet(run_dir / "outputs" / "models" / "income_logit.parquet")
     cells = add_significance(b4_b5_table3(_outcomes(run_dir), (3, 6, 12)), models, "adjusted_logit")
     hidden = suppress_income_cells(cells, min_count=30)  # a high threshold to force suppression

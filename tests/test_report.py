@@ -12,7 +12,6 @@ import polars as pl
 
 from pipeline import config
 from pipeline.report import display, read_table
-from tests.test_end_to_end import run_dir  # noqa: F401 (module fixture)
 
 REPORT = config.compose().report
 
@@ -46,7 +45,7 @@ class Tables(HTMLParser):
             self._cell.append(data)
 
 
-def test_every_table_and_figure_is_in_the_html_with_the_numbers_of_its_csv(run_dir):  # noqa: F811
+def test_every_table_and_figure_is_in_the_html_with_the_numbers_of_its_csv(run_dir):
     parser = Tables()
     parser.feed((run_dir / "outputs" / "report.html").read_text(encoding="utf-8"))
     assert len(parser.images) == len(REPORT.figures)
@@ -59,7 +58,7 @@ def test_every_table_and_figure_is_in_the_html_with_the_numbers_of_its_csv(run_d
         assert table[1:] == expected, entry.file
 
 
-def test_the_workbook_opens_with_a_sheet_per_table_and_a_notes_row(run_dir):  # noqa: F811
+def test_the_workbook_opens_with_a_sheet_per_table_and_a_notes_row(run_dir):
     book = openpyxl.load_workbook(run_dir / "outputs" / "report.xlsx", read_only=True)
     expected = ["attrition", *(t.file.removesuffix(".csv")[:31] for t in REPORT.tables)]
     assert book.sheetnames == expected
@@ -71,7 +70,7 @@ def test_the_workbook_opens_with_a_sheet_per_table_and_a_notes_row(run_dir):  # 
     assert list(rows[3][: len(csv.columns)]) == csv.columns
 
 
-def test_no_output_file_contains_a_person_id_of_the_input(run_dir):  # noqa: F811
+def test_no_output_file_contains_a_person_id_of_the_input(run_dir):
     ids = set(
         pl.read_parquet(run_dir / "staged" / "bakgrund.parquet")["lopnr"].cast(pl.String).to_list()
     )

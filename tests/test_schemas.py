@@ -5,7 +5,6 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tests.test_end_to_end import run_dir  # noqa: F401 (module fixture)
 from tests.test_stage import _documented_columns
 
 DOCUMENTED = [
@@ -21,13 +20,13 @@ DOCUMENTED = [
 
 
 @pytest.mark.parametrize("relative", DOCUMENTED)
-def test_written_schema_equals_the_documented_one(relative, run_dir):  # noqa: F811
+def test_written_schema_equals_the_documented_one(relative, run_dir):
     path = run_dir / relative
     written = [(name, str(dtype)) for name, dtype in pl.read_parquet_schema(path).items()]
     assert _documented_columns(relative) == written
 
 
-def test_cohort_documents_every_column_beyond_spells_and_exposure(run_dir):  # noqa: F811
+def test_cohort_documents_every_column_beyond_spells_and_exposure(run_dir):
     written = pl.read_parquet_schema(run_dir / "outputs/cohort.parquet")
     inherited = {
         *pl.read_parquet_schema(run_dir / "outputs/spells.parquet"),
