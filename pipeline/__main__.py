@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 
-from pipeline import config
+from pipeline import config, io
 from pipeline.errors import PipelineError
 
 # stage name -> module with a `run(cfg) -> None`
@@ -52,7 +52,17 @@ def main(argv: list[str] | None = None) -> int:
             log.info("wrote %s", path.relative_to(config.ROOT))
             return 0
         # A stage sees only the keys dvc.yaml declares for it: no untracked config.
-        cfg = config.restrict(config.load(args.overrides), config.stage_params(args.stage))
+        full = config.load(args.overrides)
+        cfg = config.restrict(full, config.stage_params(args.stage))
+        # A stage killed mid-write leaves only temporaries (writes are atomic): clear them.
+        for root in {
+            config.resolve_path(full.paths.outputs),
+            config.resolve_path(full.synth.out_dir),
+        }:
+            if removed := io.remove_stale_temporaries(root):
+                log.warning(
+                    "removed %d temporary files left by an interrupted run under %s", removed, root
+                )
         started = time.perf_counter()
         importlib.import_module(STAGES[args.stage]).run(cfg)
         log.info("%s done in %.1f s", args.stage, time.perf_counter() - started)

@@ -74,3 +74,20 @@ def write_csv(frame: pl.DataFrame, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         frame.write_csv(tmp)
     return Path(path)
+
+
+def remove_stale_temporaries(root: str | Path) -> int:
+    """Delete temporary files that a killed writer left under `root`; returns how many.
+
+    `atomic_path` names them `.<target>.<random>.tmp`; a stage killed between writing
+    and renaming leaves one behind, which must not end up in a DVC-tracked directory.
+    """
+    removed = 0
+    base = Path(root)
+    if not base.exists():
+        return 0
+    for path in base.rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
