@@ -203,6 +203,41 @@ def _value(frame: pl.DataFrame, column: str, **where: str) -> float | None:
     return float(rows[column][0])
 
 
+def published_comparison(tables_dir: Path, entries: list[dict[str, Any]]) -> pl.DataFrame:
+    """Published numbers (analysis-spec.md §5) beside ours: label, source, published, ours,
+    difference (ours − published); ours is null where the cell is missing or suppressed."""
+    rows = []
+    for entry in entries:
+        ours = _value(read_table(tables_dir / entry["file"]), entry["column"], **entry["where"])
+        published = float(entry["value"])
+        rows.append(
+            {
+                "label": entry["label"],
+                "source": entry["source"],
+                "published": published,
+                "ours": ours,
+                "difference": None if ours is None else ours - published,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "label": pl.String,
+            "source": pl.String,
+            "published": pl.Float64,
+            "ours": pl.Float64,
+            "difference": pl.Float64,
+        },
+    )
+
+
+def show_published(setting: str, data_name: str) -> bool:
+    """Whether the report compares with the published numbers (`report.compare_published`)."""
+    if setting == "auto":
+        return data_name != "synthetic"
+    return str(setting).lower() == "true"
+
+
 def key_metrics(tables_dir: Path) -> dict[str, Any]:
     """Key estimates for `dvc metrics show` / `dvc exp show` (rounded, suppressed cells as null)."""
     split = read_table(tables_dir / "ownership_split.csv")
@@ -272,6 +307,17 @@ def run(cfg: Any) -> None:
         [dict(i) for i in rep.inconsistencies],
         directions(long_cells),
     )
+    # Always written (on synthetic data it shows how far the planted shapes are from the
+    # published ones); shown in the HTML for a real delivery (`report.compare_published`).
+    entries = [OmegaConf.to_container(e) for e in rep.published]
+    comparison = published_comparison(tables_dir, entries)
+    io.write_csv(comparison, outputs / "published_comparison.csv")
+    if show_published(str(rep.compare_published), str(cfg.data.name)):
+        section = html_table(comparison.with_columns(pl.all().cast(pl.String)))
+        document = document.replace(
+            "<h2>Urval (attrition)</h2>",
+            "<h2>Publicerade värden och våra</h2>" + section + "<h2>Urval (attrition)</h2>",
+        )
     io.write_text_atomic(outputs / "report.html", document)
     notes = {
         t.file: f"Källa: outputs/tables/{t.file}. Definitioner: docs/methods.md."

@@ -86,3 +86,24 @@ def test_no_output_file_contains_a_person_id_of_the_input(run_dir):
     assert texts
     for name, text in texts.items():
         assert not (set(token.findall(text)) & ids), name
+
+
+def test_a_real_delivery_shows_the_published_numbers_beside_ours(run_dir, tmp_path):
+    import shutil
+
+    from pipeline.__main__ import main
+
+    outputs = tmp_path / "outputs"
+    shutil.copytree(run_dir / "outputs", outputs)
+    assert main(["report", f"paths.outputs={outputs}", "data.name=mydelivery"]) == 0
+    html_text = (outputs / "report.html").read_text(encoding="utf-8")
+    assert "Publicerade värden och våra" in html_text
+    comparison = read_table(outputs / "published_comparison.csv")
+    assert comparison.height == len(REPORT.published)
+    parser = Tables()
+    parser.feed(html_text)
+    shown = parser.tables[0]  # the comparison comes first
+    assert shown[0] == comparison.columns
+    assert [row[2] for row in shown[1:]] == [display(v) for v in comparison["published"]]
+    synthetic = (run_dir / "outputs" / "report.html").read_text(encoding="utf-8")
+    assert "Publicerade värden och våra" not in synthetic
