@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "riskset": "pipeline.riskset",
     "registrations": "pipeline.registrations",
     "nb_model": "pipeline.nb_model",
+    "survival": "pipeline.survival_analysis",
     "report": "pipeline.report",
 }
 

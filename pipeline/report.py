@@ -342,6 +342,7 @@ REPORTED_SECTIONS = [
     "significance",
     "riskset",
     "nb",
+    "survival",
     "fk",
     "regions",
     "describe",
