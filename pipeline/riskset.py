@@ -31,9 +31,17 @@ log = logging.getLogger(__name__)
 
 MODES = ("never_treated", "not_yet_treated")
 RISKSET_COLUMNS = [
-    "set_id", "spell_id", "lopnr", "case", "index_date", "t", "n_eligible", "stratum", "k",
+    "set_id",
+    "spell_id",
+    "lopnr",
+    "case",
+    "index_date",
+    "t",
+    "n_eligible",
+    "stratum",
+    "k",
     "control_mode",
-]  # fmt: skip
+]
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,19 @@ class RiskSetConfig:
     control_mode: str
     match_on: tuple[str, ...]
     seed: int
+    reuse_controls: bool = True
 
     @classmethod
     def from_config(cls, cfg: Any) -> RiskSetConfig:
         """Build from the composed configuration, checking the choices."""
         r = cfg.riskset
-        conf = cls(int(r.k), str(r.control_mode), tuple(str(m) for m in r.match_on), int(r.seed))
+        conf = cls(
+            int(r.k),
+            str(r.control_mode),
+            tuple(str(m) for m in r.match_on),
+            int(r.seed),
+            bool(r.reuse_controls),
+        )
         if conf.control_mode not in MODES:
             raise PipelineError(
                 f"config riskset.control_mode={conf.control_mode!r}: expected one of {list(MODES)}"
@@ -141,6 +156,12 @@ def build_riskset(cohort: pl.DataFrame, conf: RiskSetConfig) -> pl.DataFrame:
     take = np.minimum(conf.k, n_eligible)
 
     rng = np.random.default_rng(conf.seed)
+    if not conf.reuse_controls:
+        own_pos = lo[own["row"].to_numpy()] + own["offset"].to_numpy()
+        row, pos = _draw_without_reuse(
+            rng, lo, size, conf.k, t, own["row"].to_numpy(), own_pos, len(cand)
+        )
+        return _assemble(case, cand, t, n_eligible, row, pos, conf)
     all_rows = np.flatnonzero(take == n_eligible)  # take every eligible candidate
     some_rows = np.flatnonzero(take < n_eligible)
     forbidden = {(r, o) for r, o in own.iter_rows()}
@@ -158,6 +179,19 @@ def build_riskset(cohort: pl.DataFrame, conf: RiskSetConfig) -> pl.DataFrame:
     row = np.concatenate([row_all[keep], some_rows[row_some]])
     pos = lo[row] + np.concatenate([off_all[keep], off_some])
 
+    return _assemble(case, cand, t, n_eligible, row, pos, conf)
+
+
+def _assemble(
+    case: pl.DataFrame,
+    cand: pl.DataFrame,
+    t: np.ndarray,
+    n_eligible: np.ndarray,
+    row: np.ndarray,
+    pos: np.ndarray,
+    conf: RiskSetConfig,
+) -> pl.DataFrame:
+    """The riskset frame from the cases and the drawn (case row, candidate position) pairs."""
     controls = pl.DataFrame(
         {
             "set_id": row.astype(np.int64),
@@ -194,6 +228,62 @@ def build_riskset(cohort: pl.DataFrame, conf: RiskSetConfig) -> pl.DataFrame:
         .sort("set_id", pl.col("case"), "spell_id", descending=[False, True, False])
         .select(RISKSET_COLUMNS)
     )
+
+
+def _draw_without_reuse(
+    rng: np.random.Generator,
+    lo: np.ndarray,
+    size: np.ndarray,
+    k: int,
+    t: np.ndarray,
+    own_row: np.ndarray,
+    own_pos: np.ndarray,
+    n_candidates: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(case row, candidate position) pairs when a control may serve one set only.
+
+    In rounds, every case still short of k draws one control uniformly among the
+    unused eligible candidates (the j-th unused one, found by a search in the running
+    count of unused candidates, so there is no rejection loop); when two cases draw
+    the same control the one with the earlier index day (then the lower set id) gets
+    it. Candidates of the case's own person are redrawn in the next round.
+    """
+    used = np.zeros(n_candidates, dtype=bool)
+    taken = np.zeros(len(size), dtype=np.int64)
+    priority = np.lexsort((np.arange(len(size)), t))
+    rank = np.empty(len(size), dtype=np.int64)
+    rank[priority] = np.arange(len(size))
+    own = set(zip(own_row.tolist(), own_pos.tolist(), strict=True))
+    rows, positions = [], []
+    active = np.arange(len(size))
+    while True:
+        unused_cum = np.concatenate([[0], np.cumsum(~used)])
+        free = unused_cum[lo + size] - unused_cum[lo]
+        own_free = np.bincount(own_row[~used[own_pos]], minlength=len(size)) if own else 0
+        available = free - own_free
+        active = active[(taken[active] < k) & (available[active] > 0)]
+        if not active.size:
+            break
+        j = rng.integers(0, free[active])  # the j-th unused candidate of the case's tail
+        draw = np.searchsorted(unused_cum, unused_cum[lo[active]] + j + 1, side="left") - 1
+        ok = (
+            np.array([(r, p) not in own for r, p in zip(active, draw, strict=True)])
+            if own
+            else (np.ones(len(active), dtype=bool))
+        )
+        cand_rows, cand_pos = active[ok], draw[ok]
+        if not cand_rows.size:  # every draw hit the case's own person: draw again
+            continue
+        order = np.lexsort((rank[cand_rows], cand_pos))
+        first = np.r_[True, cand_pos[order][1:] != cand_pos[order][:-1]]
+        win_rows, win_pos = cand_rows[order][first], cand_pos[order][first]
+        used[win_pos] = True
+        taken[win_rows] += 1
+        rows.append(win_rows)
+        positions.append(win_pos)
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(rows), np.concatenate(positions)
 
 
 def _own_person_offsets(case: pl.DataFrame, cand_pos: pl.DataFrame, lo: np.ndarray) -> pl.DataFrame:

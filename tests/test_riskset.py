@@ -170,3 +170,27 @@ def test_not_yet_treated_admits_a_later_treated_spell_as_control():
     assert first_set["spell_id"].to_list() == [1]
     # spell 2 (GC001 on day 5) is never a control: no case has t < 5 but itself
     assert 2 not in later.filter(~pl.col("case"))["spell_id"].to_list()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=cohorts, k=st.integers(1, 4), mode=st.sampled_from(["never_treated", "not_yet_treated"])
+)
+def test_without_reuse_every_control_serves_one_set_and_stays_eligible(rows, k, mode):
+    cohort = cohort_from(rows)
+    c = RiskSetConfig(k=k, control_mode=mode, match_on=(), seed=3, reuse_controls=False)
+    sets = build_riskset(cohort, c)
+    controls = sets.filter(~pl.col("case"))
+    assert controls["spell_id"].is_unique().all()
+    by_id = {r["spell_id"]: r for r in cohort.iter_rows(named=True)}
+    for _, members in sets.group_by("set_id"):
+        case = by_id[members.filter("case")["spell_id"].item()]
+        eligible = brute_force_eligible(cohort, case, mode)
+        chosen = members.filter(~pl.col("case"))["spell_id"].to_list()
+        assert set(chosen) <= eligible and len(chosen) <= k
+    # a set is short of k only when every eligible control is used by another set
+    used = set(controls["spell_id"].to_list())
+    for _, members in sets.group_by("set_id"):
+        case = by_id[members.filter("case")["spell_id"].item()]
+        if members.height - 1 < k:
+            assert brute_force_eligible(cohort, case, mode) <= used
