@@ -31,7 +31,6 @@ CARE_LEVEL_LABEL = {
     "primary_care": "Primärvård",
     "specialised": "Specialiserad psykiatrisk öppen- och slutenvård",
 }
-PNG_METADATA = {"Software": None}  # no version or date in the PNG: byte-stable figures
 
 
 @dataclass(frozen=True)
@@ -321,11 +320,7 @@ def plot_days_by_year(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata=PNG_METADATA)
-    plt.close(fig)
-    return path
+    return io.write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:

@@ -21,7 +21,6 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from pipeline import config, io
-from pipeline.describe import PNG_METADATA
 from pipeline.disclosure import suppressed_cells
 from pipeline.income_models import ALL_LENGTHS, LENGTH_CLASSES, ModelSpec, model_rows
 from pipeline.regression import stars, two_proportion_z, wilson_ci
@@ -400,11 +399,7 @@ def plot_shares(data: pl.DataFrame, figure: str, title: str, path: Any) -> Any:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata=PNG_METADATA)
-    plt.close(fig)
-    return path
+    return io.write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:

@@ -173,7 +173,6 @@ def plot_extra_days(curves: pl.DataFrame, points: pl.DataFrame, path: Path) -> P
     import matplotlib.pyplot as plt
 
     from pipeline import io
-    from pipeline.describe import PNG_METADATA
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for design, label in (("riskset", "Riskmängd (matchade set)"), ("report", "Rapportens design")):
@@ -198,11 +197,7 @@ def plot_extra_days(curves: pl.DataFrame, points: pl.DataFrame, path: Path) -> P
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata=PNG_METADATA)
-    plt.close(fig)
-    return path
+    return io.write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:

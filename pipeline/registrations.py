@@ -20,7 +20,6 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from pipeline import config, io, sql
-from pipeline.describe import PNG_METADATA
 from pipeline.errors import PipelineError
 from pipeline.regression import newcombe_diff_ci, two_proportion_z, wilson_ci
 
@@ -257,11 +256,7 @@ def plot_figure5(table: pl.DataFrame, path: Path) -> Path:
         fontsize=10,
     )
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata=PNG_METADATA)
-    plt.close(fig)
-    return path
+    return io.write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:
