@@ -11,8 +11,11 @@ false = censored at the data end).
   conf.type = "log-log")`. R's default `conf.type = "log"` gives other bounds. Rows are
   treated as independent (a control recurring in several sets counts each time), so
   the bands are somewhat narrow; the Cox model below accounts for that.
-- `fit_stratified_cox`: lifelines `CoxPHFitter(strata=[set_id])`, Efron ties (R
-  `coxph`'s default too), `robust=True, cluster_col=lopnr`.
+- `fit_stratified_cox`: Cox model stratified by `set_id`, Efron ties (R `coxph`'s default
+  too), fitted by Newton-Raphson on the stratified partial likelihood, vectorised over
+  strata (`_newton_raphson`; ~1.5 s for 70 000 sets of 6). lifelines'
+  `CoxPHFitter(strata=...)`, used before, loops over strata in Python (~10 ms each, ~12
+  minutes for those sets); the tests check the fit against it and R.
 
 Variance conventions (reconciled with R survival::coxph in `tests/test_survival.py`):
 
@@ -24,8 +27,7 @@ Variance conventions (reconciled with R survival::coxph in `tests/test_survival.
   times (its docstring says so): with day-resolution durations its robust SEs are off
   by a fraction of a per cent. We therefore compute the score residuals ourselves with
   the Efron weighting R uses (`_efron_score_residuals`), vectorised over all strata;
-  without ties they equal lifelines' exactly. lifelines' own value is kept in
-  `CoxResult.lifelines_std_err`.
+  without ties they equal lifelines' exactly.
 - CIs and p-values: Wald with normal quantiles on the robust SE (R `summary(fit)`).
 
 Caveat (tests/reference_r/survival/robust_se_mc.R): with matched sets of 2-5 rows the
@@ -42,7 +44,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from lifelines import CoxPHFitter, KaplanMeierFitter
-from lifelines.exceptions import ConvergenceError
+from lifelines import KaplanMeierFitter
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -61,10 +61,18 @@ from pipeline.regression import SUMMARY_COLUMNS
 log = logging.getLogger(__name__)
 
 LEVEL = 0.95
-# lifelines' Newton defaults stop when the relative change in log-likelihood is < 1e-9
-# or the Newton decrement is < 1e-7, up to ~1e-6 (relative) short of the MLE here. These
-# stop on a decrement < 1e-16, one or two more steps, and match R's coxph to ~1e-11.
-FIT_OPTIONS: Mapping[str, float] = {"precision": 1e-16, "r_precision": 1e-14}
+# Newton-Raphson on the Efron partial likelihood (_newton_raphson). It stops after the step
+# whose Newton decrement g' I^-1 g was below DECREMENT_TOL: beta was then within ~1e-8 SE of
+# the MLE, and that last full Newton step leaves it at float noise; R's coxph (eps = 1e-10
+# on the relative change in log-likelihood) agrees to ~1e-11 (tests/test_survival.py).
+MAX_NEWTON_STEPS = 50  # as fit.R's coxph.control(iter.max = 50); 5-10 are typical
+MAX_HALVINGS = 40  # step-halvings of one Newton step before giving up
+DECREMENT_TOL = 1e-16
+LOGLIK_RTOL = 1e-12  # a step may lower the log-likelihood by this (relative): float noise
+# A last step larger than this (times max(1, |b|)) after the log-likelihood converged: the
+# coefficient runs to infinity (as R coxph's check, default toler.inf = sqrt(eps = 1e-9)).
+INFINITE_STEP_TOL = math.sqrt(1e-9)
+MAX_CONDITION = 1e12  # of the information at unit diagonal; above it the terms are collinear
 KM_COLUMNS = ("group", "time", "at_risk", "events", "censored", "survival", "ci_low", "ci_high")
 MEDIAN_TOL = 1e-9  # survival this close above 0.5 counts as 0.5 (see median_table)
 MAX_CONCORDANCE_PAIRS = 50_000_000  # within-stratum pairs; matched sets of <= 5 give <= 25 each
@@ -267,7 +275,6 @@ class CoxResult:
         params: log hazard ratios; NaN when the model was not fitted.
         cov: robust (Lin-Wei, per-cluster) covariance, module-docstring convention.
         naive_cov: inverse information (model-based) covariance.
-        lifelines_std_err: lifelines' own robust SEs (tied times ignored), for reference.
         cov_strata: the same sandwich with the matched sets as clusters.
         cov_two_way: cov_strata + cov - (sandwich per row): clustered by set and person.
         n: rows fitted; n_dropped: rows of the input not fitted (nulls/NaN, negative
@@ -275,7 +282,8 @@ class CoxResult:
         n_strata, n_strata_dropped: strata fitted / dropped as uninformative.
         n_events: events in the rows fitted; n_clusters: distinct clusters fitted.
         concordance: Harrell's C over pairs within strata (= R `concordance(fit)`).
-        converged: False when lifelines did not converge or nothing was fitted.
+        converged: False when Newton-Raphson did not converge, a coefficient looks
+            infinite (both with a warning) or nothing was fitted.
         warnings: pre-fit and fit warnings with counts; write them to the model JSON.
     """
 
@@ -287,7 +295,6 @@ class CoxResult:
     params: np.ndarray
     cov: np.ndarray = field(repr=False)
     naive_cov: np.ndarray = field(repr=False)
-    lifelines_std_err: np.ndarray = field(repr=False)
     cov_strata: np.ndarray = field(repr=False)
     cov_two_way: np.ndarray = field(repr=False)
     n: int
@@ -472,7 +479,7 @@ def _monotone_direction(
 
     "highest" ("lowest") when every event has the largest (smallest) treatment value of
     its risk set. Then the partial likelihood increases without bound in the treatment coefficient
-    (whatever the covariates do): the Cox analogue of separation. lifelines stops
+    (whatever the covariates do): the Cox analogue of separation. Newton-Raphson stops
     somewhere along the ridge and the sandwich SE there is spuriously small.
     """
     x = pl.col(treatment).cast(pl.Float64)
@@ -493,11 +500,224 @@ def _monotone_direction(
     return next((k for k, v in flags.items() if v), None)
 
 
-def _segment_cumsum(values: np.ndarray, segment: np.ndarray, reverse: bool = False) -> np.ndarray:
-    """Cumulative sums of the columns of `values` (m x p) within runs of `segment` (m)."""
-    cols = [f"c{j}" for j in range(values.shape[1])]
-    frame = pl.DataFrame({"segment": segment, **dict(zip(cols, values.T, strict=True))})
-    return frame.select(pl.col(c).cum_sum(reverse=reverse).over("segment") for c in cols).to_numpy()
+@dataclass(frozen=True)
+class _RiskSets:
+    """Rows sorted by (stratum, time) and the index arrays of the Efron sums (no values).
+
+    `order` sorts the input rows; every other row array is in that order. A group is a
+    distinct (stratum, time); `group_position` counts the groups of a stratum from its
+    earliest time, `group_position_back` from its latest. Deaths are the rows with an
+    event, in row order; the deaths of one group form an event group of `n_tied` tied
+    deaths, and the k-th of them (0-based) has `frac` k / n_tied (Efron's weights).
+    """
+
+    order: np.ndarray
+    stratum_start: np.ndarray  # first row of each stratum
+    stratum_rows: np.ndarray  # rows per stratum
+    group: np.ndarray  # group of each row
+    group_start: np.ndarray  # first row of each group
+    group_position: np.ndarray
+    group_position_back: np.ndarray
+    dead: np.ndarray  # bool per row
+    death_group: np.ndarray  # group of each death
+    death_event: np.ndarray  # event group of each death
+    event_start: np.ndarray  # first death of each event group
+    n_tied: np.ndarray  # deaths per event group
+    frac: np.ndarray  # k / n_tied per death
+
+
+def _risk_sets(stratum: np.ndarray, time: np.ndarray, event: np.ndarray) -> _RiskSets:
+    """The sort order and index arrays of a stratified Cox model with Efron ties."""
+    order = np.lexsort((time, stratum))
+    s, t, dead = stratum[order], time[order], event[order].astype(bool)
+    new_stratum = np.r_[True, s[1:] != s[:-1]]
+    new_group = new_stratum | np.r_[True, t[1:] != t[:-1]]
+    group = np.cumsum(new_group) - 1
+    stratum_start = np.flatnonzero(new_stratum)
+    group_start = np.flatnonzero(new_group)
+    stratum_of_group = np.cumsum(new_stratum)[group_start] - 1
+    first_group = group[stratum_start]
+    groups_per_stratum = np.diff(np.r_[first_group, group_start.size])
+    group_position = np.arange(group_start.size) - first_group[stratum_of_group]
+    death_group = group[dead]
+    new_event = np.r_[True, death_group[1:] != death_group[:-1]]
+    event_start = np.flatnonzero(new_event)
+    death_event = np.cumsum(new_event) - 1
+    n_tied = np.diff(np.r_[event_start, death_group.size])
+    return _RiskSets(
+        order=order,
+        stratum_start=stratum_start,
+        stratum_rows=np.diff(np.r_[stratum_start, s.size]),
+        group=group,
+        group_start=group_start,
+        group_position=group_position,
+        group_position_back=groups_per_stratum[stratum_of_group] - 1 - group_position,
+        dead=dead,
+        death_group=death_group,
+        death_event=death_event,
+        event_start=event_start,
+        n_tied=n_tied,
+        frac=(np.arange(death_group.size) - event_start[death_event]) / n_tied[death_event],
+    )
+
+
+def _segment_scan(
+    values: np.ndarray,
+    position: np.ndarray,
+    combine: np.ufunc = np.add,
+    scale: np.ndarray | None = None,
+) -> np.ndarray:
+    """Running `combine` (sum or maximum) down the rows of `values` (m x q) within runs.
+
+    `position` is each row's index in its run. With `scale` (m, non-decreasing within a
+    run), row i of `values` and of the result is in units of exp(scale[i]): a term from
+    row j < i is multiplied by exp(scale[j] - scale[i]) <= 1, so sums of exp() of a wide
+    range cannot overflow. A log-step (Hillis-Steele) scan: ceil(log2(longest run))
+    vectorised passes. Each result adds only values of its own run, unlike a global
+    cumsum minus the run's offset, which loses the digits of all earlier runs.
+    """
+    out = values.copy()
+    shift = 1
+    while shift <= position.max(initial=0):
+        earlier = out[:-shift]
+        if scale is not None:
+            earlier = earlier * np.exp(np.minimum(scale[:-shift] - scale[shift:], 0.0))[:, None]
+        out[shift:] = np.where(
+            (position[shift:] >= shift)[:, None], combine(out[shift:], earlier), out[shift:]
+        )
+        shift *= 2
+    return out
+
+
+def _center_by_stratum(x: np.ndarray, sets: _RiskSets) -> np.ndarray:
+    """`x` (sorted rows x p) minus its stratum means: the model is unchanged, rounding smaller."""
+    means = np.add.reduceat(x, sets.stratum_start) / sets.stratum_rows[:, None]
+    return x - np.repeat(means, sets.stratum_rows, axis=0)
+
+
+def _efron_deaths(
+    sets: _RiskSets, x: np.ndarray, beta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row lp - top and risk exp(lp - top); per death Efron's S0_k and xbar_k; top.
+
+    `x` is in sorted row order. `top` (per group) is the largest linear predictor lp in
+    the group's risk set (its stratum, times >= its own); risk-set sums S are in units of
+    exp(top), so no exp() overflows or loses the risk set's largest terms on the way to
+    an infinite coefficient. The k-th of d tied deaths has the sums S - k/d E (E = sums
+    over the tied deaths): S0_k and xbar_k = S1_k / S0_k.
+    """
+    lp = x @ beta
+    back = sets.group_position_back[::-1]
+    top = _segment_scan(np.maximum.reduceat(lp, sets.group_start)[::-1, None], back, np.maximum)
+    top = top[::-1, 0]
+    eta = lp - top[sets.group]
+    risk = np.exp(eta)
+    weighted = np.column_stack([risk, risk[:, None] * x])
+    in_group = np.add.reduceat(weighted, sets.group_start)[::-1]
+    at_risk = _segment_scan(in_group, back, scale=top[::-1])[::-1]  # times >= t
+    tied = np.add.reduceat(weighted[sets.dead], sets.event_start)
+    sums = at_risk[sets.death_group] - sets.frac[:, None] * tied[sets.death_event]
+    return eta, risk, sums[:, 0], sums[:, 1:] / sums[:, :1], top
+
+
+def _sum_over_past_deaths(sets: _RiskSets, values: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Per row (n x q): the sum of `values` (deaths x q) over the deaths of its risk sets.
+
+    Row i is at risk at the deaths of its stratum at times <= t_i; it counts fully,
+    except at its own death time, where the k-th of d tied deaths counts 1 - k/d.
+    A death's values and row i's sum are in units of exp(-top) of their groups.
+    """
+    full = np.zeros((sets.group_start.size, values.shape[1]))
+    tied = np.zeros_like(full)
+    where = sets.death_group[sets.event_start]
+    full[where] = np.add.reduceat(values, sets.event_start)
+    tied[where] = np.add.reduceat((1 - sets.frac)[:, None] * values, sets.event_start)
+    past = _segment_scan(full, sets.group_position, scale=-top)[sets.group]
+    return past - sets.dead[:, None] * (full - tied)[sets.group]
+
+
+def _efron_log_likelihood(
+    sets: _RiskSets, x: np.ndarray, beta: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Efron log partial likelihood, its gradient (p) and information (p x p).
+
+    ll = sum over deaths of (lp - log S0_k); gradient = sum of (x - xbar_k); information =
+    sum over deaths of (S2_k / S0_k - xbar_k xbar_k'), with sum S2_k / S0_k = X' diag(r A) X,
+    A = `_sum_over_past_deaths` of 1 / S0_k: no per-row outer products.
+    """
+    eta, risk, s0, xbar, top = _efron_deaths(sets, x, beta)
+    hazard = _sum_over_past_deaths(sets, 1 / s0[:, None], top)[:, 0]
+    return (
+        float(eta[sets.dead].sum() - np.log(s0).sum()),
+        x[sets.dead].sum(axis=0) - xbar.sum(axis=0),
+        (x * (risk * hazard)[:, None]).T @ x - xbar.T @ xbar,
+    )
+
+
+def _solve_information(information: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """I^-1 rhs (rhs p x q); LinAlgError when I is not finite and well-conditioned.
+
+    Solved at unit diagonal, so covariates in large units (kronor) do not look singular.
+    """
+    diag = np.diag(information)
+    if not (np.isfinite(information).all() and np.isfinite(rhs).all()):
+        raise np.linalg.LinAlgError("non-finite log-likelihood derivatives")
+    if not (diag > 0).all():
+        raise np.linalg.LinAlgError("a term has no information (no variation in risk sets)")
+    scale = np.sqrt(diag)
+    unit = information / np.outer(scale, scale)
+    if np.linalg.cond(unit) > MAX_CONDITION:
+        raise np.linalg.LinAlgError("singular information matrix (collinear terms?)")
+    return np.linalg.solve(unit, rhs / scale[:, None]) / scale[:, None]
+
+
+def _newton_raphson(
+    sets: _RiskSets, x: np.ndarray, terms: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Efron MLE of the log-HRs (p), the information there, and convergence warnings.
+
+    Newton-Raphson from 0. A step is halved while it lowers the log-likelihood by more
+    than float noise or leads where the derivatives are not finite (a huge step can
+    overflow x b). Stops after the step whose Newton decrement g' I^-1 g was below
+    `DECREMENT_TOL`. One loop, over the steps; each step is vectorised over strata.
+
+    Raises:
+        numpy.linalg.LinAlgError: singular information at a step, or no ascent.
+    """
+    beta = np.zeros(x.shape[1])
+    with np.errstate(all="ignore"):  # x b overflowing on a huge step: see _acceptable
+        loglik, gradient, information = _efron_log_likelihood(sets, x, beta)
+        for _ in range(MAX_NEWTON_STEPS):
+            step = _solve_information(information, gradient[:, None])[:, 0]
+            decrement = float(gradient @ step)
+            for _ in range(MAX_HALVINGS):
+                trial = _efron_log_likelihood(sets, x, beta + step)
+                if _acceptable(trial, loglik):
+                    break
+                step = step / 2
+            else:
+                raise np.linalg.LinAlgError("step-halving found no increase in log-likelihood")
+            beta = beta + step
+            loglik, gradient, information = trial
+            if decrement < DECREMENT_TOL:
+                break
+        else:
+            note = f"Newton-Raphson did not converge in {MAX_NEWTON_STEPS} steps"
+            return beta, information, [note]
+    infinite = np.abs(step) > INFINITE_STEP_TOL * np.maximum(1.0, np.abs(beta))
+    names = [t for t, inf in zip(terms, infinite, strict=True) if inf]
+    notes = [
+        f"log-likelihood converged before {names}: coefficient may be infinite "
+        "(monotone likelihood, separation)"
+    ]
+    return beta, information, notes if names else []
+
+
+def _acceptable(trial: tuple[float, np.ndarray, np.ndarray], loglik: float) -> bool:
+    """True when `trial` (ll, gradient, information) is finite and ll not below `loglik`."""
+    value, gradient, information = trial
+    finite = np.isfinite(gradient).all() and np.isfinite(information).all()
+    return bool(finite and value >= loglik - LOGLIK_RTOL * abs(loglik))  # False for NaN
 
 
 def _group_sums(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
@@ -505,6 +725,17 @@ def _group_sums(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
     out = np.zeros((size, values.shape[1]))
     np.add.at(out, index, values)
     return out
+
+
+def _sorted_score_residuals(sets: _RiskSets, x: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Efron score residuals (sorted rows x p) of `_efron_score_residuals`."""
+    _, risk, s0, xbar, top = _efron_deaths(sets, x, beta)
+    hazard = 1 / s0
+    past = _sum_over_past_deaths(sets, np.column_stack([hazard, xbar * hazard[:, None]]), top)
+    resid = -risk[:, None] * (x * past[:, :1] - past[:, 1:])
+    mean_xbar = np.add.reduceat(xbar, sets.event_start) / sets.n_tied[:, None]
+    resid[sets.dead] += x[sets.dead] - mean_xbar[sets.death_event]
+    return resid
 
 
 def _efron_score_residuals(
@@ -518,46 +749,9 @@ def _efron_score_residuals(
     delta_i (x_i - mean_k xbar_k) - r_i sum_{t_j <= t_i} sum_k w_ijk (x_i - xbar_jk) dH_jk,
     w = 1 - k/d for the deaths tied at t_j, else 1. Vectorised over all strata.
     """
-    order = np.lexsort((time, stratum))
-    s, t, dead, x = stratum[order], time[order], event[order].astype(bool), x[order]
-    n = len(s)
-    new_stratum = np.r_[True, s[1:] != s[:-1]]
-    new_group = new_stratum | np.r_[True, t[1:] != t[:-1]]
-    gid = np.cumsum(new_group) - 1  # (stratum, time) group of each row
-    n_groups = int(gid[-1]) + 1
-    group_stratum = s[new_group]
-    lp = x @ beta
-    starts = np.flatnonzero(new_stratum)
-    # Risk scores relative to the stratum maximum: the residuals are invariant to it.
-    risk = np.exp(lp - np.repeat(np.maximum.reduceat(lp, starts), np.diff(np.r_[starts, n])))
-    rx = risk[:, None] * x
-    s0 = _segment_cumsum(_group_sums(risk[:, None], gid, n_groups), group_stratum, True)[:, 0]
-    s1 = _segment_cumsum(_group_sums(rx, gid, n_groups), group_stratum, True)
-    n_dead = np.bincount(gid, dead, minlength=n_groups)
-    e0 = np.bincount(gid, dead * risk, minlength=n_groups)
-    e1 = _group_sums(rx[dead], gid[dead], n_groups)
-    # One entry per death: its sub-death index k within its tied group.
-    gd = gid[dead]
-    first = np.unique(gd, return_index=True)[1]
-    k = np.arange(gd.size) - np.repeat(first, np.diff(np.r_[first, gd.size]))
-    frac = k / n_dead[gd]
-    d_hazard = 1.0 / (s0[gd] - frac * e0[gd])
-    xbar = (s1[gd] - frac[:, None] * e1[gd]) * d_hazard[:, None]
-    full_a = np.bincount(gd, d_hazard, minlength=n_groups)
-    full_b = _group_sums(xbar * d_hazard[:, None], gd, n_groups)
-    tied_a = np.bincount(gd, (1 - frac) * d_hazard, minlength=n_groups)
-    tied_b = _group_sums(xbar * ((1 - frac) * d_hazard)[:, None], gd, n_groups)
-    mean_xbar = _group_sums(xbar, gd, n_groups)[gd[first]] / n_dead[gd[first], None]
-    cum_a = _segment_cumsum(full_a[:, None], group_stratum)[:, 0]
-    cum_b = _segment_cumsum(full_b, group_stratum)
-    own_a = cum_a[gid] - dead * (full_a[gid] - tied_a[gid])
-    own_b = cum_b[gid] - dead[:, None] * (full_b[gid] - tied_b[gid])
-    resid = -risk[:, None] * (x * own_a[:, None] - own_b)
-    at_death = np.zeros((n_groups, x.shape[1]))
-    at_death[gd[first]] = mean_xbar
-    resid[dead] += x[dead] - at_death[gid[dead]]
-    out = np.empty_like(resid)
-    out[order] = resid
+    sets = _risk_sets(stratum, time, event)
+    out = np.empty(x.shape)
+    out[sets.order] = _sorted_score_residuals(sets, x[sets.order], beta)
     return out
 
 
@@ -625,8 +819,10 @@ def fit_stratified_cox(
         A `CoxResult`. Data problems never raise: null/NaN rows and negative durations
         are dropped, strata without treatment variation or without events are dropped,
         covariates constant within every stratum are dropped, all with warnings and
-        counts; a model that cannot be fitted (no strata left, < 2 clusters, lifelines
-        failure) has NaN estimates and says why in `warnings`.
+        counts; a model that cannot be fitted (no strata left, < 2 clusters, singular
+        information) has NaN estimates and says why in `warnings`. A fit that did not
+        converge, or whose covariate coefficient runs to infinity, keeps its estimates
+        with `converged` False and a warning.
 
     Raises:
         ValueError: missing or repeated column, non-binary event/treatment.
@@ -683,7 +879,6 @@ def fit_stratified_cox(
             params=np.full(k, np.nan),
             cov=nan,
             naive_cov=nan,
-            lifelines_std_err=np.full(k, np.nan),
             cov_strata=nan,
             cov_two_way=nan,
             concordance=math.nan,
@@ -708,53 +903,31 @@ def fit_stratified_cox(
         codes[strata].alias(strata),
         *([codes[cluster].alias(cluster)] if cluster else []),
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            cph = CoxPHFitter(strata=[strata], alpha=1 - LEVEL).fit(
-                data.to_pandas(),
-                duration,
-                event,
-                cluster_col=cluster,
-                robust=True,
-                fit_options=dict(FIT_OPTIONS),
-            )
-        except (ConvergenceError, np.linalg.LinAlgError) as err:
-            failed = f"lifelines failed: {type(err).__name__}: {str(err).splitlines()[0]}"
-            return unfitted(failed, _lifelines_notes(caught))
-    fit_notes = _lifelines_notes(caught)
-    params = cph.params_.loc[list(terms)].to_numpy(dtype=float)
-    naive_cov = cph.variance_matrix_.loc[list(terms), list(terms)].to_numpy(dtype=float)
     x = data.select(terms).to_numpy()
-    s_code = data[strata].to_numpy()
-    time, dead = data[duration].to_numpy(), data[event].to_numpy()
-    resid = _efron_score_residuals(s_code, time, dead, x, params)
-    cov = _robust_cov(resid, naive_cov, data[cluster].to_numpy() if cluster else None)
+    sets = _risk_sets(data[strata].to_numpy(), data[duration].to_numpy(), data[event].to_numpy())
+    x_sorted = x[sets.order]
+    centered = _center_by_stratum(x_sorted, sets)
+    try:
+        params, information, fit_notes = _newton_raphson(sets, centered, terms)
+        naive_cov = _solve_information(information, np.eye(k))
+    except np.linalg.LinAlgError as err:
+        return unfitted(f"Newton-Raphson failed: {err}")
+    resid = _sorted_score_residuals(sets, centered, params)  # all in sorted row order now
+    s_code = data[strata].to_numpy()[sets.order]
+    person = data[cluster].to_numpy()[sets.order] if cluster else None
+    cov = _robust_cov(resid, naive_cov, person)
     cov_strata = _robust_cov(resid, naive_cov, s_code)
     cov_two_way = cov_strata + cov - _robust_cov(resid, naive_cov, None)
-    concordance, c_notes = _concordance(s_code, time, dead, x @ params)
+    time = data[duration].to_numpy()[sets.order]
+    concordance, c_notes = _concordance(s_code, time, sets.dead, x_sorted @ params)
     return CoxResult(
         **base,
         params=params,
         cov=cov,
         naive_cov=naive_cov,
-        lifelines_std_err=cph.standard_errors_.loc[list(terms)].to_numpy(dtype=float),
         cov_strata=cov_strata,
         cov_two_way=cov_two_way,
         concordance=concordance,
-        converged=not any(
-            "failed to converge" in note or "still high" in note for note in fit_notes
-        ),
+        converged=not fit_notes,
         warnings=(*notes, *fit_notes, *c_notes),
-    )
-
-
-def _lifelines_notes(caught: Sequence[warnings.WarningMessage]) -> list[str]:
-    """First lines of lifelines' runtime warnings (convergence, separation), deduplicated."""
-    return list(
-        dict.fromkeys(
-            f"lifelines {w.category.__name__}: {str(w.message).strip().splitlines()[0]}"
-            for w in caught
-            if issubclass(w.category, RuntimeWarning)
-        )
     )

@@ -6,7 +6,11 @@ byte for byte; `--make-data` first rewrites `data.csv` from its seed). R is not
 needed here. Ours is `res1`, R's is `res2`.
 
 Conventions reconciled below (G clusters = persons `lopnr`):
-- Ties: Efron in both (lifelines' only method; R coxph's default, asserted in fit.R).
+- Fit: our own Newton-Raphson on the stratified Efron partial likelihood, vectorised
+  over strata (`survival._newton_raphson`). lifelines' `CoxPHFitter(strata=...)`, which
+  it replaced (~10 ms per stratum), is the independent implementation it is checked
+  against here (`test_fit_matches_lifelines`), beside R.
+- Ties: Efron in all three (lifelines' only method; R coxph's default, asserted in fit.R).
 - Naive SE: inverse information at the MLE = R `fit$naive.var`.
 - Robust SE: Lin-Wei sandwich D'D, D = dfbeta residuals summed per cluster, with no
   small-sample factor (no G/(G-1)) = R `coxph(..., cluster = lopnr)` `fit$var`.
@@ -18,8 +22,9 @@ Conventions reconciled below (G clusters = persons `lopnr`):
 - Set-level and two-way clustering (reported in metadata, see the caveat in the module
   docstring and robust_se_mc.R): R `cluster = set_id`, and V(set_id) + V(lopnr) -
   V(row) with V(row) from `robust = TRUE`; same sandwich, same tolerance.
-- Coefficients: lifelines' default Newton tolerances stop ~1e-6 short of the MLE;
-  `survival.FIT_OPTIONS` tightens them, after which coef matches R to ~1e-11.
+- Coefficients: ours stop at float noise (`survival.DECREMENT_TOL`) and match R to
+  ~1e-11. lifelines' default Newton tolerances stop ~1e-6 short of the MLE;
+  `LIFELINES_FIT_OPTIONS` tightens them for the comparisons here.
 - Concordance: Harrell's C over pairs within strata = R `concordance(fit)` =
   lifelines `concordance_index_` for a stratified model.
 - KM CIs: pointwise log-log ("exponential Greenwood") = R `survfit(conf.type =
@@ -48,6 +53,7 @@ from pipeline.survival import (
     Y_LABEL,
     CoxResult,
     _efron_score_residuals,
+    _segment_scan,
     fit_stratified_cox,
     kaplan_meier,
     km_figure,
@@ -57,7 +63,7 @@ from pipeline.survival import (
 
 R_DIR = Path(__file__).parent / "reference_r" / "survival"
 R_MODELS = {"cox_case": [], "cox_adjusted": ["age"]}
-# Both fits converge to ~1e-11 (survival.FIT_OPTIONS; R eps = 1e-10), so the coefficients
+# Both fits converge to ~1e-11 (survival.DECREMENT_TOL; R eps = 1e-10), so the coefficients
 # and both SEs agree to ~1e-10; p-values amplify the SE error by about z^2 (z up to 7.5).
 RTOL_COEF = 1e-9
 RTOL_SE = 1e-8
@@ -70,6 +76,12 @@ SIM_SETS = 600
 MAX_CONTROLS = 4
 TRUE_LOG_HR = 0.4
 BASE_HAZARD_PER_DAY = 1 / 45
+# lifelines stops on a Newton decrement < 1e-16 (one or two more steps than its defaults,
+# which stop up to ~1e-6 short of the MLE); then it matches ours and R to ~1e-11.
+LIFELINES_FIT_OPTIONS = {"precision": 1e-16, "r_precision": 1e-14}
+# Ours vs lifelines: both at the MLE to ~1e-11, so far inside these.
+RTOL_LIFELINES_COEF = 1e-8
+RTOL_LIFELINES_SE = 1e-6
 
 
 # --- Kaplan-Meier ------------------------------------------------------------------
@@ -274,16 +286,101 @@ def test_cox_ignores_row_order_and_id_types() -> None:
     assert res2.warnings == res1.warnings
 
 
+def lifelines_fit(
+    frame: pl.DataFrame,
+    covariates: tuple[str, ...] = (),
+    cluster: str | None = None,
+    robust: bool = False,
+) -> CoxPHFitter:
+    """lifelines' stratified Efron fit of the sets `fit_stratified_cox` keeps."""
+    used = frame.filter(pl.col("set_id").is_in(set_ids_used(frame).implode()))
+    data = used.select(
+        "set_id",
+        "duration_days",
+        pl.col("event", "case").cast(pl.Int8),
+        *covariates,
+        *([cluster] if cluster else []),
+    )
+    return CoxPHFitter(strata=["set_id"]).fit(
+        data.to_pandas(),
+        "duration_days",
+        "event",
+        cluster_col=cluster,
+        robust=robust,
+        fit_options=LIFELINES_FIT_OPTIONS,
+    )
+
+
+def with_score(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """`frame` plus `score`, a numeric covariate (normal, mean 3, sd 2) with log-HR -0.3."""
+    rng = np.random.default_rng(seed)
+    score = 3 + 2 * rng.standard_normal(frame.height)
+    # Thin events by exp(-0.3 (score - 3)) / 2 so the covariate has an effect to find.
+    keep = rng.uniform(size=frame.height) < np.exp(-0.3 * (score - 3)) / 2
+    return frame.with_columns(score=score, event=pl.col("event") & keep)
+
+
+@pytest.mark.parametrize("days_per_unit", [1, 30])
+def test_fit_matches_lifelines(days_per_unit: int) -> None:
+    # The vectorised Newton-Raphson against lifelines' per-stratum fit, with tied times
+    # (whole days; months for ties up to 5 deep) and a numeric covariate.
+    frame = with_score(simulated_sets(150, seed=10), seed=11).with_columns(
+        pl.col("duration_days") // days_per_unit
+    )
+    n_tied = frame.filter("event").group_by("set_id", "duration_days").len()["len"]
+    assert n_tied.max() >= 2 + (days_per_unit > 1)  # tied events within sets
+    res1 = fit_stratified_cox(frame, covariates=["score"])
+    res2 = lifelines_fit(frame, ("score",))
+    assert res1.converged and res1.terms == ("case", "score")
+    np.testing.assert_allclose(
+        res1.params, res2.params_.loc[list(res1.terms)], rtol=RTOL_LIFELINES_COEF
+    )
+    np.testing.assert_allclose(
+        res1.naive_std_err,
+        res2.standard_errors_.loc[list(res1.terms)],
+        rtol=RTOL_LIFELINES_SE,
+    )
+    assert math.isclose(res1.concordance, res2.concordance_index_, rel_tol=1e-12)
+
+
 def test_concordance_matches_lifelines() -> None:
     frame = simulated_sets(60, seed=2)
     res1 = fit_stratified_cox(frame)
-    used = frame.filter(pl.col("set_id").is_in(set_ids_used(frame).implode())).drop("lopnr")
-    cph = CoxPHFitter(strata=["set_id"]).fit(
-        used.with_columns(pl.col("case", "event").cast(pl.Int8)).to_pandas(),
-        "duration_days",
-        "event",
+    assert math.isclose(res1.concordance, lifelines_fit(frame).concordance_index_, rel_tol=1e-12)
+
+
+def test_fit_is_invariant_to_covariate_units_and_offsets() -> None:
+    # Per stratum the model only sees differences of the linear predictor, and a
+    # covariate in large units (kronor) just scales its coefficient: the centring by
+    # stratum and the unit-diagonal solve in survival.py keep both exact to rounding.
+    frame = with_score(simulated_sets(80, seed=13), seed=14)
+    res1 = fit_stratified_cox(frame, covariates=["score"])
+    res2 = fit_stratified_cox(
+        frame.with_columns(pl.col("score") * 1e5 + pl.col("set_id") * 1e7),
+        covariates=["score"],
     )
-    assert math.isclose(res1.concordance, cph.concordance_index_, rel_tol=1e-12)
+    np.testing.assert_allclose(res2.params * [1, 1e5], res1.params, rtol=1e-9)
+    np.testing.assert_allclose(res2.std_err * [1, 1e5], res1.std_err, rtol=1e-8)
+
+
+@pytest.mark.parametrize("longest", [1, 2, 5, 8, 9, 40])
+def test_segment_scan_sums_within_runs(longest: int) -> None:
+    rng = np.random.default_rng(longest)
+    run = np.repeat(np.arange(30), rng.integers(1, longest + 1, 30))
+    values = rng.exponential(size=(run.size, 2))
+    scale = np.sort(rng.uniform(-50, 50, run.size))  # non-decreasing within runs
+    position = np.arange(run.size) - np.searchsorted(run, run)
+    runs = pl.DataFrame({"run": run, "a": values[:, 0], "b": values[:, 1]})
+    expected = runs.select(pl.col("a", "b").cum_sum().over("run")).to_numpy()
+    np.testing.assert_allclose(_segment_scan(values, position), expected, rtol=1e-14)
+    # With scale: values in units of exp(scale); terms differing by e^100 do not overflow.
+    scaled = runs.with_columns(pl.col("a", "b") * np.exp(scale - 50))
+    expected = scaled.select(pl.col("a", "b").cum_sum().over("run")).to_numpy()
+    res1 = _segment_scan(values, position, scale=scale) * np.exp(scale - 50)[:, None]
+    np.testing.assert_allclose(res1, expected, rtol=1e-13)
+    top = _segment_scan(values, position, np.maximum)
+    expected = runs.select(pl.col("a", "b").cum_max().over("run")).to_numpy()
+    np.testing.assert_array_equal(top, expected)
 
 
 # --- Cox: pinned R results ---------------------------------------------------------
@@ -335,11 +432,13 @@ def test_cox_against_r(r_fits: dict[str, CoxResult], model: str) -> None:
     assert res1.n_events + case_only_events == r_quantity(res2, "nevent")[0]
 
 
-def test_lifelines_robust_se_ignores_ties(r_fits: dict[str, CoxResult]) -> None:
+def test_lifelines_robust_se_ignores_ties() -> None:
     # lifelines' own sandwich misses R by a fraction of a per cent on tied days: the
     # reason we compute the score residuals ourselves (module docstring).
-    for model, res1 in r_fits.items():
-        gap = res1.lifelines_std_err / r_quantity(r_results(model), "se_robust") - 1
+    for model, covariates in R_MODELS.items():
+        res2 = lifelines_fit(r_data(), tuple(covariates), cluster="lopnr", robust=True)
+        lifelines_se = res2.standard_errors_.loc[["case", *covariates]].to_numpy()
+        gap = lifelines_se / r_quantity(r_results(model), "se_robust") - 1
         assert (np.abs(gap) > 1e-3).all() and (np.abs(gap) < 1e-2).all(), (model, gap)
 
 
@@ -349,9 +448,11 @@ def test_lifelines_robust_se_without_ties() -> None:
         pl.col("duration_days") + pl.int_range(pl.len()) / (2 * pl.len())
     )
     res1 = fit_stratified_cox(frame)
-    np.testing.assert_allclose(res1.std_err, res1.lifelines_std_err, rtol=1e-9)
+    res2 = lifelines_fit(frame, cluster="lopnr", robust=True)
+    np.testing.assert_allclose(res1.std_err, res2.standard_errors_.to_numpy(), rtol=1e-9)
     per_row = fit_stratified_cox(frame, cluster=None)
-    np.testing.assert_allclose(per_row.std_err, per_row.lifelines_std_err, rtol=1e-9)
+    per_row2 = lifelines_fit(frame, robust=True)
+    np.testing.assert_allclose(per_row.std_err, per_row2.standard_errors_.to_numpy(), rtol=1e-9)
     assert per_row.metadata()["cov_type"] == "robust"
 
 
@@ -430,6 +531,33 @@ def test_covariate_constant_within_strata_is_dropped() -> None:
     res1 = fit_stratified_cox(frame, covariates=["start_month", "case"])
     assert res1.terms == ("case",)
     assert "covariates dropped: constant within every stratum: ['start_month']" in res1.warnings
+
+
+def test_collinear_covariates_give_nan_and_warning() -> None:
+    frame = with_score(simulated_sets(40, seed=15), seed=16).with_columns(
+        twice=2 * pl.col("score") + 1
+    )
+    res1 = fit_stratified_cox(frame, covariates=["score", "twice"])
+    assert np.isnan(res1.params).all() and not res1.converged
+    assert res1.warnings[-1] == (
+        "not fitted: Newton-Raphson failed: singular information matrix (collinear terms?)"
+    )
+
+
+def test_infinite_covariate_coefficient_warns() -> None:
+    # Only the first spell(s) of a set to end have first_out = 1: every event at a set's
+    # first time has the largest first_out of its risk set, and later ones see no
+    # variation, so the likelihood rises forever in its coefficient (R coxph warns too).
+    frame = simulated_sets(40, seed=8).with_columns(
+        first_out=(pl.col("duration_days") == pl.col("duration_days").min().over("set_id"))
+    )
+    res1 = fit_stratified_cox(frame, covariates=["first_out"])
+    assert not res1.converged
+    assert res1.warnings[-1] == (
+        "log-likelihood converged before ['first_out']: coefficient may be infinite "
+        "(monotone likelihood, separation)"
+    )
+    assert res1.params[1] > 20 and np.isfinite(res1.std_err).all()
 
 
 def test_bad_arguments_raise() -> None:
