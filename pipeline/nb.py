@@ -76,6 +76,7 @@ from pipeline.regression import (
     _build_design,
     _sqrt,
     _wald,
+    coefficient_table,
 )
 
 METHODS = ("newton", "bfgs", "nm")  # tried in this order (module docstring)
@@ -162,19 +163,7 @@ class NB2Result:
     @property
     def coefficients(self) -> pl.DataFrame:
         """One row per design term: estimate, std_err, 95 % CI, p_value (log-rate scale)."""
-        se = self.std_err
-        lo, hi, p = _wald(self.params, se)
-        return pl.DataFrame(
-            {
-                "term": list(self.terms),
-                "estimate": self.params,
-                "std_err": se,
-                "ci_low": lo,
-                "ci_high": hi,
-                "p_value": p,
-            },
-            schema={"term": pl.String, **dict.fromkeys(SUMMARY_COLUMNS[2:7], pl.Float64)},
-        )
+        return coefficient_table(self.terms, self.params, self.std_err)
 
     @property
     def irr(self) -> pl.DataFrame:

@@ -117,19 +117,7 @@ class BinaryModelResult:
     @property
     def coefficients(self) -> pl.DataFrame:
         """One row per design term: estimate, std_err, 95 % CI, p_value (scale of `params`)."""
-        se = self.std_err
-        lo, hi, p = _wald(self.params, se)
-        return pl.DataFrame(
-            {
-                "term": list(self.terms),
-                "estimate": self.params,
-                "std_err": se,
-                "ci_low": lo,
-                "ci_high": hi,
-                "p_value": p,
-            },
-            schema={"term": pl.String, **dict.fromkeys(SUMMARY_COLUMNS[2:7], pl.Float64)},
-        )
+        return coefficient_table(self.terms, self.params, self.std_err)
 
     @property
     def summary(self) -> pl.DataFrame:
@@ -189,6 +177,24 @@ class BinaryModelResult:
             "reference": dict(self.reference),
             "dropped_covariates": list(self.dropped_covariates),
         }
+
+
+def coefficient_table(
+    terms: Sequence[str], params: np.ndarray, std_err: np.ndarray
+) -> pl.DataFrame:
+    """One row per term: estimate, std_err, 95 % Wald CI and p (on the scale of `params`)."""
+    lo, hi, p = _wald(params, std_err)
+    return pl.DataFrame(
+        {
+            "term": list(terms),
+            "estimate": params,
+            "std_err": std_err,
+            "ci_low": lo,
+            "ci_high": hi,
+            "p_value": p,
+        },
+        schema={"term": pl.String, **dict.fromkeys(SUMMARY_COLUMNS[2:7], pl.Float64)},
+    )
 
 
 def _wald(est: Any, se: Any, level: float = LEVEL) -> tuple[Any, Any, Any]:

@@ -56,7 +56,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from pipeline.io import atomic_path
-from pipeline.regression import SUMMARY_COLUMNS
+from pipeline.regression import SUMMARY_COLUMNS, coefficient_table
 
 log = logging.getLogger(__name__)
 
@@ -336,19 +336,7 @@ class CoxResult:
     @property
     def coefficients(self) -> pl.DataFrame:
         """One row per term: log-HR estimate, robust std_err, 95 % CI, p_value."""
-        se = self.std_err
-        lo, hi, p = _wald(self.params, se)
-        return pl.DataFrame(
-            {
-                "term": list(self.terms),
-                "estimate": self.params,
-                "std_err": se,
-                "ci_low": lo,
-                "ci_high": hi,
-                "p_value": p,
-            },
-            schema={"term": pl.String, **dict.fromkeys(SUMMARY_COLUMNS[2:7], pl.Float64)},
-        )
+        return coefficient_table(self.terms, self.params, self.std_err)
 
     @property
     def summary(self) -> pl.DataFrame:
