@@ -16,6 +16,7 @@ DOCUMENTED = [
     "outputs/riskset.parquet",
     "outputs/models/nb_data.parquet",
     "outputs/models/nb.parquet",
+    "outputs/models/survival.parquet",
 ]
 
 
