@@ -14,8 +14,9 @@ false = censored at the data end).
 - `fit_stratified_cox`: Cox model stratified by `set_id`, Efron ties (R `coxph`'s default
   too), fitted by Newton-Raphson on the stratified partial likelihood, vectorised over
   strata (`_newton_raphson`; ~1.5 s for 70 000 sets of 6). lifelines'
-  `CoxPHFitter(strata=...)`, used before, loops over strata in Python (~10 ms each, ~12
-  minutes for those sets); the tests check the fit against it and R.
+  `CoxPHFitter(strata=...)`, used before, loops over strata in Python (10-30 ms each,
+  more the more strata: over an hour for those sets); the tests check the fit against
+  it and R.
 
 Variance conventions (reconciled with R survival::coxph in `tests/test_survival.py`):
 
@@ -564,17 +565,16 @@ def _segment_scan(
     vectorised passes. Each result adds only values of its own run, unlike a global
     cumsum minus the run's offset, which loses the digits of all earlier runs.
     """
-    out = values.copy()
+    out = np.array(values.T, order="C")  # q x m: long inner loops
     shift = 1
     while shift <= position.max(initial=0):
-        earlier = out[:-shift]
+        earlier = out[:, :-shift]
         if scale is not None:
-            earlier = earlier * np.exp(np.minimum(scale[:-shift] - scale[shift:], 0.0))[:, None]
-        out[shift:] = np.where(
-            (position[shift:] >= shift)[:, None], combine(out[shift:], earlier), out[shift:]
-        )
+            earlier = earlier * np.exp(np.minimum(scale[:-shift] - scale[shift:], 0.0))
+        later = out[:, shift:]
+        out[:, shift:] = np.where(position[shift:] >= shift, combine(later, earlier), later)
         shift *= 2
-    return out
+    return out.T
 
 
 def _center_by_stratum(x: np.ndarray, sets: _RiskSets) -> np.ndarray:
