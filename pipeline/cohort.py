@@ -20,7 +20,6 @@ from typing import Any
 import polars as pl
 
 from pipeline import config, io, sql
-from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +84,7 @@ class CohortConfig:
             "covariates.year_basis": (conf.year_basis, {"start", "end"}),
             "covariates.education_fallback": (conf.education_fallback, {"last_known", "none"}),
         }
-        for key, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise PipelineError(f"config {key}={value!r}: expected one of {sorted(allowed)}")
+        config.check_choices(choices)
         return conf
 
 

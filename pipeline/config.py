@@ -9,8 +9,9 @@ uses is exactly what DVC compared when it decided to rerun it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -103,3 +104,17 @@ def restrict(cfg: DictConfig, keys: Sequence[str]) -> DictConfig:
 
 
 _MISSING = object()
+
+
+def check_choices(choices: dict[str, tuple[Any, Collection[Any]]]) -> None:
+    """Raise PipelineError naming the first `{key: (value, allowed)}` whose value is not allowed.
+
+    >>> check_choices({"nb.truncation": ("exclude", {"exclude", "offset"})})
+    >>> check_choices({"nb.day_measure": ("days", {"net", "gross"})})
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.PipelineError: config nb.day_measure='days': expected one of ['gross', 'net']
+    """
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise PipelineError(f"config {key}={value!r}: expected one of {sorted(allowed)}")

@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.errors import PipelineError
+from pipeline import config
 from pipeline.sickdays import window_days
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,7 @@ class NBConfig:
             "nb.truncation": (conf.truncation, {"exclude", "offset"}),
             "nb.report_control_spell": (conf.report_control_spell, {"first", "latest"}),
         }
-        for key, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise PipelineError(f"config {key}={value!r}: expected one of {sorted(allowed)}")
+        config.check_choices(choices)
         return conf
 
 
@@ -203,7 +201,7 @@ def plot_extra_days(curves: pl.DataFrame, points: pl.DataFrame, path: Path) -> P
 def run(cfg: Any) -> None:
     """Fit both designs; write models/nb_data.parquet, models/nb.parquet, models/nb.json,
     tables/nb_extra_days.csv and figures/nb_extra_days.png."""
-    from pipeline import config, io
+    from pipeline import io
     from pipeline.nb import fit_nb2, lr_test_interaction
 
     conf = NBConfig.from_config(cfg)

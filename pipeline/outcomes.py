@@ -18,7 +18,6 @@ from typing import Any
 import polars as pl
 
 from pipeline import config, io, sql
-from pipeline.errors import PipelineError
 from pipeline.income import month_index
 
 log = logging.getLogger(__name__)
@@ -65,9 +64,7 @@ class OutcomeConfig:
             "income.unobserved": (inc.unobserved, {"missing", "zero"}),
             "income.durable_window": (inc.durable_window, {"fixed_12", "to_data_end"}),
         }
-        for key, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise PipelineError(f"config {key}={value!r}: expected one of {sorted(allowed)}")
+        config.check_choices(choices)
         return cls(
             first_index=month_index(int(inc.first_month)),
             last_index=month_index(int(inc.last_month)),

@@ -20,7 +20,6 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from pipeline import config, io, sql
-from pipeline.errors import PipelineError
 from pipeline.regression import newcombe_diff_ci, two_proportion_z, wilson_ci
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,7 @@ GROUP = {True: "Insats", False: "Kontroll"}
 
 def unit_spells(cohort: pl.DataFrame, unit: str) -> pl.DataFrame:
     """The spells §5.3 is computed on: Table 2's person rows (`person_row`) or all cohort spells."""
-    if unit not in ("person_row", "all_spells"):
-        raise PipelineError(f"config fk.unit={unit!r}: expected person_row or all_spells")
+    config.check_choices({"fk.unit": (unit, ("person_row", "all_spells"))})
     return cohort.filter("person_row") if unit == "person_row" else cohort
 
 

@@ -65,10 +65,7 @@ class RiskSetConfig:
             int(r.seed),
             bool(r.reuse_controls),
         )
-        if conf.control_mode not in MODES:
-            raise PipelineError(
-                f"config riskset.control_mode={conf.control_mode!r}: expected one of {list(MODES)}"
-            )
+        config.check_choices({"riskset.control_mode": (conf.control_mode, MODES)})
         if conf.k < 1:
             raise PipelineError(f"config riskset.k={conf.k}: expected at least 1")
         return conf

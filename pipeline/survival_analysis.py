@@ -17,7 +17,6 @@ import numpy as np
 import polars as pl
 
 from pipeline import config, io
-from pipeline.errors import PipelineError
 from pipeline.survival import fit_stratified_cox, kaplan_meier, median_table, plot_km
 
 log = logging.getLogger(__name__)
@@ -64,8 +63,7 @@ def run(cfg: Any) -> None:
     """Write models/survival.parquet and .json, tables/km_medians.csv, tables/cox_hr.csv,
     figures/km.png."""
     se = str(cfg.survival.se)
-    if se not in SE_CHOICES:
-        raise PipelineError(f"config survival.se={se!r}: expected one of {list(SE_CHOICES)}")
+    config.check_choices({"survival.se": (se, SE_CHOICES)})
     outputs = config.resolve_path(cfg.paths.outputs)
     members = member_durations(
         pl.read_parquet(outputs / "riskset.parquet"), pl.read_parquet(outputs / "cohort.parquet")
