@@ -10,6 +10,7 @@ import polars as pl
 from pipeline import io
 from pipeline.contract import TABLES, Reason
 from pipeline.synth import TABLE_ORDER, Synthetic, corrupt, generate
+from pipeline.synth.spells import NEVER, piecewise_exponential_days
 from tests.conftest import synth_params
 
 
@@ -117,3 +118,38 @@ def test_treated_spells_are_longer_and_first_gc001_comes_within_months(tiny):
     controls = t.filter(~pl.col("treated") & (pl.col("days") >= 30))
     assert treated["days"].median() > 1.5 * controls["days"].median()
     assert 20 <= treated["gc001_day"].median() <= 120
+
+
+def test_piecewise_exponential_days_have_the_planted_daily_hazard():
+    # Exp(1) targets through the inverse cumulative hazard: among days still "at risk"
+    # in a band, the share hit per day is 1 - exp(-rate / 1000) (T is floored to a day).
+    bands = ((0, 20.0), (10, 5.0), (40, 0.0))
+    rng = np.random.default_rng(7)
+    day = piecewise_exponential_days(rng.exponential(1.0, 400_000), bands)
+    for first, last, rate in ((0, 9, 20.0), (10, 39, 5.0)):
+        at_risk = np.clip(np.minimum(day, last) - first + 1, 0, None).sum()
+        events = ((day >= first) & (day <= last)).sum()
+        expected = 1 - np.exp(-rate / 1000)
+        se = np.sqrt(expected / at_risk)
+        assert abs(events / at_risk - expected) < 4 * se
+    assert (day[day >= 40] == NEVER).all() and (day >= 40).mean() > 0.6  # zero-rate tail
+
+
+def test_length_dependence_makes_longer_spells_treated_more_often():
+    flat = generate(synth_params("synth.gc001_timing=hazard")).truth_spells
+    tilted = generate(
+        synth_params("synth.gc001_timing=hazard", "synth.gc001_length_dependence=1")
+    ).truth_spells
+
+    def treated_share_by_length(truth: pl.DataFrame) -> list[float]:
+        long = pl.col("base_days") > pl.col("base_days").median()
+        return (
+            truth.group_by(long.alias("long"))
+            .agg(pl.col("treated").mean())
+            .sort("long")["treated"]
+            .to_list()
+        )
+
+    flat_short, flat_long = treated_share_by_length(flat)
+    tilt_short, tilt_long = treated_share_by_length(tilted)
+    assert tilt_long / tilt_short > 1.5 * flat_long / flat_short

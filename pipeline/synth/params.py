@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import config
+from pipeline.errors import PipelineError
+
 EPOCH = dt.date(1970, 1, 1)
 
 
@@ -51,6 +54,9 @@ class SynthParams:
     offer_diagnosis_factor: dict[str, float]
     gc001_day_median: float
     gc001_day_sigma: float
+    gc001_timing: str  # lognormal | hazard
+    gc001_hazard_bands: tuple[tuple[int, float], ...]  # (first spell day, rate per 1 000 days)
+    gc001_length_dependence: float
     extra_gc001_contacts_mean: float
     gc001_outside_spell_share: float
     care_contacts_per_person_year: float
@@ -78,6 +84,12 @@ class SynthParams:
     def from_config(cls, synth: Any, codes: Any) -> SynthParams:
         """Build from the composed `cfg.synth` and `cfg.codes` slices."""
         s = synth
+        config.check_choices({"synth.gc001_timing": (str(s.gc001_timing), {"lognormal", "hazard"})})
+        starts = [int(a) for a, _ in s.gc001_hazard_bands]
+        if not starts or starts[0] != 0 or starts != sorted(set(starts)):
+            raise PipelineError(
+                f"config synth.gc001_hazard_bands={starts}: expected increasing first days from 0"
+            )
         return cls(
             seed=int(s.seed),
             persons=int(s.sizes[s.size]),
@@ -102,6 +114,9 @@ class SynthParams:
             offer_diagnosis_factor=dict(s.offer_diagnosis_factor),
             gc001_day_median=float(s.gc001_day_median),
             gc001_day_sigma=float(s.gc001_day_sigma),
+            gc001_timing=str(s.gc001_timing),
+            gc001_hazard_bands=tuple((int(a), float(r)) for a, r in s.gc001_hazard_bands),
+            gc001_length_dependence=float(s.gc001_length_dependence),
             extra_gc001_contacts_mean=float(s.extra_gc001_contacts_mean),
             gc001_outside_spell_share=float(s.gc001_outside_spell_share),
             care_contacts_per_person_year=float(s.care_contacts_per_person_year),

@@ -2,8 +2,9 @@
 
 A spell is drawn as a whole (start, baseline length, diagnosis, insured type),
 then exposed: with some probability it is offered GC001 on day T (drawn
-independently of its length) and it is treated when day T falls inside it and
-the contact is registered. A treated spell lasts `extra_days` longer (the
+independently of its length by default; `gc001_timing: hazard` draws T from a
+planted piecewise-constant hazard instead) and it is treated when day T falls
+inside it and the contact is registered. A treated spell lasts `extra_days` longer (the
 planted effect). Finally each spell is cut into benefit periods that abut,
 overlap, repeat and leave short gaps, as MiDAS periods do.
 """
@@ -85,12 +86,21 @@ def draw_spells(rng: np.random.Generator, people: People, params: SynthParams) -
     base = np.exp(rng.normal(np.log(params.length_median_days), params.length_sigma, n)) * factor
     base_days = np.minimum(base, params.length_max_days).astype(np.int64) + 1
 
-    # Exposure: offered on day T, independent of the spell's length.
-    offer_factor = np.array([params.offer_diagnosis_factor[g] for g in DIAGNOSIS_GROUPS])
-    offered = rng.random(n) < params.offer_share * offer_factor[diagnosis]
-    gc001_day = np.exp(
-        rng.normal(np.log(params.gc001_day_median), params.gc001_day_sigma, n)
-    ).astype(np.int64)
+    # Exposure: offered on day T (independent of the spell's length unless
+    # `gc001_length_dependence` says otherwise).
+    length_factor = (base_days / params.length_median_days) ** params.gc001_length_dependence
+    if params.gc001_timing == "hazard":
+        offered = np.ones(n, dtype=bool)
+        gc001_day = piecewise_exponential_days(
+            rng.exponential(1.0, n) / length_factor, params.gc001_hazard_bands
+        )
+    else:
+        offer_factor = np.array([params.offer_diagnosis_factor[g] for g in DIAGNOSIS_GROUPS])
+        offer = params.offer_share * offer_factor[diagnosis] * length_factor
+        offered = rng.random(n) < np.minimum(offer, 1.0)
+        gc001_day = np.exp(
+            rng.normal(np.log(params.gc001_day_median), params.gc001_day_sigma, n)
+        ).astype(np.int64)
     ongoing_at_t = gc001_day < base_days
     potential_extra = np.where(
         offered & ongoing_at_t,
@@ -157,6 +167,28 @@ def draw_spells(rng: np.random.Generator, people: People, params: SynthParams) -
         gc001_specialised=(specialised & treated)[keep],
         gc001_private=(private & treated & ~specialised)[keep],
     )
+
+
+NEVER = 10**6  # a day no spell reaches: the hazard ran out before T
+
+
+def piecewise_exponential_days(
+    cumulative_hazard: np.ndarray, bands: tuple[tuple[int, float], ...]
+) -> np.ndarray:
+    """Spell day (int64, 0 = first day) at which each target cumulative hazard is reached.
+
+    `bands` are (first day, rate per 1 000 spell-days), the last one open-ended;
+    an Exp(1) target gives T with exactly that piecewise-constant hazard. Targets
+    beyond a zero-rate last band give NEVER.
+    """
+    starts = np.array([a for a, _ in bands], dtype=float)
+    rates = np.array([r for _, r in bands], dtype=float) / 1000
+    at_start = np.r_[0.0, np.cumsum(rates[:-1] * np.diff(starts))]
+    band = np.searchsorted(at_start, cumulative_hazard, side="right") - 1
+    rate = rates[band]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        day = starts[band] + (cumulative_hazard - at_start[band]) / rate
+    return np.where(rate > 0, np.minimum(np.floor(day), NEVER), NEVER).astype(np.int64)
 
 
 def _icd_codes(rng: np.random.Generator, diagnosis: np.ndarray) -> np.ndarray:
