@@ -54,17 +54,30 @@ def recoverable_cells(
 
 
 def suppressed_cells(
-    counts: Sequence[int], constraints: Sequence[Constraint], min_count: int
+    counts: Sequence[int],
+    constraints: Sequence[Constraint],
+    min_count: int,
+    forced: Sequence[bool] | None = None,
+    shown_elsewhere: Sequence[bool] | None = None,
 ) -> list[bool]:
     """Which cells to hide (aligned with `counts`): primary plus secondary suppression.
+
+    Cells that another published table also holds keep that table's decision:
+    `forced` ones are hidden whatever their count, `shown_elsewhere` ones are
+    never picked as complements (hiding them here would protect nothing).
 
     >>> # parts 3, 10, 12 and their total 25: 3 is primary, 10 is hidden with it
     >>> suppressed_cells([3, 10, 12, 25], [(3, [0, 1, 2])], min_count=5)
     [True, True, False, False]
+    >>> # the same, when 10 is printed in another table: 12 is hidden instead
+    >>> suppressed_cells([3, 10, 12, 25], [(3, [0, 1, 2])], 5, shown_elsewhere=[0, 1, 0, 0])
+    [True, False, True, False]
     """
-    hidden = [0 < n < min_count for n in counts]
+    forced = forced or [False] * len(counts)
+    fixed = shown_elsewhere or [False] * len(counts)
+    hidden = [0 < n < min_count or bool(f) for n, f in zip(counts, forced, strict=True)]
     while True:
-        _one_hidden_rule(counts, constraints, hidden)
+        _one_hidden_rule(counts, constraints, hidden, fixed)
         exposed = recoverable_cells(len(counts), constraints, hidden)
         if not exposed:
             return hidden
@@ -74,7 +87,7 @@ def suppressed_cells(
             for total, parts in constraints
             if cell == total or cell in parts
             for m in [total, *parts]
-            if not hidden[m]
+            if not hidden[m] and not fixed[m]
         ]
         if not candidates:
             raise ValueError(f"cell {cell} cannot be protected by its constraints")
@@ -82,16 +95,22 @@ def suppressed_cells(
 
 
 def _one_hidden_rule(
-    counts: Sequence[int], constraints: Sequence[Constraint], hidden: list[bool]
+    counts: Sequence[int],
+    constraints: Sequence[Constraint],
+    hidden: list[bool],
+    fixed: Sequence[bool],
 ) -> None:
-    """Hide a second member (`_complement_order`) of every constraint with exactly one hidden."""
+    """Hide a second member (`_complement_order`, not `fixed`) of every constraint with exactly
+    one hidden; the exact check handles a constraint whose other members are all fixed."""
     changed = True
     while changed:
         changed = False
         for total, parts in constraints:
             if sum(hidden[m] for m in (total, *parts)) != 1:
                 continue
-            shown = [m for m in (*parts, total) if not hidden[m]]
+            shown = [m for m in (*parts, total) if not hidden[m] and not fixed[m]]
+            if not shown:
+                continue
             hidden[min(shown, key=lambda m: _complement_order(counts, m))] = True
             changed = True
 
