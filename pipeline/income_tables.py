@@ -4,7 +4,8 @@ Cells are built tidy (table, block, row, length class, group; n, count, percent,
 Wilson 95 % CI), compared treated vs control (unadjusted two-proportion z, and
 the adjusted model's p-value from `income_models`), starred as the report does
 (`**` p < 0.01, `***` p < 0.001) by `significance.method`, suppressed, and
-written tidy and in the published layout.
+written tidy and in the published layout. `income_directions.csv` states the
+direction of every treated-vs-control difference, with its CI and p (§10 item 40).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import polars as pl
 from pipeline import config, io
 from pipeline.disclosure import suppressed_cells
 from pipeline.income_models import ALL_LENGTHS, LENGTH_CLASSES, ModelSpec, model_rows
-from pipeline.regression import stars, two_proportion_z, wilson_ci
+from pipeline.regression import newcombe_diff_ci, stars, two_proportion_z, wilson_ci
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,33 @@ GROUPS = (("Insats", True), ("Kontroll", False))
 WINDOW_LABEL = "<{} mån"
 B6_INCOME = ("Utan inkomst före", "Någon inkomst före")
 SHOWN_COLUMNS = ("count", "percent", "ci_low", "ci_high", "p_unadjusted", "p_adjusted", "p_value")
+ALPHA = 0.05  # `significant_for` threshold on the stars' p (the stars start at p < 0.01)
+DIRECTION_SCHEMA = {
+    "table": pl.String,
+    "block": pl.String,
+    "row": pl.String,
+    "length_class": pl.String,
+    "income": pl.String,
+    "outcome": pl.String,
+    "model": pl.String,
+    "n_treated": pl.Int64,
+    "n_control": pl.Int64,
+    "percent_treated": pl.Float64,
+    "percent_control": pl.Float64,
+    "diff_pp": pl.Float64,
+    "diff_ci_low": pl.Float64,
+    "diff_ci_high": pl.Float64,
+    "p_unadjusted": pl.Float64,
+    "ame_pp": pl.Float64,
+    "ame_ci_low": pl.Float64,
+    "ame_ci_high": pl.Float64,
+    "p_adjusted": pl.Float64,
+    "p_value": pl.Float64,
+    "stars": pl.String,
+    "direction": pl.String,
+    "significant_for": pl.String,
+    "suppressed": pl.Boolean,
+}
 
 
 def share_cells(
@@ -138,7 +166,8 @@ def add_significance(cells: pl.DataFrame, models: pl.DataFrame, method: str) -> 
 def suppress_income_cells(cells: pl.DataFrame, min_count: int) -> pl.DataFrame:
     """Cells with `suppressed`: counts and n's below `min_count`, plus complements so that
     `<2 år + 2+ år = Alla` cannot reveal them. A hidden cell shows no count, share or CI;
-    when a block's n is hidden, all its shares are too (count / share would give n back)."""
+    when a block's n is hidden, all its shares are too (count / share would give n back);
+    when either cell of a treated-vs-control pair is hidden, neither shows the test's p."""
     indexed = cells.with_row_index("cell")
     constraints = []
     for _, part in indexed.group_by(["table", "block", "row", "group"], maintain_order=True):
@@ -159,12 +188,25 @@ def suppress_income_cells(cells: pl.DataFrame, min_count: int) -> pl.DataFrame:
         .with_columns(n_hidden.alias("n_hidden"))
         .with_columns((pl.col("suppressed") | pl.col("n_hidden")).alias("suppressed"))
     )
-    shown = [pl.when(~pl.col("suppressed")).then(pl.col(c)).alias(c) for c in SHOWN_COLUMNS]
-    return flagged.with_columns(
-        *shown,
-        pl.when(~pl.col("n_hidden")).then(pl.col("n")).alias("n"),
-        pl.when(~pl.col("suppressed")).then(pl.col("stars")).otherwise(pl.lit("")).alias("stars"),
-    ).drop("n_hidden")
+    # a test of treated vs control, shown on either cell, narrows the other cell's count
+    pair_hidden = pl.col("suppressed").any().over("table", "block", "row", "length_class")
+    tests = ("p_unadjusted", "p_adjusted", "p_value")
+    shown = [
+        pl.when(~pl.col("pair_hidden" if c in tests else "suppressed")).then(pl.col(c)).alias(c)
+        for c in SHOWN_COLUMNS
+    ]
+    return (
+        flagged.with_columns(pair_hidden.alias("pair_hidden"))
+        .with_columns(
+            *shown,
+            pl.when(~pl.col("n_hidden")).then(pl.col("n")).alias("n"),
+            pl.when(~pl.col("pair_hidden"))
+            .then(pl.col("stars"))
+            .otherwise(pl.lit(""))
+            .alias("stars"),
+        )
+        .drop("n_hidden", "pair_hidden")
+    )
 
 
 def printed_layout(cells: pl.DataFrame, table: str) -> pl.DataFrame:
@@ -319,6 +361,106 @@ def adjusted_effects(models: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def compare_shares(x1: int, n1: int, x2: int, n2: int) -> dict[str, Any]:
+    """Treated x1/n1 vs control x2/n2: percents, difference and Newcombe 95 % CI (percentage
+    points), pooled two-proportion z p-value and the direction of the difference."""
+    lo, hi = newcombe_diff_ci(x1, n1, x2, n2)
+    sign = x1 * n2 - x2 * n1  # exact: no rounding decides "equal"
+    percent_treated, percent_control = 100 * x1 / n1, 100 * x2 / n2
+    return {
+        "n_treated": n1,
+        "n_control": n2,
+        "percent_treated": percent_treated,
+        "percent_control": percent_control,
+        "diff_pp": percent_treated - percent_control,
+        "diff_ci_low": 100 * lo,
+        "diff_ci_high": 100 * hi,
+        "p_unadjusted": two_proportion_z(x1, n1, x2, n2),
+        "direction": "treated higher" if sign > 0 else "treated lower" if sign < 0 else "equal",
+    }
+
+
+def significant_for(p: float | None, estimate: float | None) -> str:
+    """Whom a difference favours at p < ALPHA (0.05): "treated", "controls", or "" (not
+    significant, no p, or a zero estimate); `estimate` is the difference the p belongs to."""
+    if p is None or estimate is None or not p < ALPHA or not estimate or math.isnan(estimate):
+        return ""
+    return "treated" if estimate > 0 else "controls"
+
+
+def cell_directions(cells: pl.DataFrame, adjusted: pl.DataFrame, method: str) -> list[dict]:
+    """One comparison per (table, block, row, length class) of B4, B5 and Table 3 (pp)."""
+    ame = {r["model"]: r for r in adjusted.iter_rows(named=True)}
+    shares = cells.filter(pl.col("row") != "n")
+    out = []
+    keys = ["table", "block", "row", "length_class"]
+    for _, pair in shares.group_by(keys, maintain_order=True):
+        by_group = {r["group"]: r for r in pair.iter_rows(named=True)}
+        treated, control = by_group["Insats"], by_group["Kontroll"]
+        row = {k: treated[k] for k in (*keys, "outcome", "model")}
+        row["suppressed"] = bool(treated["suppressed"] or control["suppressed"])
+        if row["suppressed"] or not treated["n"] or not control["n"]:
+            out.append(row)
+            continue
+        row |= compare_shares(treated["count"], treated["n"], control["count"], control["n"])
+        model = ame.get(treated["model"]) or {}
+        row |= {
+            "ame_pp": model.get("ame_pp"),
+            "ame_ci_low": model.get("ame_ci_low"),
+            "ame_ci_high": model.get("ame_ci_high"),
+            "p_adjusted": treated["p_adjusted"],
+            "p_value": treated["p_value"],
+            "stars": treated["stars"],
+        }
+        tested = row["ame_pp"] if method == "adjusted_logit" else row["diff_pp"]
+        row["significant_for"] = significant_for(row["p_value"], tested)
+        out.append(row)
+    return out
+
+
+def b6_directions(b6: pl.DataFrame) -> list[dict]:
+    """One comparison per (block, category, income group) of Table B6: the category's share of
+    the block total, treated vs control (pp), with the z p-value (no model)."""
+    out = []
+    for (block, category, income), pair in b6.group_by(
+        ["block", "category", "income"], maintain_order=True
+    ):
+        by_group = {r["group"]: r for r in pair.iter_rows(named=True)}
+        treated, control = by_group["Insats"], by_group["Kontroll"]
+        row: dict[str, Any] = {"table": "B6", "block": block, "row": category, "income": income}
+        row["suppressed"] = bool(treated["suppressed"] or control["suppressed"])
+        if row["suppressed"] or not treated["block_total"] or not control["block_total"]:
+            out.append(row)
+            continue
+        x1, n1 = treated["n"], treated["block_total"]
+        row |= compare_shares(x1, n1, control["n"], control["block_total"])
+        row |= {"p_value": row["p_unadjusted"], "stars": ""}
+        row["significant_for"] = significant_for(row["p_value"], row["diff_pp"])
+        out.append(row)
+    return out
+
+
+def income_directions(
+    cells: pl.DataFrame, adjusted: pl.DataFrame, b6: pl.DataFrame, method: str
+) -> pl.DataFrame:
+    """Every treated-vs-control comparison of B4, B5, Table 3 and B6 (§10 item 40): percents,
+    difference with Newcombe 95 % CI and adjusted AME with CI (percentage points), p-values.
+
+    `cells` are the suppressed tidy cells (`suppress_income_cells`), `adjusted` is
+    `adjusted_effects`, `b6` is `table_b6`. `p_value` is the p the stars use
+    (`method`; for B6 the z test) and `significant_for` says whom the difference
+    favours at p < 0.05 (ALPHA), by the sign of the estimate that p tests (the AME for
+    `adjusted_logit`, else the raw difference; for B6 the group with the larger share).
+    `direction` is the sign of the raw difference. `p_adjusted` is the treatment
+    coefficient's Wald p (as in income_adjusted.csv), the AME CI the delta-method Wald
+    CI, so near 0.05 the two can disagree. A comparison with a suppressed cell keeps
+    only its labels and `suppressed` true.
+    """
+    rows = [*cell_directions(cells, adjusted, method), *b6_directions(b6)]
+    filled = [{"stars": "", "direction": "", "significant_for": "", **r} for r in rows]
+    return pl.DataFrame(filled, schema=DIRECTION_SCHEMA)
+
+
 def figure_data(cells: pl.DataFrame, outcomes: pl.DataFrame, last_window: int) -> pl.DataFrame:
     """Figures 13-14 (§4.7-4.8): at `last_window` months, any / no / regained income shares per
     length class and group, from B4 (income before) and B5 (no income before)."""
@@ -403,20 +545,25 @@ def plot_shares(data: pl.DataFrame, figure: str, title: str, path: Any) -> Any:
 
 
 def run(cfg: Any) -> None:
-    """Write Tables B4, B5, 3, B6 (tidy and published layout) and Figures 13-14."""
+    """Write Tables B4, B5, 3, B6 (tidy and published layout), their directions, Figures 13-14."""
     outputs = config.resolve_path(cfg.paths.outputs)
     tables, figures = outputs / "tables", outputs / "figures"
     min_count = int(cfg.disclosure.min_count)
     windows = tuple(int(w) for w in cfg.income.windows)
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")
     models = pl.read_parquet(outputs / "models" / "income_logit.parquet")
-    cells = add_significance(b4_b5_table3(outcomes, windows), models, str(cfg.significance.method))
+    method = str(cfg.significance.method)
+    cells = add_significance(b4_b5_table3(outcomes, windows), models, method)
     cells = suppress_income_cells(cells, min_count)
     io.write_csv(cells, tables / "income_tables_long.csv")
     for table, name in (("B4", "table_b4"), ("B5", "table_b5"), ("Tabell 3", "table3")):
         io.write_csv(printed_layout(cells, table), tables / f"{name}.csv")
-    io.write_csv(table_b6(outcomes, cfg.codes, min_count), tables / "table_b6.csv")
-    io.write_csv(adjusted_effects(models, cells), tables / "income_adjusted.csv")
+    b6 = table_b6(outcomes, cfg.codes, min_count)
+    io.write_csv(b6, tables / "table_b6.csv")
+    adjusted = adjusted_effects(models, cells)
+    io.write_csv(adjusted, tables / "income_adjusted.csv")
+    directions = income_directions(cells, adjusted, b6, method)
+    io.write_csv(directions, tables / "income_directions.csv")
     figs = figure_data(cells, outcomes, max(windows))
     enough = pl.col("n_ref") >= min_count
     median = pl.when(enough).then(pl.col("median_ref_income_sek"))
@@ -442,4 +589,11 @@ def run(cfg: Any) -> None:
         cfg.significance.method,
         cells["suppressed"].sum(),
         min_count,
+    )
+    favours = directions["significant_for"]
+    log.info(
+        "income directions: %d comparisons, %d significantly favour the treated, %d the controls",
+        directions.height,
+        (favours == "treated").sum(),
+        (favours == "controls").sum(),
     )

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-import polars as pl
+import math
 
-from pipeline.income_tables import add_significance, b4_b5_table3, suppress_income_cells
+import polars as pl
+import pytest
+from statsmodels.stats.proportion import confint_proportions_2indep
+
+from pipeline.income_models import ModelSpec
+from pipeline.income_tables import (
+    add_significance,
+    adjusted_effects,
+    b4_b5_table3,
+    compare_shares,
+    income_directions,
+    significant_for,
+    suppress_income_cells,
+)
 from pipeline.regression import stars
 from tests.test_disclosure import leaking_cells
+
+NUMBERS = ("percent_treated", "percent_control", "diff_pp", "diff_ci_low", "diff_ci_high")
+NUMBERS += ("p_unadjusted", "ame_pp", "ame_ci_low", "ame_ci_high", "p_adjusted", "p_value")
 
 
 def _outcomes(run_dir):
@@ -64,3 +80,182 @@ def test_no_suppressed_count_can_be_recomputed_from_the_length_classes(run_dir):
         by = {r["length_class"]: r["cell"] for r in part.iter_rows(named=True)}
         constraints.append((by["Alla"], [by["<2 år"], by["2+ år"]]))
     assert leaking_cells(counts, constraints, hidden["suppressed"].to_list()) == []
+
+
+def _persons(treated: bool, length: str, n: int, any_12: int, regained_12: int) -> list[dict]:
+    """`n` spells of one group and length class: the first `any_12` with income within 12
+    months, the first `regained_12` back at their earlier level."""
+    return [
+        {
+            "treated": treated,
+            "length_class": length,
+            "any_income_12": i < any_12,
+            "regained_12": i < regained_12,
+        }
+        for i in range(n)
+    ]
+
+
+def _hand_outcomes() -> pl.DataFrame:
+    """B4 spells only (all with income before, none in Table 3): controls do better in
+    `<2 år` any income (54/60 = 90 % vs 24/40 = 60 %), treated in `2+ år` (36/40 vs 30/50);
+    treated `2+ år` regained is 3, below a threshold of 5."""
+    rows = [
+        *_persons(True, "<2 år", 40, any_12=24, regained_12=20),
+        *_persons(False, "<2 år", 60, any_12=54, regained_12=30),
+        *_persons(True, "2+ år", 40, any_12=36, regained_12=3),
+        *_persons(False, "2+ år", 50, any_12=30, regained_12=25),
+    ]
+    flags = ("in_income_tables", "income_before", "regained_applies")
+    return pl.DataFrame(rows).with_columns(
+        *(pl.lit(True).alias(c) for c in flags),
+        *(pl.lit(False).alias(c) for c in ("in_table3", "no_income_before")),
+        *(pl.lit(False).alias(c) for c in ("durable_any", "durable_regained")),
+    )
+
+
+def _hand_models(spec: ModelSpec, ame: float, p: float) -> pl.DataFrame:
+    """A models frame with one fitted model: its treatment term, OR and AME (pp)."""
+    terms = [("treated", -1.0, p), ("OR(treated)", math.exp(-1.0), p), ("AME_pp(treated)", ame, p)]
+    return pl.DataFrame(
+        [
+            {
+                "model": spec.name,
+                "term": term,
+                "estimate": estimate,
+                "std_err": 0.1,
+                "ci_low": estimate - 1,
+                "ci_high": estimate + 1,
+                "p_value": p_value,
+                "n": 100,
+                "table": spec.table,
+                "income_group": spec.income_group,
+                "length_class": spec.length_class,
+                "outcome": spec.outcome,
+            }
+            for term, estimate, p_value in terms
+        ]
+    )
+
+
+def _hand_directions() -> pl.DataFrame:
+    spec = ModelSpec("B4/B5", "income_before", "<2 år", "any_income_12")
+    models = _hand_models(spec, ame=-28.0, p=0.0004)
+    cells = add_significance(b4_b5_table3(_hand_outcomes(), (12,)), models, "adjusted_logit")
+    cells = suppress_income_cells(cells, min_count=5)
+    empty_b6 = pl.DataFrame(
+        schema={
+            "block": pl.String,
+            "category": pl.String,
+            "income": pl.String,
+            "group": pl.String,
+            "n": pl.Int64,
+            "block_total": pl.Int64,
+            "suppressed": pl.Boolean,
+        }
+    )
+    adjusted = adjusted_effects(models, cells)
+    return income_directions(cells, adjusted, empty_b6, "adjusted_logit")
+
+
+def test_a_cell_where_the_controls_do_better_says_treated_lower():
+    directions = _hand_directions()
+    where = {"table": "B4", "block": "Någon inkomst", "row": "<12 mån"}
+    row = _cell(directions, length_class="<2 år", **where)
+    assert row["direction"] == "treated lower"
+    assert row["diff_pp"] == pytest.approx(60.0 - 90.0)
+    assert (row["percent_treated"], row["percent_control"]) == pytest.approx((60.0, 90.0))
+    assert row["diff_ci_high"] < 0  # 24/40 vs 54/60: the CI excludes zero
+    assert row["ame_pp"] == -28.0 and row["p_value"] == row["p_adjusted"] == 0.0004
+    assert row["stars"] == "***" and row["significant_for"] == "controls"
+    other = _cell(directions, length_class="2+ år", **where)
+    assert other["direction"] == "treated higher"
+    assert other["diff_pp"] == pytest.approx(90.0 - 60.0)
+    assert other["significant_for"] == ""  # no model for it: the stars' p is missing
+
+
+def test_a_comparison_with_a_suppressed_cell_shows_nothing():
+    directions = _hand_directions()
+    where = {"table": "B4", "block": "Tidigare inkomstnivå", "row": "<12 mån"}
+    row = _cell(directions, length_class="2+ år", **where)  # treated count 3 < 5
+    assert row["suppressed"] is True
+    assert all(row[c] is None for c in (*NUMBERS, "n_treated", "n_control"))
+    assert (row["direction"], row["stars"], row["significant_for"]) == ("", "", "")
+    shown = directions.filter(~pl.col("suppressed"))
+    assert shown.height > 0
+    assert shown.select(pl.col(NUMBERS[:5]).is_null().any()).row(0) == (False,) * 5
+
+
+@pytest.mark.parametrize(
+    "counts", [(24, 40, 54, 60), (36, 40, 30, 50), (0, 10, 5, 20), (10, 10, 3, 20), (7, 9, 7, 9)]
+)
+def test_the_difference_ci_equals_statsmodels_newcombe(counts):
+    compared = compare_shares(*counts)
+    low, high = confint_proportions_2indep(*counts, method="newcomb", compare="diff")
+    assert compared["diff_ci_low"] / 100 == pytest.approx(low, abs=1e-10)
+    assert compared["diff_ci_high"] / 100 == pytest.approx(high, abs=1e-10)
+    x1, n1, x2, n2 = counts
+    assert compared["diff_pp"] == pytest.approx(100 * (x1 / n1 - x2 / n2), abs=1e-10)
+    expected = "treated higher" if x1 / n1 > x2 / n2 else "treated lower"
+    assert compared["direction"] == ("equal" if x1 / n1 == x2 / n2 else expected)
+
+
+@pytest.mark.parametrize(
+    ("p", "estimate", "expected"),
+    [
+        (0.049, -3.0, "controls"),
+        (0.049, 3.0, "treated"),
+        (0.05, -3.0, ""),  # the threshold is strict: p < 0.05
+        (0.001, 0.0, ""),
+        (float("nan"), -3.0, ""),  # a model that could not be fitted
+        (0.001, float("nan"), ""),
+        (None, 3.0, ""),
+    ],
+)
+def test_significant_for_is_p_below_0_05_in_the_direction_of_the_estimate(p, estimate, expected):
+    assert significant_for(p, estimate) == expected
+
+
+def test_b6_directions_compare_category_shares_and_hide_suppressed_cells():
+    b6 = pl.DataFrame(
+        [
+            ("Kön", "Kvinna", "Någon inkomst före", "Insats", 30, 100, False),
+            ("Kön", "Kvinna", "Någon inkomst före", "Kontroll", 120, 200, False),
+            ("Kön", "Man", "Någon inkomst före", "Insats", 70, 100, False),
+            ("Kön", "Man", "Någon inkomst före", "Kontroll", 80, 200, False),
+            ("Kön", "Kvinna", "Utan inkomst före", "Insats", None, 12, True),
+            ("Kön", "Kvinna", "Utan inkomst före", "Kontroll", 40, 90, False),
+        ],
+        schema=["block", "category", "income", "group", "n", "block_total", "suppressed"],
+        orient="row",
+    )
+    cells = b4_b5_table3(_hand_outcomes(), (12,)).head(0)
+    empty = pl.DataFrame({"model": []}, schema={"model": pl.String})
+    directions = income_directions(cells, empty, b6, "adjusted_logit")
+    women = _cell(directions, table="B6", row="Kvinna", income="Någon inkomst före")
+    assert women["direction"] == "treated lower"
+    assert women["diff_pp"] == pytest.approx(30 - 60)
+    assert women["significant_for"] == "controls"  # 30/100 vs 120/200, z p < 0.05
+    assert women["p_value"] == women["p_unadjusted"] and women["ame_pp"] is None
+    hidden = _cell(directions, table="B6", row="Kvinna", income="Utan inkomst före")
+    assert hidden["suppressed"] and hidden["percent_control"] is None
+    assert hidden["diff_pp"] is None and hidden["p_value"] is None
+
+
+def test_written_directions_match_the_long_cells(run_dir):
+    tables = run_dir / "outputs" / "tables"
+    directions = pl.read_csv(tables / "income_directions.csv")
+    long = pl.read_csv(tables / "income_tables_long.csv").filter(pl.col("row") != "n")
+    keys = ["table", "block", "row", "length_class"]
+    pairs = long.pivot(on="group", index=keys, values=["percent", "suppressed"])
+    joined = directions.join(pairs, on=keys, how="inner")
+    assert joined.height == pairs.height  # one comparison per B4/B5/Table 3 row and class
+    hidden = joined["suppressed_Insats"] | joined["suppressed_Kontroll"]
+    assert (joined["suppressed"] == hidden).all()
+    shown = joined.filter(~pl.col("suppressed"))
+    assert (shown["percent_treated"] == shown["percent_Insats"]).all()
+    assert (shown["percent_control"] == shown["percent_Kontroll"]).all()
+    sign = (shown["percent_Insats"] - shown["percent_Kontroll"]).sign()
+    word = {1: "treated higher", -1: "treated lower", 0: "equal"}
+    assert shown["direction"].to_list() == [word[int(s)] for s in sign]
+    assert directions.filter(pl.col("table") == "B6").height > 0
