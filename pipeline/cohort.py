@@ -5,7 +5,8 @@ records spells and persons left, split by GC001 exposure, so that an auditor
 can go from the delivery's row counts to every table's n (`outputs/attrition.csv`).
 Covariates come from `bakgrund` in the covariate year (§3.4-3.5); the unit
 flags pick one spell per person for Table 2/B3 (`person_row`) and for the income
-tables (`income_row`).
+tables (`income_row`). `outputs/cohort_at_risk.parquet` keeps the spells before
+the two filters that select on exposure or length, for the GC001 life table.
 """
 
 from __future__ import annotations
@@ -256,6 +257,11 @@ def unit_flags(cohort: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+# The population filters up to this step do not look at a spell's own GC001 or
+# length; the two after it do (untreated spells of treated persons, short controls).
+AT_RISK_STEP = "gc001_outside_spell"
+
+
 def build_cohort(
     spells: pl.DataFrame,
     exposure: pl.DataFrame,
@@ -263,8 +269,10 @@ def build_cohort(
     persons_with_intervention: pl.Series,
     codes: Any,
     conf: CohortConfig,
-) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    """The cohort (one row per kept spell, covariates, unit flags) and its attrition rows."""
+) -> tuple[pl.DataFrame, list[dict[str, Any]], pl.DataFrame]:
+    """The cohort (one row per kept spell, covariates, unit flags), its attrition rows, and
+    the at-risk spells: the population after `AT_RISK_STEP`, before any filter that selects
+    on the spell's own exposure or length (the GC001 life table's denominator, §4.12)."""
     joined = spells.lazy().join(exposure.lazy(), on="spell_id")
     frame = (
         attach_background(joined, bakgrund, conf.year_basis, conf.education_fallback)
@@ -276,10 +284,12 @@ def build_cohort(
     for step, description, keep in population_filters(conf, persons_with_intervention):
         frame = frame.filter(keep)
         steps.append(count_step(frame, step, description))
+        if step == AT_RISK_STEP:
+            at_risk = frame
     cohort = unit_flags(frame.lazy()).collect()
     persons = cohort.filter("person_row")
     steps.append(count_step(persons, "person_row", "one spell per person: Table 2/B3 unit (§3.4)"))
-    return cohort, steps
+    return cohort, steps, at_risk
 
 
 def add_ownership(
@@ -340,7 +350,7 @@ def delivery_rows(row_counts: Path) -> list[dict[str, Any]]:
 
 
 def run(cfg: Any) -> None:
-    """Write outputs/cohort.parquet and outputs/attrition.csv."""
+    """Write outputs/cohort.parquet, outputs/cohort_at_risk.parquet and outputs/attrition.csv."""
     conf = CohortConfig.from_config(cfg)
     outputs = config.resolve_path(cfg.paths.outputs)
     staged = config.resolve_path(cfg.paths.staged)
@@ -349,11 +359,12 @@ def run(cfg: Any) -> None:
     persons = persons_with_intervention_contact(
         pl.scan_parquet(staged / "vardkontakter.parquet"), conf
     )
-    cohort, steps = build_cohort(
+    cohort, steps, at_risk = build_cohort(
         spells, exposure, pl.scan_parquet(staged / "bakgrund.parquet"), persons, cfg.codes, conf
     )
     cohort = add_ownership(cohort, staged / "vardkontakter.parquet", conf.control_lookback_days)
     io.write_parquet(cohort, outputs / "cohort.parquet")
+    io.write_parquet(at_risk, outputs / "cohort_at_risk.parquet")
     attrition = pl.DataFrame(
         delivery_rows(staged / "row_counts.json") + steps, infer_schema_length=None
     )

@@ -51,7 +51,7 @@ def _run(spells, background, with_intervention=(), conf=CONF):
         "diagnosis_group", "forsakradtyp", "censored")]  # fmt: skip
     bakgrund = pl.DataFrame(background).with_columns(pl.col("ar").cast(pl.Int16))
     persons = pl.Series("lopnr", list(with_intervention), dtype=pl.Int64)
-    return build_cohort(
+    cohort, steps, _ = build_cohort(
         spell_frame.drop([c for c in exposure_cols if c != "spell_id"]),
         spell_frame.select(exposure_cols),
         bakgrund.lazy(),
@@ -59,6 +59,7 @@ def _run(spells, background, with_intervention=(), conf=CONF):
         CFG.codes,
         conf,
     )
+    return cohort, steps
 
 
 def test_person_treated_in_two_spells_gets_one_table2_row_at_the_latest_gc001():
@@ -153,9 +154,17 @@ def test_attrition_never_grows_and_ends_in_the_cohort(tiny):
     )
     exposure = exposure_of_spells(spells, contacts, EXPOSURE_CONF)
     persons = persons_with_intervention_contact(contacts.lazy(), CONF)
-    cohort, steps = build_cohort(
+    cohort, steps, at_risk = build_cohort(
         spells, exposure, tiny.clean["bakgrund"].lazy(), persons, CFG.codes, CONF
     )
+    # The at-risk spells are the cohort's plus exactly those the last two filters drop.
+    dropped = at_risk.join(cohort, on="spell_id", how="anti")
+    person_treated = at_risk.group_by("lopnr").agg(pl.col("treated").any().alias("pt"))
+    dropped = dropped.join(person_treated, on="lopnr")
+    assert at_risk.height == steps[-4]["n_spells"]
+    assert cohort.join(at_risk, on="spell_id", how="anti").height == 0
+    assert dropped.filter(pl.col("treated")).height == 0
+    assert dropped.filter(~pl.col("pt") & (pl.col("gross_days") >= 30)).height == 0
     counts = [s["n_spells"] for s in steps[:-1]]
     assert counts == sorted(counts, reverse=True)
     assert steps[-2]["n_spells"] == cohort.height
