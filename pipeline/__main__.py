@@ -32,6 +32,7 @@ STAGES: dict[str, str] = {
     "registrations": "pipeline.registrations",
     "nb_model": "pipeline.nb_model",
     "survival": "pipeline.survival_analysis",
+    "claims": "pipeline.claims",
     "report": "pipeline.report",
 }
 

@@ -22,6 +22,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from pipeline import config, io
+from pipeline.income_tables import ALPHA
 
 log = logging.getLogger(__name__)
 
@@ -94,24 +95,38 @@ def flat_config(cfg: Any, sections: list[str]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=["key", "value"], orient="row")
 
 
-def directions(long_cells: pl.DataFrame) -> list[str]:
-    """One sentence per treated-vs-control comparison in B4, B5 and Table 3 (§10 item 40)."""
-    shares = long_cells.filter(pl.col("row") != "n").drop_nulls("percent")
-    pairs = shares.pivot(
-        on="group", index=["table", "block", "row", "length_class"], values=["percent", "p_value"]
-    ).drop_nulls(["percent_Insats", "percent_Kontroll"])
-    out = []
-    for r in pairs.iter_rows(named=True):
-        diff = r["percent_Insats"] - r["percent_Kontroll"]
-        word = "higher" if diff > 0 else "lower" if diff < 0 else "equal"
-        p = r["p_value_Insats"]
-        p_text = f", adjusted p = {p:.3g}" if p is not None else ""
-        out.append(
-            f"{r['table']}, {r['block']}, {r['row']}, {r['length_class']}: treated "
-            f"{r['percent_Insats']:.1f} % vs controls {r['percent_Kontroll']:.1f} % "
-            f"({word}, {diff:+.1f} points{p_text})"
+def direction_line(r: dict[str, str | None]) -> str:
+    """One comparison of income_directions.csv as a sentence, its numbers as written (`display`)."""
+    where = [r["table"], r["block"], r["row"], r["length_class"] or r["income"]]
+    label = ", ".join(v for v in where if v)
+    if r["suppressed"] == "true":
+        return f"{label}: not shown (a cell is below the disclosure threshold)"
+    if not r["diff_pp"]:
+        return f"{label}: no comparison (a group is empty)"
+    d = {k: display(v) for k, v in r.items()}
+    p = f"p = {d['p_value']}{d['stars']}" if d["p_value"] not in ("", "NaN") else "no p-value"
+    text = (
+        f"{label}: treated {d['percent_treated']} % vs controls {d['percent_control']} %, "
+        f"{d['direction']}, difference {d['diff_pp']} points "
+        f"(95 % CI {d['diff_ci_low']} to {d['diff_ci_high']}), {p}"
+    )
+    if r["p_unadjusted"] != r["p_value"]:
+        text += f"; unadjusted p = {d['p_unadjusted']}"
+    if r["ame_pp"] and r["ame_pp"] != "NaN":
+        text += (
+            f"; adjusted AME {d['ame_pp']} points (95 % CI {d['ame_ci_low']} to {d['ame_ci_high']})"
         )
-    return out
+    if r["significant_for"] and r["table"] == "B6":  # a background share: larger, not better
+        text += f"; significantly larger share among the {r['significant_for']} (p < {ALPHA})"
+    elif r["significant_for"]:
+        text += f"; significant (p < {ALPHA}) in favour of the {r['significant_for']}"
+    return text
+
+
+def directions(rows: pl.DataFrame) -> list[str]:
+    """One sentence per treated-vs-control comparison of B4, B5, B6 and Table 3 (§10 item 40),
+    from income_directions.csv read as text: the report computes nothing."""
+    return [direction_line(r) for r in rows.iter_rows(named=True)]
 
 
 def build_html(
@@ -150,7 +165,7 @@ def build_html(
             f"<h2>{html.escape(figure_title)}</h2>",
             f"<img alt='{html.escape(figure_title)}' src='data:image/png;base64,{encoded}'>",
         ]
-    parts += ["<h2>Riktning för varje jämförelse (Tabell 3, B4, B5)</h2><ul>"]
+    parts += ["<h2>Riktning för varje jämförelse insats − kontroll (B4–B6, Tabell 3)</h2><ul>"]
     parts += [f"<li>{html.escape(line)}</li>" for line in direction_lines]
     parts += ["</ul><h2>Avvikelser från den publicerade metoden</h2><ul>"]
     parts += [
@@ -263,6 +278,10 @@ def key_metrics(tables_dir: Path) -> dict[str, Any]:
         for prior in ("0.0", "180.0"):
             key = f"nb_extra_days_{design}_prior_{prior.split('.')[0]}"
             metrics[key] = _value(extra, "extra_days", design=design, prior_days=prior)
+    rank = read_table(tables_dir / "gc001_length_rank.csv")
+    primary = rank["design"][0] if rank.height else ""
+    metrics["length_rank_gehan_z"] = _value(rank, "gehan_z", design=primary)
+    metrics["length_rank_gehan_p"] = _value(rank, "gehan_p", design=primary)
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 
@@ -292,9 +311,6 @@ def run(cfg: Any) -> None:
     sections = [s for s in REPORTED_SECTIONS if s in cfg]
     settings = flat_config(cfg, sections)
     version = data_version(config.ROOT / "dvc.lock", str(cfg.data.dir))
-    long_cells = read_table(tables_dir / "income_tables_long.csv").with_columns(
-        pl.col("percent", "p_value").cast(pl.Float64)
-    )
     document = build_html(
         str(rep.title),
         str(rep.subtitle),
@@ -305,7 +321,7 @@ def run(cfg: Any) -> None:
         version,
         [dict(d) for d in rep.deviations],
         [dict(i) for i in rep.inconsistencies],
-        directions(long_cells),
+        directions(read_table(tables_dir / "income_directions.csv")),
     )
     # Always written (on synthetic data it shows how far the planted shapes are from the
     # published ones); shown in the HTML for a real delivery (`report.compare_published`).
@@ -346,5 +362,6 @@ REPORTED_SECTIONS = [
     "fk",
     "regions",
     "describe",
+    "claims",
     "disclosure",
 ]

@@ -3,6 +3,7 @@ the numbers of its CSV, and no output file holds a person id of the input."""
 
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from html.parser import HTMLParser
@@ -11,7 +12,7 @@ import openpyxl
 import polars as pl
 
 from pipeline import config
-from pipeline.report import display, read_table
+from pipeline.report import build_html, directions, display, read_table
 
 REPORT = config.compose().report
 
@@ -107,3 +108,66 @@ def test_a_real_delivery_shows_the_published_numbers_beside_ours(run_dir, tmp_pa
     assert [row[2] for row in shown[1:]] == [display(v) for v in comparison["published"]]
     synthetic = (run_dir / "outputs" / "report.html").read_text(encoding="utf-8")
     assert "Publicerade värden och våra" not in synthetic
+
+
+def _direction_items(document: str) -> list[str]:
+    """The <li> texts of the report's direction section."""
+    section = document.split("<h2>Riktning för varje jämförelse")[1].split("</ul>")[0]
+    return [html.unescape(item) for item in re.findall(r"<li>(.*?)</li>", section)]
+
+
+def test_the_html_states_the_direction_of_every_comparison_of_income_directions(run_dir):
+    document = (run_dir / "outputs" / "report.html").read_text(encoding="utf-8")
+    rows = read_table(run_dir / "outputs" / "tables" / "income_directions.csv")
+    items = _direction_items(document)
+    assert len(items) == rows.height  # one line per comparison, B6 included
+    shown = rows.filter(pl.col("suppressed") == "false")
+    assert shown.height > 0 and shown.filter(pl.col("table") == "B6").height > 0
+    stated = [i for i in items if " % vs controls " in i]
+    assert len(stated) == shown.height  # numbers only for the non-suppressed rows
+    for row, item in zip(shown.iter_rows(named=True), stated, strict=True):
+        assert item.startswith(f"{row['table']}, {row['block']}, {row['row']}, ")
+        assert f", {row['direction']}, difference {display(row['diff_pp'])} points" in item
+        ci = f"(95 % CI {display(row['diff_ci_low'])} to {display(row['diff_ci_high'])})"
+        assert ci in item
+    hidden = rows.height - shown.height
+    assert sum("not shown (a cell is below the disclosure threshold)" in i for i in items) == hidden
+
+
+def test_a_line_favouring_the_controls_says_so_and_a_suppressed_one_shows_no_number():
+    row = {
+        "table": "Tabell 3",
+        "block": "Haft inkomst före",
+        "row": "Återfår tidigare inkomst efter",
+        "length_class": "Alla",
+        "income": "",
+        "percent_treated": "58.67",
+        "percent_control": "63.75",
+        "diff_pp": "-5.08",
+        "diff_ci_low": "-5.77",
+        "diff_ci_high": "-4.38",
+        "p_unadjusted": "2.1e-44",
+        "ame_pp": "-4.9",
+        "ame_ci_low": "-5.6",
+        "ame_ci_high": "-4.2",
+        "p_adjusted": "3.3e-40",
+        "p_value": "3.3e-40",
+        "stars": "***",
+        "direction": "treated lower",
+        "significant_for": "controls",
+        "suppressed": "false",
+    }
+    hidden = {**row, "length_class": "2+ år", "suppressed": "true"}
+    hidden |= {k: "" for k in ("percent_treated", "percent_control", "diff_pp", "p_value")}
+    lines = directions(pl.DataFrame([row, hidden]))
+    assert lines[0] == (
+        "Tabell 3, Haft inkomst före, Återfår tidigare inkomst efter, Alla: treated 58.67 % vs "
+        "controls 63.75 %, treated lower, difference -5.08 points (95 % CI -5.77 to -4.38), "
+        "p = 3.3e-40***; unadjusted p = 2.1e-44; adjusted AME -4.9 points (95 % CI -5.6 to "
+        "-4.2); significant (p < 0.05) in favour of the controls"
+    )
+    assert lines[1].endswith("2+ år: not shown (a cell is below the disclosure threshold)")
+    empty = pl.DataFrame({"a": []})
+    version = {"data_dir": "d", "md5": "m"}
+    document = build_html("t", "s", [], [], empty, empty, version, [], [], lines)
+    assert _direction_items(document) == lines

@@ -10,25 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.sickdays import window_days
+from tests.reference.sickdays import plain_window_days
 
 D0 = dt.date(2020, 1, 1)
 
 
 def day(n: int) -> dt.date:
     return D0 + dt.timedelta(days=n)
-
-
-def plain_window_days(periods, lopnr, start, end) -> tuple[float, int]:
-    """Net and gross days of `lopnr` in [start, end], counting day by day."""
-    best: dict[dt.date, int] = {}
-    for p, f, t, extent in periods:
-        if p != lopnr:
-            continue
-        d = max(f, start)
-        while d <= min(t, end):
-            best[d] = max(best.get(d, 0), extent)
-            d += dt.timedelta(days=1)
-    return sum(best.values()) / 100, len(best)
 
 
 @settings(max_examples=80, deadline=None)

@@ -1,0 +1,432 @@
+"""The §4.12 claims: GC001 life table, length rank in risk sets, prior sick days, B5 check.
+
+Hand-built cohorts with counts worked out by hand, independent implementations
+(statsmodels' Wilson interval, scipy's Welch interval, a day-by-day count), and
+pipeline runs on synthetic deliveries with a planted GC001 hazard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
+
+from pipeline import config
+from pipeline.__main__ import main
+from pipeline.claims import (
+    ClaimsConfig,
+    b5_check,
+    length_rank,
+    life_table,
+    member_days,
+    prior_sickness,
+)
+from pipeline.errors import PipelineError
+from tests.reference.sickdays import plain_window_days
+from tests.test_disclosure import leaking_cells
+
+START = dt.date(2020, 3, 1)
+WINDOW = (dt.date(2020, 1, 1), dt.date(2020, 12, 31))
+
+
+def day(n: int, origin: dt.date = START) -> dt.date:
+    return origin + dt.timedelta(days=n)
+
+
+def _spell(spell_id, last_day, gc001=None, level=None, start=START, end=None):
+    return {
+        "spell_id": spell_id,
+        "start": start,
+        "end": end or day(last_day, start),
+        "treated": gc001 is not None,
+        "first_gc001": None if gc001 is None else day(gc001, start),
+        "care_level_group": level,
+    }
+
+
+# A dozen spells, bands of 10 days up to day 30 (0-9, 10-19, 20-29). By hand:
+#   band 0: at start 11 (I starts before the window), events A (day 0, the band's
+#     first day) and K (day 3, care level unknown), censored C (ends on day 9, the
+#     band's last day) and G (day 5); spell-days 1 + 4 + 10 + 6 + 7 x 10 = 91.
+#   band 1: at start 7, event B (day 10, the band's first day, specialised),
+#     censored D (ends day 19) and J (window ends on its day 11); days 1 + 10 + 2 + 4 x 10 = 53.
+#   band 2: at start 4, events F (day 25) and H (day 29, the last day); days 6 + 10 + 10 + 10
+#     = 36; E and L are still at risk after day 29.
+HAND_SPELLS = [
+    _spell(1, 50, gc001=0, level="primary_care"),  # A
+    _spell(2, 50, gc001=10, level="specialised"),  # B
+    _spell(3, 9),  # C
+    _spell(4, 19),  # D
+    _spell(5, 99),  # E
+    _spell(6, 80, gc001=25, level="primary_care"),  # F
+    _spell(7, 5),  # G
+    _spell(8, 40, gc001=29, level="primary_care"),  # H
+    _spell(9, 300, start=dt.date(2019, 12, 1)),  # I: starts before the window
+    _spell(10, 0, start=dt.date(2020, 12, 20), end=dt.date(2021, 1, 30)),  # J
+    _spell(11, 20, gc001=3, level=None),  # K
+    _spell(12, 200),  # L
+]
+HAND = {
+    "n_at_start": [11, 7, 4],
+    "events": [2, 1, 2],
+    "censored": [2, 2, 0],
+    "n_after": [7, 4, 2],
+    "spell_days": [91, 53, 36],
+    "events_primary_care": [1, 0, 2],
+    "events_specialised": [0, 1, 0],
+    "events_unknown": [1, 0, 0],
+}
+
+
+def hand_table() -> pl.DataFrame:
+    spells = pl.DataFrame(HAND_SPELLS, schema_overrides={"care_level_group": pl.String})
+    exits = life_table.spell_exits(spells, *WINDOW)
+    return life_table.life_table(exits, life_table.Bands(10, 30))
+
+
+def test_life_table_counts_equal_the_hand_computed_ones():
+    table = hand_table()
+    for column, expected in HAND.items():
+        assert table[column].to_list() == expected, column
+    assert table["day_from"].to_list() == [0, 10, 20]
+    assert table["day_to"].to_list() == [9, 19, 29]
+
+
+def test_life_table_rates_cis_and_cumulative_share():
+    long = life_table.rates(life_table.suppress(hand_table(), min_count=1), day_origin=1)
+    overall = long.filter(pl.col("care_level") == "Alla")
+    assert overall["day_from"].to_list() == [1, 11, 21]  # day_origin shifts the labels
+    by_hand = zip(overall.iter_rows(named=True), [2, 1, 2], [91, 53, 36], strict=True)
+    for row, events, days in by_hand:
+        lo, hi = proportion_confint(events, days, method="wilson")
+        assert row["rate_per_1000"] == pytest.approx(1000 * events / days)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((1000 * lo, 1000 * hi))
+    # actuarial: q = events / (at start - censored / 2): 2/10, 1/6, 2/4
+    untreated = np.cumprod([1 - 2 / 10, 1 - 1 / 6, 1 - 2 / 4])
+    assert overall["cumulative_percent"].to_list() == pytest.approx(100 * (1 - untreated))
+    # cause-specific cumulative shares add up to the overall one
+    by_level = (
+        long.filter(pl.col("care_level") != "Alla")
+        .group_by("band")
+        .agg(pl.col("cumulative_percent").sum())
+    )
+    assert by_level.sort("band")["cumulative_percent"].to_list() == pytest.approx(
+        overall["cumulative_percent"].to_list()
+    )
+
+
+def test_life_table_suppression_leaves_no_hidden_count_recoverable():
+    table = life_table.suppress(hand_table(), min_count=3)
+    columns = [c.removeprefix("suppressed_") for c in table.columns if c.startswith("suppressed_")]
+    values = table.select(columns).to_numpy()
+    hidden = table.select(f"suppressed_{c}" for c in columns).to_numpy()
+    assert hidden.any()
+    cell = np.arange(values.size).reshape(values.shape)
+    col = {c: j for j, c in enumerate(columns)}
+    levels = [c for c in columns if c.startswith("events_")]
+    constraints = []
+    for b in range(values.shape[0]):
+        parts = [cell[b, col[c]] for c in ("events", "censored", "n_after")]
+        constraints.append((cell[b, col["n_at_start"]], parts))
+        constraints.append((cell[b, col["events"]], [cell[b, col[c]] for c in levels]))
+        if b + 1 < values.shape[0]:
+            constraints.append((cell[b, col["n_after"]], [cell[b + 1, col["n_at_start"]]]))
+    assert leaking_cells(values.ravel().tolist(), constraints, hidden.ravel().tolist()) == []
+    assert all(hidden.ravel()[i] for i, v in enumerate(values.ravel()) if 0 < v < 3)
+
+
+def test_gehan_score_and_its_permutation_variance_by_hand():
+    # One set: case 30 days (ended), controls 10 (ended), 30 (ended), 50 (open at data end).
+    # Case vs 10: surely longer (+1); vs 30: tie (0); vs 50 open: the case ended first (-1).
+    members = pl.DataFrame(
+        {
+            "set_id": [1, 1, 1, 1],
+            "case": [True, False, False, False],
+            "length": [30, 10, 30, 50],
+            "censored": [False, False, False, True],
+        }
+    )
+    scores = length_rank.gehan_scores(members)
+    # member scores: 30 -> 0, 10 -> -3, 30 -> 0, 50 open -> +3 (longer than all ended ones)
+    assert scores["case_score"].to_list() == [0]
+    assert scores["score_variance"].to_list() == pytest.approx([(0 + 9 + 0 + 9) / 4])
+
+
+def test_randomised_rank_is_uniform_when_the_case_is_a_random_member():
+    rng = np.random.default_rng(3)
+    n_sets, m = 4000, 6
+    length = rng.integers(1, 40, size=(n_sets, m))  # many ties
+    case = np.zeros((n_sets, m), dtype=bool)
+    case[np.arange(n_sets), rng.integers(0, m, n_sets)] = True
+    members = pl.DataFrame(
+        {
+            "set_id": np.repeat(np.arange(n_sets), m),
+            "case": case.ravel(),
+            "length": length.ravel(),
+            "censored": np.zeros(n_sets * m, dtype=bool),
+        }
+    )
+    summary, deciles = length_rank.rank_test(members, seed=1)
+    assert summary["chi2_p"] > 0.01 and summary["gehan_p"] > 0.01
+    assert deciles["observed"].sum() == n_sets
+    # the same sets, with the longest member as the case: both tests reject
+    longest = (length == length.max(axis=1, keepdims=True)).cumsum(axis=1) == 1
+    members = members.with_columns(pl.Series("case", longest.ravel()))
+    summary, _ = length_rank.rank_test(members, seed=1)
+    assert summary["gehan_p"] < 1e-6 and summary["chi2_p"] < 1e-6
+
+
+# --- prior sick days --------------------------------------------------------------------
+
+PERIODS = [  # lopnr, from, to, extent: overlapping, nested and part-time periods
+    (1, day(-400), day(-300), 100),
+    (1, day(-320), day(-200), 50),  # overlaps the one before at a lower extent
+    (1, day(-100), day(-1), 25),
+    (1, day(-60), day(-50), 100),  # nested in the 25 % period
+    (1, day(0), day(90), 100),  # the spell itself
+    (2, day(-30), day(20), 75),  # runs into the spell start
+    (3, day(-900), day(-500), 100),  # before the window
+]
+
+
+def test_prior_sick_days_equal_a_day_by_day_count():
+    periods = pl.DataFrame(
+        PERIODS, schema=["lopnr", "from_datum", "tom_datum", "omfattning"], orient="row"
+    ).with_columns(pl.col("lopnr").cast(pl.Int64), pl.col("omfattning").cast(pl.Int16))
+    cohort = pl.DataFrame(
+        {
+            "spell_id": [10, 20, 30],
+            "lopnr": [1, 2, 3],
+            "start": [START] * 3,
+            "treated": [True, False, False],
+            "person_row": [True, True, True],
+        }
+    )
+    index = day(40)
+    riskset = pl.DataFrame(
+        {
+            "set_id": [1, 1, 1],
+            "spell_id": [10, 20, 30],
+            "lopnr": [1, 2, 3],
+            "case": [True, False, False],
+            "index_date": [index] * 3,
+        }
+    )
+    days = member_days(cohort, riskset, periods, window=365)
+    for anchor, anchor_day in (("spell_start", START), ("index", index)):
+        frame = days[anchor].sort("lopnr")
+        assert frame["lopnr"].to_list() == [1, 2, 3]
+        for row in frame.iter_rows(named=True):
+            net, _ = plain_window_days(
+                PERIODS, row["lopnr"], anchor_day - dt.timedelta(365), anchor_day - dt.timedelta(1)
+            )
+            assert row["net_days"] == pytest.approx(net), (anchor, row["lopnr"])
+    # by hand for person 1 before the start: days -365..-300 at 100 % (66 days), -299..-200
+    # at 50 % (100 days), -100..-1 at 25 % except -60..-50 at 100 % (89 x 0.25 + 11)
+    first = days["spell_start"].filter(pl.col("lopnr") == 1)["net_days"].item()
+    assert first == pytest.approx(66 + 100 * 0.5 + 89 * 0.25 + 11)
+
+
+def test_compare_independent_groups_against_scipy_and_by_hand():
+    rng = np.random.default_rng(5)
+    x = np.r_[np.zeros(40), rng.integers(1, 200, 60)].astype(float)
+    y = np.r_[np.zeros(120), rng.integers(1, 150, 80)].astype(float)
+    frame = pl.DataFrame({"treated": [True] * 100 + [False] * 200, "net_days": np.r_[x, y]})
+    rows = {r["statistic"]: r for r in prior_sickness.compare(frame, "spell_start", 500, 1, 5)}
+    welch = stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.95)
+    assert rows["mean"]["difference"] == pytest.approx(x.mean() - y.mean())
+    assert (rows["mean"]["diff_ci_low"], rows["mean"]["diff_ci_high"]) == pytest.approx(
+        (welch.low, welch.high)
+    )
+    assert rows["share_any"]["treated"] == pytest.approx(60.0)
+    assert rows["share_any"]["control"] == pytest.approx(40.0)
+    assert rows["median"]["difference"] == pytest.approx(np.median(x) - np.median(y))
+    assert rows["median"]["diff_ci_low"] < rows["median"]["difference"]
+    assert rows["median"]["diff_ci_high"] > rows["median"]["difference"]
+
+
+def test_compare_matched_sets_pairs_within_sets():
+    # set 1: case 10, controls 0 and 20 (mean 10) -> 0; set 2: case 30, control 10 -> 20;
+    # set 3: case 5, controls 5, 5 -> 0: mean difference 20 / 3
+    frame = pl.DataFrame(
+        {
+            "set_id": [1, 1, 1, 2, 2, 3, 3, 3],
+            "treated": [True, False, False, True, False, True, False, False],
+            "net_days": [10.0, 0.0, 20.0, 30.0, 10.0, 5.0, 5.0, 5.0],
+        }
+    )
+    rows = {r["statistic"]: r for r in prior_sickness.compare(frame, "index", 100, 1, 1)}
+    d = np.array([0.0, 20.0, 0.0])
+    half = stats.norm.ppf(0.975) * d.std(ddof=1) / math.sqrt(3)
+    assert rows["mean"]["difference"] == pytest.approx(20 / 3)
+    assert rows["mean"]["control"] == pytest.approx((10 + 10 + 5) / 3)
+    assert (rows["mean"]["diff_ci_low"], rows["mean"]["diff_ci_high"]) == pytest.approx(
+        (20 / 3 - half, 20 / 3 + half)
+    )
+    # any sick day: cases 3/3; controls per set 1/2, 1, 1 -> mean 5/6
+    assert rows["share_any"]["difference"] == pytest.approx(100 * (1 - 5 / 6))
+
+
+# --- B5: a spell just before ------------------------------------------------------------
+
+
+def test_b5_prior_spell_is_another_spell_ending_in_the_three_months_before_the_start_month():
+    # Start 2021-04-10: the window is 2021-01-01 .. 2021-03-31.
+    b5 = pl.DataFrame(
+        {"spell_id": [1, 2, 3, 4], "lopnr": [1, 2, 3, 4], "start": [dt.date(2021, 4, 10)] * 4}
+    )
+    spells = pl.DataFrame(
+        {
+            "spell_id": [1, 11, 2, 12, 3, 13, 4],
+            "lopnr": [1, 1, 2, 2, 3, 3, 4],
+            "end": [
+                dt.date(2021, 6, 1),
+                dt.date(2021, 1, 1),  # first day of month s-3: in
+                dt.date(2021, 6, 1),
+                dt.date(2020, 12, 31),  # the day before: out
+                dt.date(2021, 6, 1),
+                dt.date(2021, 4, 2),  # inside the start month: out
+                dt.date(2021, 3, 31),  # the spell itself (impossible, but never counted)
+            ],
+        }
+    )
+    flagged = b5_check.with_prior_spell(b5, spells, months=3).sort("spell_id")
+    assert flagged["prior_spell"].to_list() == [True, False, False, False]
+
+
+# --- synthetic deliveries with a planted hazard -----------------------------------------
+
+PLANTED_BANDS = ((0, 4.0), (30, 2.5), (90, 1.5), (180, 0.8))
+
+
+def _run_pipeline(base, *overrides: str) -> dict[str, pl.DataFrame]:
+    common = [
+        "synth.size=small",
+        "synth.sizes.small=20000",
+        f"synth.out_dir={base}/delivery",
+        f"synth.truth_dir={base}/truth",
+        f"paths.staged={base}/staged",
+        f"paths.quarantine={base}/quarantine",
+        f"paths.outputs={base}/outputs",
+        "synth.gc001_timing=hazard",
+        "synth.gc001_hazard_bands=" + str([list(b) for b in PLANTED_BANDS]).replace(" ", ""),
+        "synth.private_share=0",  # every GC001 in the analysed regions is registered
+        "synth.effect.extra_days_intercept=0",  # treatment does not change the length
+        "synth.effect.extra_days_slope_per_180=0",
+        "claims.max_day=360",
+        *overrides,
+    ]
+    for stage in ("synth", "stage", "spells", "exposure", "cohort", "income", "outcomes"):
+        assert main([stage, *common]) == 0, stage
+    assert main(["riskset", *common]) == 0
+    assert main(["claims", *common]) == 0
+    tables = base / "outputs" / "tables"
+    return {
+        name: pl.read_csv(tables / f"{name}.csv")
+        for name in ("gc001_life_table", "gc001_length_rank", "prior_sick_days")
+    }
+
+
+@pytest.fixture(scope="module")
+def flat_run(tmp_path_factory):
+    return _run_pipeline(tmp_path_factory.mktemp("flat"))
+
+
+@pytest.fixture(scope="module")
+def tilted_run(tmp_path_factory):
+    return _run_pipeline(tmp_path_factory.mktemp("tilted"), "synth.gc001_length_dependence=1")
+
+
+def test_life_table_recovers_the_planted_hazard(flat_run):
+    overall = flat_run["gc001_life_table"].filter(pl.col("care_level") == "Alla")
+    starts = [a for a, _ in PLANTED_BANDS]
+    # 12 bands: each must hold the planted rate within a Bonferroni-widened 95 % interval,
+    # and at most two may miss it with their own 95 % CI (expected 0.6 of 12)
+    z = stats.norm.ppf(1 - 0.05 / (2 * overall.height))
+    missed = 0
+    for row in overall.iter_rows(named=True):
+        rate = PLANTED_BANDS[np.searchsorted(starts, row["day_from"], side="right") - 1][1]
+        planted = 1000 * (1 - math.exp(-rate / 1000))  # a day's probability, per 1 000
+        se = 1000 * math.sqrt(planted / 1000 / row["spell_days"])
+        assert abs(row["rate_per_1000"] - planted) < z * se, row
+        missed += not row["ci_low"] <= planted <= row["ci_high"]
+    assert missed <= 2
+
+
+def _design(run, prefix):
+    rows = run["gc001_length_rank"].filter(pl.col("design").str.starts_with(prefix))
+    assert rows.height == 1
+    return rows.row(0, named=True)
+
+
+def test_rank_test_does_not_reject_when_length_does_not_matter(flat_run):
+    fair = _design(flat_run, "at-risk spells, not_yet_treated")
+    assert fair["n_sets"] > 500
+    assert fair["gehan_p"] > 0.05 and fair["chi2_p"] > 0.05
+    assert abs(fair["mean_rank"] - 0.5) < 0.03
+    # The report's design (never-treated controls) finds a length effect that is not there:
+    # spells never treated are selected to be short.
+    biased = _design(flat_run, "§6.2 sets, never_treated")
+    assert biased["chi2_p"] < 0.001
+
+
+def test_rank_test_rejects_when_longer_spells_are_treated_more_often(tilted_run):
+    tilted = _design(tilted_run, "at-risk spells, not_yet_treated")
+    assert tilted["gehan_z"] > 0 and tilted["gehan_p"] < 0.001
+    assert tilted["mean_rank"] > 0.55
+
+
+def test_config_rejects_an_unknown_rank_control_mode():
+    cfg = config.compose(["claims.rank_control_mode=everyone"])
+    with pytest.raises(PipelineError, match=r"claims\.rank_control_mode"):
+        ClaimsConfig.from_config(cfg)
+
+
+# --- the stage's outputs on the shared end-to-end run -----------------------------------
+
+
+def test_region_table_pooled_column_keeps_table2s_suppression(run_dir):
+    tables = run_dir / "outputs" / "tables"
+    table2 = pl.read_csv(tables / "table2.csv", infer_schema_length=0)
+    by_region = pl.read_csv(tables / "table2_by_region.csv", infer_schema_length=0)
+    joined = table2.join(by_region, on=["block", "category"])
+    assert joined.height == table2.height
+    assert (joined["Insats Totalt"] == "..").to_list() == (joined["Alla"] == "..").to_list()
+    assert (
+        joined.filter(pl.col("Insats Totalt") != "..")
+        .select(
+            (
+                pl.col("Insats Totalt").str.extract(r"^(\d+)")
+                == pl.col("Alla").str.extract(r"^(\d+)")
+            ).all()
+        )
+        .item()
+    )
+
+
+def test_life_table_output_is_consistent_and_hides_small_counts(run_dir):
+    long = pl.read_csv(run_dir / "outputs" / "tables" / "gc001_life_table.csv")
+    overall = long.filter(pl.col("care_level") == "Alla").sort("band")
+    shown = overall.filter(pl.col("events").is_not_null() & pl.col("censored").is_not_null())
+    next_start = overall["n_at_start"].shift(-1)
+    for row, after in zip(overall.iter_rows(named=True), next_start, strict=True):
+        if None not in (row["events"], row["censored"], row["n_at_start"], after):
+            assert row["n_at_start"] == row["events"] + row["censored"] + after
+    assert shown.height > 0
+    counts = long.select("n_at_start", "events", "censored").to_numpy().ravel()
+    counts = counts[~np.isnan(counts.astype(float))]
+    assert not ((counts > 0) & (counts < 5)).any()
+    # the rates of the care levels add up to the overall rate where all are shown
+    levels = (
+        long.filter(pl.col("care_level") != "Alla")
+        .group_by("band")
+        .agg(pl.col("rate_per_1000").sum(), pl.col("rate_per_1000").null_count().alias("hidden"))
+    )
+    both = overall.join(levels, on="band", suffix="_levels").filter(pl.col("hidden") == 0)
+    assert both.height > 0
+    assert both["rate_per_1000"].to_list() == pytest.approx(both["rate_per_1000_levels"].to_list())

@@ -1,0 +1,309 @@
+"""§4.12 "regions target the same groups": Table 2 of the treated per region, by hand.
+
+30 treated person rows in Uppsala (03, 12 persons), Östergötland (05, 10) and
+Skåne (12, 8); the expected counts, percents and SMDs below are worked out from
+these lists and the formulas, not from the module.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline import config
+from pipeline.claims.regions import (
+    ALL,
+    age_by_region,
+    printed_layout,
+    region_of,
+    region_smd,
+    smd_layout,
+    treated_by_region,
+)
+from pipeline.describe import TOTAL, blocks, suppress_b3, table_b3_counts, with_labels
+from tests.test_disclosure import leaking_cells
+
+CODES = config.compose().codes
+REGIONS = ["03", "05", "12"]
+AGES = {
+    "03": [25, 30, 35, 38, 45, 50, 50, 55, 55, 58, 62, 64],  # bands 4 / 6 / 2
+    "05": [22, 28, 33, 41, 44, 47, 52, 53, 57, 59],  # bands 3 / 7 / 0
+    "12": [31, 40, 42, 48, 51, 60, 63, 66],  # bands 1 / 4 / 3
+}
+WOMEN = {"03": 8, "05": 5, "12": 3}  # the first WOMEN[r] of each region are women
+EDUCATION = {  # Alla: Förgymnasial 8, Gymnasial 19, Eftergymnasial 2, missing 1
+    "03": ["saknas"] + ["Gymnasial"] * 11,
+    "05": ["Eftergymnasial"] * 2 + ["Gymnasial"] * 8,
+    "12": ["Förgymnasial"] * 8,
+}
+
+
+def band(age: int) -> str:
+    return "18–39" if age <= 39 else "40–59" if age <= 59 else "60–67"
+
+
+def person(lopnr, treated, lan, region_first, sex, age, education, person_row=True):
+    return {
+        "lopnr": lopnr,
+        "treated": treated,
+        "person_row": person_row,
+        "lan": lan,
+        "region_first": region_first,
+        "ownership": "offentlig" if treated else "okand",
+        "sex": sex,
+        "age": age,
+        "age_band": band(age),
+        "birth_country_group": "Sverige och Norden",
+        "civil_status_group": "Gift",
+        "education_group": education,
+        "diagnosis_group": "f43" if treated else "other",
+        "insured_type_group": "Anställd",
+    }
+
+
+def cohort_rows() -> pl.DataFrame:
+    """The 30 treated person rows, plus rows the table must ignore: 5 controls and 2 treated
+    spells that are not person rows, all living outside the analysed regions (01)."""
+    rows = []
+    for region, ages in AGES.items():
+        for i, age in enumerate(ages):
+            # two Uppsala residents had their first GC001 in Östergötland
+            first = "05" if (region, i) in {("03", 0), ("03", 1)} else region
+            sex = "Kvinnor" if i < WOMEN[region] else "Män"
+            rows.append(person(len(rows), True, region, first, sex, age, EDUCATION[region][i]))
+    for i in range(5):
+        rows.append(person(100 + i, False, "01", None, "Män", 40 + i, "Gymnasial"))
+    for i in range(2):
+        rows.append(person(200 + i, True, "01", "01", "Män", 40, "Gymnasial", person_row=False))
+    return pl.DataFrame(rows)
+
+
+def smd(p: float, q: float) -> float:
+    return (p - q) / math.sqrt((p * (1 - p) + q * (1 - q)) / 2)
+
+
+def cell(frame: pl.DataFrame, block: str, category: str, region: str) -> dict:
+    return frame.filter(
+        (pl.col("block") == block) & (pl.col("category") == category) & (pl.col("region") == region)
+    ).row(0, named=True)
+
+
+def table(min_count: int, region_basis: str = "residence") -> pl.DataFrame:
+    return treated_by_region(cohort_rows(), CODES, REGIONS, region_basis, min_count)
+
+
+def smds(min_count: int) -> pl.DataFrame:
+    ages = age_by_region(cohort_rows(), CODES, REGIONS, "residence")
+    return region_smd(table(min_count), ages, min_count)
+
+
+def lp_leaks(tidy: pl.DataFrame) -> dict[str, list[int]]:
+    """`leaking_cells` per block, with the table's constraints written out independently."""
+    leaks = {}
+    for (block,), part in tidy.group_by("block"):
+        cells = part.with_row_index("j")
+        index = {(r["category"], r["region"]): r["j"] for r in cells.iter_rows(named=True)}
+        constraints = []
+        for (cat, reg), j in index.items():
+            if cat == TOTAL:
+                constraints.append(
+                    (j, [k for (c, r), k in index.items() if r == reg and c != TOTAL])
+                )
+            if reg == ALL:
+                constraints.append((j, [k for (c, r), k in index.items() if c == cat and r != ALL]))
+        hidden = cells["suppressed"].to_list()
+        leaks[block] = leaking_cells(cells["n"].to_list(), constraints, hidden)
+    return leaks
+
+
+def test_counts_and_percents_match_a_hand_count():
+    tidy = table(min_count=1)
+    assert not tidy["suppressed"].any()
+    assert (cell(tidy, "Kön", "Kvinnor", "03")["n"], cell(tidy, "Kön", TOTAL, "03")["n"]) == (8, 12)
+    assert math.isclose(cell(tidy, "Kön", "Kvinnor", "03")["percent"], 100 * 8 / 12)
+    assert cell(tidy, "Kön", "Kvinnor", ALL)["n"] == 16
+    assert math.isclose(cell(tidy, "Kön", "Kvinnor", ALL)["percent"], 100 * 16 / 30)
+    assert cell(tidy, "Ålder", "60–67", "05")["n"] == 0
+    assert cell(tidy, "Ålder", "40–59", ALL)["n"] == 17
+    # Uppsala's missing education is left out of its percent base: 11 of 11
+    assert cell(tidy, "Utbildningsnivå", TOTAL, "03")["n"] == 11
+    assert cell(tidy, "Utbildningsnivå", "Gymnasial", "03")["percent"] == 100.0
+    assert math.isclose(cell(tidy, "Utbildningsnivå", "Gymnasial", ALL)["percent"], 100 * 19 / 29)
+    assert cell(tidy, "Kön", "Män", "12")["region_name"] == "Skåne"
+    assert set(tidy["block"]) == {b.name for b in blocks(CODES) if b.in_table2}
+
+
+def test_smd_matches_the_formula_by_hand():
+    out = smds(min_count=1)
+    # Uppsala women: p = 8/12, pooled 16/30 -> (2/15) / sqrt((2/9 + 56/225) / 2) = 2 / sqrt(53)
+    assert math.isclose(cell(out, "Kön", "Kvinnor", "03")["smd"], 2 / math.sqrt(53))
+    assert math.isclose(cell(out, "Kön", "Män", "03")["smd"], -2 / math.sqrt(53))
+    # Östergötland women: p = 1/2 -> -(1/30) / sqrt(449/1800) = -sqrt(2/449)
+    assert math.isclose(cell(out, "Kön", "Kvinnor", "05")["smd"], -math.sqrt(2 / 449))
+    # Skåne, all Förgymnasial: p = 1, pooled 8/29 -> 21 / sqrt(84) = sqrt(21) / 2
+    assert math.isclose(cell(out, "Utbildningsnivå", "Förgymnasial", "12")["smd"], 21**0.5 / 2)
+    assert math.isclose(cell(out, "Ålder", "60–67", "12")["smd"], smd(3 / 8, 5 / 30))
+    # everyone F43: shares 1 vs 1 and 0 vs 0 have no SMD, and nothing is hidden
+    for category in ["Stressreaktioner (F43)", "Övriga diagnoser"]:
+        row = cell(out, "Huvuddiagnos (MiDAS)", category, "05")
+        assert row["smd"] is None and not row["hidden"]
+    every = [a for ages in AGES.values() for a in ages]
+    mean_r, var_r = statistics.mean(AGES["12"]), statistics.variance(AGES["12"])
+    mean_all, var_all = statistics.mean(every), statistics.variance(every)
+    expected_age = (mean_r - mean_all) / math.sqrt((var_r + var_all) / 2)
+    assert math.isclose(cell(out, "Ålder", "Medelålder", "12")["smd"], expected_age)
+    # Skåne's largest |SMD| is Förgymnasial (Gymnasial: 19 / sqrt(95), age bands and mean smaller)
+    assert abs(expected_age) < 21**0.5 / 2 and 19 / math.sqrt(95) < 21**0.5 / 2
+    assert math.isclose(cell(out, "Sammanfattning", "max |SMD|", "12")["smd"], 21**0.5 / 2)
+    assert ALL not in out["region"].to_list()
+
+
+def test_summary_counts_the_shown_smds_above_the_threshold():
+    for min_count in (1, 3):
+        out = smds(min_count)
+        cells = out.filter(pl.col("block") != "Sammanfattning")
+        for region in REGIONS:
+            shown = cells.filter((pl.col("region") == region) & pl.col("smd").is_not_null())
+            magnitudes = [abs(v) for v in shown["smd"]]
+            row = cell(out, "Sammanfattning", "antal |SMD| > 0.1", region)
+            assert row["smd"] == sum(m > 0.1 for m in magnitudes)
+            assert math.isclose(
+                cell(out, "Sammanfattning", "max |SMD|", region)["smd"], max(magnitudes)
+            )
+
+
+def test_alla_is_table2s_treated_column():
+    rows = cohort_rows()
+    for min_count in (1, 3):
+        b3 = suppress_b3(
+            table_b3_counts(with_labels(rows.filter("person_row"), CODES), blocks(CODES)), min_count
+        )
+        table2 = {b.name for b in blocks(CODES) if b.in_table2}
+        treated_column = b3.filter(
+            pl.col("block").is_in(table2)
+            & (pl.col("group") == "Insats")
+            & (pl.col("ownership") == TOTAL)
+        ).select("block", "category", "n", "percent")
+        alla = (
+            table(min_count)
+            .filter(pl.col("region") == ALL)
+            .select("block", "category", "n", "percent")
+        )
+        assert alla.select("block", "category", "n").equals(treated_column.drop("percent"))
+        both = alla.join(treated_column, on=["block", "category"]).drop_nulls()
+        assert (both["percent"] - both["percent_right"]).abs().max() < 1e-9
+        if min_count == 1:
+            assert alla.equals(treated_column)
+
+
+def test_suppressed_cells_cannot_be_recomputed_and_hide_their_smd():
+    tidy = table(min_count=3)
+    small = tidy.filter((pl.col("n") > 0) & (pl.col("n") < 3))
+    assert (
+        small.height == 4 and small["suppressed"].all()
+    )  # 03 60–67, 12 18–39, 05 and Alla Eftergymn.
+    assert not tidy.filter(pl.col("block") == "Kön")["suppressed"].any()  # every sex cell >= 3
+    assert lp_leaks(tidy) == {block: [] for block in tidy["block"].unique()}
+    assert tidy.filter(pl.col("suppressed"))["percent"].null_count() == tidy["suppressed"].sum()
+    # Skåne's education total (8) is hidden: its shown zeros get no percent, which would reveal it
+    assert cell(tidy, "Utbildningsnivå", TOTAL, "12")["suppressed"]
+    zero = cell(tidy, "Utbildningsnivå", "Gymnasial", "12")
+    assert (zero["n"], zero["suppressed"], zero["percent"]) == (0, False, None)
+
+    out = smds(min_count=3)
+    hidden_cells = set()
+    for r in tidy.iter_rows(named=True):
+        base = cell(tidy, r["block"], TOTAL, r["region"])
+        if r["suppressed"] or base["suppressed"]:
+            hidden_cells.add((r["block"], r["category"], r["region"]))
+    categories = out.filter(
+        ~pl.col("block").is_in(["Sammanfattning"]) & (pl.col("category") != "Medelålder")
+    )
+    for r in categories.iter_rows(named=True):
+        key = (r["block"], r["category"])
+        expected = (*key, r["region"]) in hidden_cells or (*key, ALL) in hidden_cells
+        assert r["hidden"] == expected, r
+        if expected:
+            assert r["smd"] is None
+    assert categories["hidden"].any()
+    # unsuppressed sex cells keep their hand value
+    assert math.isclose(cell(out, "Kön", "Kvinnor", "03")["smd"], 2 / math.sqrt(53))
+
+    printed = printed_layout(tidy)
+    assert printed.columns == ["block", "category", "Uppsala", "Östergötland", "Skåne", ALL]
+    row = printed.filter((pl.col("block") == "Ålder") & (pl.col("category") == "60–67"))
+    assert row["Uppsala"].item() == ".."
+    kvinnor = printed.filter((pl.col("block") == "Kön") & (pl.col("category") == "Kvinnor"))
+    assert kvinnor["Uppsala"].item() == "8 (67)" and kvinnor[ALL].item() == "16 (53)"
+    wide = smd_layout(out)
+    assert wide.columns == ["block", "category", "Uppsala", "Östergötland", "Skåne"]
+    assert wide.filter(pl.col("category") == "Kvinnor")["Uppsala"].item() == round(
+        2 / math.sqrt(53), 2
+    )
+
+
+def test_mean_age_smd_is_hidden_below_min_count():
+    ages = age_by_region(cohort_rows(), CODES, REGIONS, "residence")
+    assert ages["n"].to_list() == [12, 10, 8, 30]
+    assert math.isclose(ages.filter(pl.col("region") == "12")["mean_age"].item(), 401 / 8)
+    out = region_smd(table(min_count=9), ages, min_count=9)
+    assert cell(out, "Ålder", "Medelålder", "12")["hidden"]  # 8 persons
+    assert cell(out, "Ålder", "Medelålder", "12")["smd"] is None
+    assert cell(out, "Ålder", "Medelålder", "05")["smd"] is not None  # 10 persons
+
+
+def test_region_basis_provider_uses_the_first_gc001_region_for_treated():
+    frame = pl.DataFrame(
+        {"treated": [True, False], "lan": ["03", "03"], "region_first": ["05", None]}
+    )
+    assert frame.select(region_of("provider"))["region"].to_list() == ["05", "03"]
+    assert frame.select(region_of("residence"))["region"].to_list() == ["03", "03"]
+    residence, provider = table(1, "residence"), table(1, "provider")
+    # the two moved Uppsala residents are women
+    assert [cell(residence, "Kön", c, "03")["n"] for c in ("Kvinnor", TOTAL)] == [8, 12]
+    assert [cell(provider, "Kön", c, "03")["n"] for c in ("Kvinnor", TOTAL)] == [6, 10]
+    assert [cell(provider, "Kön", c, "05")["n"] for c in ("Kvinnor", TOTAL)] == [7, 12]
+    assert cell(provider, "Kön", TOTAL, ALL)["n"] == 30
+
+
+def test_treated_outside_the_regions_is_an_error():
+    try:
+        treated_by_region(cohort_rows(), CODES, ["03", "05"], "residence", 1)
+    except ValueError as error:
+        assert "outside the regions" in str(error)
+    else:
+        raise AssertionError("expected a ValueError")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    people=st.lists(
+        st.tuples(
+            st.sampled_from(REGIONS),
+            st.sampled_from(["Kvinnor", "Män"]),
+            st.integers(18, 67),
+            st.sampled_from(["Förgymnasial", "Gymnasial", "Eftergymnasial", "saknas"]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    min_count=st.sampled_from([3, 5]),
+)
+def test_random_tables_do_not_leak_and_alla_is_the_sum(people, min_count):
+    rows = pl.DataFrame(
+        [person(i, True, r, r, sex, age, edu) for i, (r, sex, age, edu) in enumerate(people)]
+    )
+    tidy = treated_by_region(rows, CODES, REGIONS, "residence", min_count)
+    assert all(leaks == [] for leaks in lp_leaks(tidy).values())
+    sums = tidy.filter(pl.col("region") != ALL).group_by("block", "category").agg(pl.col("n").sum())
+    alla = tidy.filter(pl.col("region") == ALL).select("block", "category", "n")
+    assert (
+        alla.join(sums, on=["block", "category"])
+        .filter(pl.col("n") != pl.col("n_right"))
+        .is_empty()
+    )
+    assert cell(tidy, "Kön", TOTAL, ALL)["n"] == len(people)
