@@ -35,3 +35,9 @@ def test_cohort_documents_every_column_beyond_spells_and_exposure(run_dir):
     }
     own = [(n, str(t)) for n, t in written.items() if n not in inherited]
     assert _documented_columns("outputs/cohort.parquet") == own
+
+
+def test_at_risk_spells_have_the_cohort_columns_before_the_unit_flags(run_dir):
+    cohort = list(pl.read_parquet_schema(run_dir / "outputs/cohort.parquet").items())
+    at_risk = list(pl.read_parquet_schema(run_dir / "outputs/cohort_at_risk.parquet").items())
+    assert at_risk == cohort[: [n for n, _ in cohort].index("care_level_group") + 1]
