@@ -206,11 +206,13 @@ def plot_rates(long: pl.DataFrame, path: Any) -> Any:
     """Rate of the first GC001 per 1 000 spell-days by band, per care level, with 95 % CIs."""
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for i, (level, part) in enumerate(long.group_by("care_level", maintain_order=True)):
-        shown = part.filter(pl.col("rate_per_1000").is_not_null())
-        if not shown.height:
+        if part["rate_per_1000"].is_null().all():
             continue
+        shown = part.with_columns(
+            pl.col("rate_per_1000", "ci_low", "ci_high").fill_null(float("nan"))
+        )
         mid = (shown["day_from"] + shown["day_to"]) / 2 + (i - 1) * 2
-        rate = shown["rate_per_1000"]
+        rate = shown["rate_per_1000"]  # NaN where hidden: the line breaks there
         ax.errorbar(
             mid,
             rate,
