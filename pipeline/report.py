@@ -13,7 +13,6 @@ import base64
 import html
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,12 @@ import yaml
 from omegaconf import OmegaConf
 
 from pipeline import config, io
+from pipeline.formatting import display
 from pipeline.income_tables import ALPHA
+from pipeline.report_claims import claim_lines
 
 log = logging.getLogger(__name__)
 
-SIGNIFICANT = 4  # digits shown for non-integer numbers in the HTML and the workbook
 CSS = """
 body{font-family:Georgia,serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.4}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:2em}
@@ -35,23 +35,6 @@ td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f2f2
 td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}
 .note{color:#555;font-size:.85em}code{font-size:.9em}
 """
-
-
-def display(value: str | None) -> str:
-    """A CSV cell as shown: integers and text as written, other numbers to 4 significant digits.
-
-    >>> [display(v) for v in ["12", "8.743169398907105", "9.17e-60", "abc", None, ""]]
-    ['12', '8.743', '9.17e-60', 'abc', '', '']
-    """
-    if value is None or value == "":
-        return ""
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    if math.isnan(number) or value.lstrip("-").isdigit():
-        return value
-    return f"{number:.{SIGNIFICANT}g}"
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -140,6 +123,7 @@ def build_html(
     deviations: list[dict[str, str]],
     inconsistencies: list[dict[str, Any]],
     direction_lines: list[str],
+    claims: list[str] | None = None,
 ) -> str:
     """The whole report as one HTML document (figures embedded as base64 PNG)."""
     parts = [
@@ -167,6 +151,8 @@ def build_html(
         ]
     parts += ["<h2>Riktning för varje jämförelse insats − kontroll (B4–B6, Tabell 3)</h2><ul>"]
     parts += [f"<li>{html.escape(line)}</li>" for line in direction_lines]
+    parts += ["</ul><h2>Påståenden i rapportens text och underlaget (§4.12)</h2><ul>"]
+    parts += [f"<li>{html.escape(line)}</li>" for line in claims or []]
     parts += ["</ul><h2>Avvikelser från den publicerade metoden</h2><ul>"]
     parts += [
         f"<li><code>{html.escape(d['key'])}</code>: {html.escape(d['text'])}</li>"
@@ -322,6 +308,7 @@ def run(cfg: Any) -> None:
         [dict(d) for d in rep.deviations],
         [dict(i) for i in rep.inconsistencies],
         directions(read_table(tables_dir / "income_directions.csv")),
+        claim_lines(tables_dir),
     )
     # Always written (on synthetic data it shows how far the planted shapes are from the
     # published ones); shown in the HTML for a real delivery (`report.compare_published`).

@@ -430,3 +430,27 @@ def test_life_table_output_is_consistent_and_hides_small_counts(run_dir):
     both = overall.join(levels, on="band", suffix="_levels").filter(pl.col("hidden") == 0)
     assert both.height > 0
     assert both["rate_per_1000"].to_list() == pytest.approx(both["rate_per_1000_levels"].to_list())
+
+
+def test_report_sentences_quote_the_claims_tables_and_say_hidden_for_hidden_cells(run_dir):
+    from pipeline.report_claims import b5_lines, claim_lines
+
+    tables = run_dir / "outputs" / "tables"
+    lines = claim_lines(tables)
+    rank = pl.read_csv(tables / "gc001_length_rank.csv", infer_schema_length=0)
+    for design in rank["design"]:
+        assert sum(f"({design})" in line for line in lines) == 1
+    html = (run_dir / "outputs" / "report.html").read_text(encoding="utf-8")
+    assert html.count("Case&#x27;s length rank in risk sets") == rank.height
+    b5 = pl.DataFrame(
+        {
+            "length_class": ["Alla", "Alla"],
+            "group": ["Insats", "Kontroll"],
+            "months_before": ["3", "3"],
+            "percent": [None, "12.5"],
+            "ci_low": [None, "8.0"],
+            "ci_high": [None, "18.75"],
+        }
+    )
+    (line,) = b5_lines(b5)
+    assert "Insats hidden %" in line and "Kontroll 12.5 % (95 % CI 8 to 18.75)" in line

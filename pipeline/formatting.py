@@ -1,0 +1,24 @@
+"""How the report and the workbook show a number written in a table CSV."""
+
+from __future__ import annotations
+
+import math
+
+SIGNIFICANT = 4  # digits shown for non-integer numbers in the HTML and the workbook
+
+
+def display(value: str | None) -> str:
+    """A CSV cell as shown: integers and text as written, other numbers to 4 significant digits.
+
+    >>> [display(v) for v in ["12", "8.743169398907105", "9.17e-60", "abc", None, ""]]
+    ['12', '8.743', '9.17e-60', 'abc', '', '']
+    """
+    if value is None or value == "":
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if math.isnan(number) or value.lstrip("-").isdigit():
+        return value
+    return f"{number:.{SIGNIFICANT}g}"
