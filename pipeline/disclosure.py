@@ -79,19 +79,29 @@ def suppressed_cells(
     while True:
         _one_hidden_rule(counts, constraints, hidden, fixed)
         exposed = recoverable_cells(len(counts), constraints, hidden)
-        if not exposed:
+        protectable = [(cell, _complements(cell, constraints, hidden, fixed)) for cell in exposed]
+        protectable = [(cell, found) for cell, found in protectable if found]
+        if not protectable:
+            # what is left pinned is a zero or a cell the other table hid: nothing to protect
+            stuck = [c for c in exposed if counts[c] != 0 and not forced[c]]
+            if stuck:
+                raise ValueError(f"cell {stuck[0]} cannot be protected by its constraints")
             return hidden
-        cell = exposed[0]
-        candidates = [
-            m
-            for total, parts in constraints
-            if cell == total or cell in parts
-            for m in [total, *parts]
-            if not hidden[m] and not fixed[m]
-        ]
-        if not candidates:
-            raise ValueError(f"cell {cell} cannot be protected by its constraints")
+        candidates = protectable[0][1]
         hidden[min(candidates, key=lambda m: _complement_order(counts, m))] = True
+
+
+def _complements(
+    cell: int, constraints: Sequence[Constraint], hidden: Sequence[bool], fixed: Sequence[bool]
+) -> list[int]:
+    """Shown cells, not fixed by another table, that share a constraint with `cell`."""
+    return [
+        m
+        for total, parts in constraints
+        if cell == total or cell in parts
+        for m in [total, *parts]
+        if not hidden[m] and not fixed[m]
+    ]
 
 
 def _one_hidden_rule(

@@ -220,7 +220,7 @@ def printed_layout(cells: pl.DataFrame, table: str) -> pl.DataFrame:
             pl.format(
                 "{} ({}){}",
                 pl.col("count"),
-                pl.col("percent").round(0).cast(pl.Int64),
+                pl.col("percent").round(0, mode="half_away_from_zero").cast(pl.Int64),
                 pl.col("stars"),
             )
         )
@@ -277,21 +277,24 @@ def table_b6(outcomes: pl.DataFrame, codes: Any, min_count: int) -> pl.DataFrame
         # the block total is shown (as the column n), so parts must not be recoverable
         total_cell = len(b6) + len(constraints)
         constraints.append((total_cell, part["cell"].to_list()))
-    totals = [
-        int(p)
-        for p in b6.group_by("block", "income", "group", maintain_order=True).agg(
-            pl.col("n").sum()
-        )["n"]
-    ]
-    hidden = suppressed_cells([*b6["n"].to_list(), *totals], constraints, min_count)[: len(b6)]
+    keys = ["block", "income", "group"]
+    totals = b6.group_by(keys, maintain_order=True).agg(pl.col("n").sum().alias("total"))
+    hidden = suppressed_cells(
+        [*b6["n"].to_list(), *totals["total"].to_list()], constraints, min_count
+    )
+    total_hidden = totals.select(*keys, pl.Series("total_hidden", hidden[len(b6) :]))
+    # a hidden block total hides its column's percents too (n / percent gives it back)
     return (
         b6.drop("cell")
-        .with_columns(pl.Series("suppressed", hidden))
+        .with_columns(pl.Series("suppressed", hidden[: len(b6)]))
+        .join(total_hidden, on=keys, how="left", maintain_order="left")
+        .with_columns((pl.col("suppressed") | pl.col("total_hidden")).alias("suppressed"))
         .with_columns(
             pl.when(~pl.col("suppressed") & (pl.col("block_total") > 0))
             .then(100 * pl.col("n") / pl.col("block_total"))
             .alias("percent"),
             pl.when(~pl.col("suppressed")).then(pl.col("n")).alias("n"),
+            pl.when(~pl.col("total_hidden")).then(pl.col("block_total")).alias("block_total"),
         )
         .select("block", "category", "income", "group", "n", "percent", "block_total", "suppressed")
     )

@@ -140,6 +140,35 @@ def test_life_table_suppression_leaves_no_hidden_count_recoverable():
     assert all(hidden.ravel()[i] for i, v in enumerate(values.ravel()) if 0 < v < 3)
 
 
+def test_life_table_hides_every_derived_number_that_would_give_a_hidden_count_back():
+    # Band 1 has 2 censored spells: hidden with a complement. A shown cumulative share or a
+    # shown spell-day total of that band or later would give them back (q = events /
+    # (n - censored / 2); n <= spell_days <= width x n).
+    table = pl.DataFrame(
+        {
+            "band": [0, 1, 2],
+            "day_from": [0, 10, 20],
+            "day_to": [9, 19, 29],
+            "n_at_start": [400, 300, 240],
+            "events": [60, 58, 40],
+            "censored": [40, 2, 30],
+            "n_after": [300, 240, 170],
+            "spell_days": [3500, 2700, 2050],
+            "events_primary_care": [50, 50, 30],
+            "events_specialised": [10, 8, 10],
+        }
+    )
+    long = life_table.rates(life_table.suppress(table, min_count=5), day_origin=0)
+    suppressed = life_table.suppress(table, min_count=5)
+    assert suppressed["suppressed_censored"].to_list() == [False, True, False]
+    for level, part in long.group_by("care_level"):
+        cumulative = part.sort("band")["cumulative_percent"].to_list()
+        assert cumulative[0] is not None and cumulative[1:] == [None, None], level
+    hidden_n = suppressed["suppressed_n_at_start"] | suppressed["suppressed_n_after"]
+    days = long.filter(pl.col("care_level") == "Alla").sort("band")["spell_days"]
+    assert (days.is_null() == hidden_n).all()
+
+
 def test_gehan_score_and_its_permutation_variance_by_hand():
     # One set: case 30 days (ended), controls 10 (ended), 30 (ended), 50 (open at data end).
     # Case vs 10: surely longer (+1); vs 30: tie (0); vs 50 open: the case ended first (-1).
@@ -218,14 +247,21 @@ def test_prior_sick_days_equal_a_day_by_day_count():
         }
     )
     days = member_days(cohort, riskset, periods, window=365)
-    for anchor, anchor_day in (("spell_start", START), ("index", index)):
+    windows = {  # anchor: (first, last day) by hand
+        "spell_start": (day(-365), day(-1)),
+        "index": (index - dt.timedelta(365), index - dt.timedelta(1)),
+        "index_outside_spell": (index - dt.timedelta(365), day(-1)),  # up to the spell
+    }
+    assert set(days) == set(windows)
+    for anchor, (first_day, last_day) in windows.items():
         frame = days[anchor].sort("lopnr")
         assert frame["lopnr"].to_list() == [1, 2, 3]
         for row in frame.iter_rows(named=True):
-            net, _ = plain_window_days(
-                PERIODS, row["lopnr"], anchor_day - dt.timedelta(365), anchor_day - dt.timedelta(1)
-            )
+            net, _ = plain_window_days(PERIODS, row["lopnr"], first_day, last_day)
             assert row["net_days"] == pytest.approx(net), (anchor, row["lopnr"])
+    # a spell that began more than the window before the index leaves an empty window: 0
+    short = member_days(cohort, riskset, periods, window=30)["index_outside_spell"]
+    assert short["net_days"].to_list() == [0.0, 0.0, 0.0]
     # by hand for person 1 before the start: days -365..-300 at 100 % (66 days), -299..-200
     # at 50 % (100 days), -100..-1 at 25 % except -60..-50 at 100 % (89 x 0.25 + 11)
     first = days["spell_start"].filter(pl.col("lopnr") == 1)["net_days"].item()
@@ -321,7 +357,8 @@ def _run_pipeline(base, *overrides: str) -> dict[str, pl.DataFrame]:
         "claims.max_day=360",
         *overrides,
     ]
-    for stage in ("synth", "stage", "spells", "exposure", "cohort", "income", "outcomes"):
+    stages = ("synth", "stage", "spells", "exposure", "cohort", "income", "outcomes")
+    for stage in (*stages, "income_models", "income_tables"):
         assert main([stage, *common]) == 0, stage
     assert main(["riskset", *common]) == 0
     assert main(["claims", *common]) == 0
@@ -418,9 +455,10 @@ def test_life_table_output_is_consistent_and_hides_small_counts(run_dir):
         if None not in (row["events"], row["censored"], row["n_at_start"], after):
             assert row["n_at_start"] == row["events"] + row["censored"] + after
     assert shown.height > 0
+    min_count = config.compose([])["disclosure"]["min_count"]
     counts = long.select("n_at_start", "events", "censored").to_numpy().ravel()
     counts = counts[~np.isnan(counts.astype(float))]
-    assert not ((counts > 0) & (counts < 5)).any()
+    assert not ((counts > 0) & (counts < min_count)).any()
     # the rates of the care levels add up to the overall rate where all are shown
     levels = (
         long.filter(pl.col("care_level") != "Alla")
@@ -454,3 +492,31 @@ def test_report_sentences_quote_the_claims_tables_and_say_hidden_for_hidden_cell
     )
     (line,) = b5_lines(b5)
     assert "Insats hidden %" in line and "Kontroll 12.5 % (95 % CI 8 to 18.75)" in line
+
+
+def test_rank_tables_hide_the_chi_square_when_a_decile_is_hidden():
+    from pipeline.claims import length_rank_tables
+
+    rng = np.random.default_rng(11)
+    n_sets, m = 30, 4
+    riskset = pl.DataFrame(
+        {
+            "set_id": np.repeat(np.arange(n_sets), m),
+            "spell_id": np.arange(n_sets * m),
+            "case": np.tile([True, False, False, False], n_sets),
+        }
+    )
+    spells = pl.DataFrame(
+        {
+            "spell_id": np.arange(n_sets * m),
+            "gross_days": rng.integers(30, 400, n_sets * m),
+            "censored": np.zeros(n_sets * m, dtype=bool),
+        }
+    )
+    conf = ClaimsConfig.from_config(config.compose([]))
+    summary, deciles = length_rank_tables({"d": riskset}, spells, conf)
+    assert deciles["suppressed"].any()  # 30 sets in 10 deciles: some below 5
+    row = summary.row(0, named=True)
+    assert row["n_sets"] == n_sets and row["chi2"] is None and row["chi2_p"] is None
+    assert deciles["expected"].is_null().all()
+    assert deciles.filter("suppressed")["observed"].is_null().all()

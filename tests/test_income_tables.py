@@ -259,3 +259,26 @@ def test_written_directions_match_the_long_cells(run_dir):
     word = {1: "treated higher", -1: "treated lower", 0: "equal"}
     assert shown["direction"].to_list() == [word[int(s)] for s in sign]
     assert directions.filter(pl.col("table") == "B6").height > 0
+
+
+def test_b6_hides_a_small_block_total_and_every_share_of_its_column(run_dir):
+    # B6's column total is B4/B5's n: below the threshold it must be hidden like B5's n, with
+    # every share of that column (n / share gives the total back), and its comparisons.
+    from pipeline import config
+    from pipeline.income_tables import table_b6
+
+    outcomes = _outcomes(run_dir)
+    in_b6 = pl.col("in_income_tables") & pl.col("income_before").is_not_null()
+    without = outcomes.filter(in_b6 & ~pl.col("income_before") & pl.col("treated"))
+    keep = without.head(3)["spell_id"]
+    small = outcomes.filter(
+        ~(in_b6 & ~pl.col("income_before") & pl.col("treated"))
+        | pl.col("spell_id").is_in(keep.implode())
+    )
+    b6 = table_b6(small, config.compose([]).codes, min_count=5)
+    column = b6.filter((pl.col("income") == "Utan inkomst före") & (pl.col("group") == "Insats"))
+    assert column.height > 0
+    assert column["block_total"].is_null().all() and column["percent"].is_null().all()
+    assert column["suppressed"].all()
+    shown_totals = b6.filter(pl.col("block_total").is_not_null())["block_total"]
+    assert not ((shown_totals > 0) & (shown_totals < 5)).any()

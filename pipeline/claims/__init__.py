@@ -107,18 +107,21 @@ def length_rank_tables(
     for design, sets in designs.items():
         members = length_rank.set_members(sets, spells)
         summary, counts = length_rank.rank_test(members, conf.seed)
-        hidden = 0 < summary["n_sets"] < conf.min_count
-        summaries.append(
-            {"design": design, **{k: (None if hidden else v) for k, v in summary.items()}}
-        )
         cells = [*counts["observed"].to_list(), summary["n_sets"]]
         total = len(cells) - 1
-        mask = suppressed_cells(cells, [(total, list(range(total)))], conf.min_count)[:total]
+        mask = suppressed_cells(cells, [(total, list(range(total)))], conf.min_count)
+        # n_sets hidden: the whole row; a decile hidden: also the chi-square (with the shown
+        # deciles it gives the hidden ones back) and `expected` (n_sets / 10)
+        row = {k: (None if mask[total] else v) for k, v in summary.items()}
+        if any(mask):
+            row.update(chi2=None, chi2_p=None)
+        summaries.append({"design": design, **row})
         deciles.append(
             counts.with_columns(
                 pl.lit(design).alias("design"),
-                pl.when(~pl.Series(mask)).then(pl.col("observed")).alias("observed"),
-                pl.Series("suppressed", mask),
+                pl.when(~pl.Series(mask[:total])).then(pl.col("observed")).alias("observed"),
+                pl.when(not any(mask)).then(pl.col("expected")).alias("expected"),
+                pl.Series("suppressed", mask[:total]),
             ).select("design", "decile", "observed", "expected", "suppressed")
         )
     return pl.DataFrame(summaries, infer_schema_length=None), pl.concat(deciles)
@@ -127,16 +130,26 @@ def length_rank_tables(
 def member_days(
     cohort: pl.DataFrame, riskset: pl.DataFrame, periods: Path | pl.DataFrame, window: int
 ) -> dict[str, pl.DataFrame]:
-    """Per anchor (`spell_start`: Table 2's person rows; `index`: §6.2's sets), one row per
-    member: treated, set_id (index only) and net_days (days) in the `window` days before."""
+    """Per anchor (`spell_start`: Table 2's person rows; `index` and `index_outside_spell`:
+    §6.2's sets), one row per member: treated, set_id (index anchors) and net_days (days)
+    in the `window` days before the anchor."""
     anchors = {
         "spell_start": prior_sickness.start_windows(cohort.filter("person_row"), window),
-        "index": prior_sickness.index_windows(riskset, window),
+        "index": prior_sickness.index_windows(riskset, cohort, window, outside_spell=False),
+        "index_outside_spell": prior_sickness.index_windows(
+            riskset, cohort, window, outside_spell=True
+        ),
     }
-    return {
-        anchor: members.join(window_days(members, periods), on="member_id").sort("member_id")
-        for anchor, members in anchors.items()
-    }
+    out = {}
+    for anchor, members in anchors.items():
+        empty = pl.col("window_start") > pl.col("window_end")
+        counted = window_days(members.filter(~empty), periods)
+        out[anchor] = (
+            members.join(counted, on="member_id", how="left")
+            .with_columns(pl.col("net_days").fill_null(0.0), pl.col("gross_days").fill_null(0))
+            .sort("member_id")
+        )
+    return out
 
 
 def prior_sick_days(days: dict[str, pl.DataFrame], conf: ClaimsConfig) -> pl.DataFrame:
@@ -195,7 +208,14 @@ def run(cfg: Any) -> None:
     io.write_csv(regions.smd_layout(smd), tables / "table2_by_region_smd.csv")
 
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")
-    b5 = b5_check.prior_spell_shares(outcomes, spells, conf.prior_spell_months, conf.min_count)
+    income_cells = pl.read_csv(tables / "income_tables_long.csv", infer_schema_length=None)
+    b5 = b5_check.prior_spell_shares(
+        outcomes,
+        spells,
+        conf.prior_spell_months,
+        conf.min_count,
+        b5_check.b5_n_suppression(income_cells),
+    )
     io.write_csv(b5, tables / "table_b5_prior_spell.csv")
 
     overall = rates.filter(pl.col("care_level") == life_table.ALL_LEVELS)

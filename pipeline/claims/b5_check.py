@@ -41,11 +41,27 @@ def with_prior_spell(b5: pl.DataFrame, spells: pl.DataFrame, months: int) -> pl.
     return b5.with_columns(pl.col("spell_id").is_in(found_ids).alias("prior_spell"))
 
 
+def b5_n_suppression(income_cells: pl.DataFrame) -> dict[tuple[str, str], bool]:
+    """B5's decision on its n cells, {(length class, group): hidden}, from the long income
+    table (`income_tables_long.csv`): the check prints the same n's."""
+    rows = income_cells.filter(
+        (pl.col("table") == "B5") & (pl.col("row") == "n") & (pl.col("block") == "Någon inkomst")
+    )
+    return {
+        (r["length_class"], r["group"]): bool(r["suppressed"]) for r in rows.iter_rows(named=True)
+    }
+
+
 def prior_spell_shares(
-    outcomes: pl.DataFrame, spells: pl.DataFrame, months: int, min_count: int
+    outcomes: pl.DataFrame,
+    spells: pl.DataFrame,
+    months: int,
+    min_count: int,
+    b5_hidden: dict[tuple[str, str], bool] | None = None,
 ) -> pl.DataFrame:
     """Per length class and group of B5's population: n, count with a prior spell, percent and
-    Wilson 95 % CI (percent); small cells and their complements (`<2 år + 2+ år = Alla`) hidden."""
+    Wilson 95 % CI (percent); small cells and their complements (`<2 år + 2+ år = Alla`) hidden,
+    and the n's hidden exactly where B5 hides them (`b5_hidden`)."""
     cells: list[dict[str, Any]] = []
     for length in LENGTH_CLASSES:
         b5 = model_rows(outcomes, ModelSpec("B4/B5", "no_income_before", length, "any_income_3"))
@@ -67,7 +83,7 @@ def prior_spell_shares(
                 }
             )
     table = pl.DataFrame(cells).with_columns((pl.col("n") - pl.col("count")).alias("without"))
-    hidden = _suppress(table, min_count)
+    hidden = _suppress(table, min_count, b5_hidden or {})
     return (
         table.with_columns(
             pl.Series("suppressed", hidden["count"] | hidden["without"]),
@@ -85,12 +101,18 @@ def prior_spell_shares(
     )
 
 
-def _suppress(table: pl.DataFrame, min_count: int) -> dict[str, pl.Series]:
+def _suppress(
+    table: pl.DataFrame, min_count: int, b5_hidden: dict[tuple[str, str], bool]
+) -> dict[str, pl.Series]:
     """Hidden flags of the `count`, `without` and `n` cells of each row: primary and secondary
-    under n = count + without and `<2 år + 2+ år = Alla` within each group."""
+    under n = count + without and `<2 år + 2+ år = Alla` within each group; n cells that B5
+    also prints keep B5's decision."""
     kinds = ("count", "without", "n")
     rows = table.height
     values = [v for kind in kinds for v in table[kind].to_list()]
+    decided = [b5_hidden.get((r["length_class"], r["group"])) for r in table.iter_rows(named=True)]
+    forced = [False] * (2 * rows) + [d is True for d in decided]
+    shown_elsewhere = [False] * (2 * rows) + [d is False for d in decided]
 
     def cell(kind: str, row: int) -> int:
         return kinds.index(kind) * rows + row
@@ -105,5 +127,5 @@ def _suppress(table: pl.DataFrame, min_count: int) -> dict[str, pl.Series]:
         parts = [index[c] for c in LENGTH_CLASSES if c != ALL_LENGTHS]
         for kind in kinds:
             constraints.append((cell(kind, index[ALL_LENGTHS]), [cell(kind, p) for p in parts]))
-    hidden = suppressed_cells(values, constraints, min_count)
+    hidden = suppressed_cells(values, constraints, min_count, forced, shown_elsewhere)
     return {k: pl.Series(hidden[i * rows : (i + 1) * rows]) for i, k in enumerate(kinds)}

@@ -152,25 +152,39 @@ def suppress(table: pl.DataFrame, min_count: int) -> pl.DataFrame:
 def rates(table: pl.DataFrame, day_origin: int) -> pl.DataFrame:
     """Long table: per band and care level (`Alla` first), counts, spell_days, rate per 1 000
     spell-days with Wilson 95 % CI, and the cumulative share treated (percent) by the band's
-    end; hidden counts and everything derived from them are null."""
+    end. Hidden counts are null, and so is everything that would give one back: spell_days
+    where a band's n_at_start or n_after is hidden (n <= spell_days <= width x n), its rate,
+    and every cumulative share from the first band whose inputs are hidden."""
     level_columns = [c for c in table.columns if c.startswith("events_")]
+    at_start, censored = table["n_at_start"].to_numpy(), table["censored"].to_numpy()
     # untreated share at each band's start (actuarial: censored at risk for half the band)
-    q = table["events"] / (table["n_at_start"] - table["censored"] / 2)
-    q = q.fill_nan(0.0).fill_null(0.0).to_numpy()
+    q = np.divide(
+        table["events"].to_numpy(),
+        at_start - censored / 2,
+        out=np.zeros(table.height),
+        where=at_start - censored / 2 > 0,
+    )
     surviving_before = np.r_[1.0, np.cumprod(1 - q)[:-1]]
+    days_hidden = table["suppressed_n_at_start"].to_numpy() | table["suppressed_n_after"].to_numpy()
+    inputs_hidden = (
+        days_hidden
+        | table["suppressed_events"].to_numpy()
+        | table["suppressed_censored"].to_numpy()
+    )
     rows = []
-    for name, column in [(ALL_LEVELS, "events"), *((c[7:], c) for c in level_columns)]:
+    levels = [(ALL_LEVELS, "events"), *((c.removeprefix("events_"), c) for c in level_columns)]
+    for name, column in levels:
         events = table[column].to_numpy()
-        conditional = events / np.maximum(
-            table["n_at_start"].to_numpy() - table["censored"].to_numpy() / 2, 1e-300
+        conditional = np.divide(
+            events, at_start - censored / 2, out=np.zeros(table.height), where=at_start > 0
         )
         cumulative = np.cumsum(surviving_before * conditional)
         hidden = table[f"suppressed_{column}"].to_numpy()
-        hidden_so_far = np.maximum.accumulate(hidden)
+        cumulative_hidden = np.maximum.accumulate(hidden | inputs_hidden)
         for i, r in enumerate(table.iter_rows(named=True)):
             days = r["spell_days"]
             lo, hi = wilson_ci(int(events[i]), int(days)) if days else (np.nan, np.nan)
-            show = not hidden[i] and days > 0
+            show = not hidden[i] and not days_hidden[i] and days > 0
             rows.append(
                 {
                     "care_level": name,
@@ -180,16 +194,16 @@ def rates(table: pl.DataFrame, day_origin: int) -> pl.DataFrame:
                     "n_at_start": None if r["suppressed_n_at_start"] else r["n_at_start"],
                     "censored": None if r["suppressed_censored"] else r["censored"],
                     "events": None if hidden[i] else int(events[i]),
-                    "spell_days": days,
+                    "spell_days": None if days_hidden[i] else days,
                     "rate_per_1000": PER * events[i] / days if show else None,
                     "ci_low": PER * lo if show else None,
                     "ci_high": PER * hi if show else None,
-                    "cumulative_percent": None if hidden_so_far[i] else 100 * cumulative[i],
+                    "cumulative_percent": None if cumulative_hidden[i] else 100 * cumulative[i],
                     "suppressed": bool(hidden[i]),
                 }
             )
     return pl.DataFrame(rows, infer_schema_length=None).with_columns(
-        pl.col("n_at_start", "censored", "events").cast(pl.Int64),
+        pl.col("n_at_start", "censored", "events", "spell_days").cast(pl.Int64),
         pl.col("rate_per_1000", "ci_low", "ci_high", "cumulative_percent").cast(pl.Float64),
     )
 
