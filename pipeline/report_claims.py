@@ -14,6 +14,11 @@ import polars as pl
 from pipeline.formatting import display
 
 HIDDEN = "hidden"
+ANCHOR_TEXT = {
+    "spell_start": "the spell start",
+    "index": "the index day (the current spell's days included)",
+    "index_outside_spell": "the index day, outside the current spell",
+}
 
 
 def _show(value: str | None) -> str:
@@ -48,7 +53,7 @@ def prior_lines(prior: pl.DataFrame) -> list[str]:
     """L1420/L1087: mean net sick days before the spell start and before the index."""
     lines = []
     for r in prior.filter(pl.col("statistic") == "mean").iter_rows(named=True):
-        before = "the spell start" if r["anchor"] == "spell_start" else "the index day"
+        before = ANCHOR_TEXT.get(r["anchor"], r["anchor"])
         lines.append(
             "L1420 'longer and more extensive sick absence before': net sick days in the "
             f"{r['window_days']} days before {before}, treated {_show(r['treated'])} vs "

@@ -10,7 +10,11 @@ benefit periods counted:
 - anchor `index`: the risk sets of §6.2, the case's first GC001 day for the case
   and its controls: differences are paired within sets (case minus the mean of
   its controls, then averaged over sets; normal CI over sets), so the control
-  value shown is the mean over sets of the set's control mean.
+  value shown is the mean over sets of the set's control mean. This window holds
+  the current spell's first t days, so nearly everyone has some; anchor
+  `index_outside_spell` counts the same window up to the day before the
+  member's own spell only (the sick history the spell started with). Sets share
+  controls, so treating them as independent makes these CIs slightly narrow.
 
 Medians and the CI of their difference come from a bootstrap (`draws`, seeded)
 of each group's frequency table (independent groups; for the index anchor this
@@ -44,15 +48,23 @@ def start_windows(person_rows: pl.DataFrame, window_days: int) -> pl.DataFrame:
     )
 
 
-def index_windows(riskset: pl.DataFrame, window_days: int) -> pl.DataFrame:
-    """Members for the index anchor (sets with a control): member_id, lopnr, window_start,
-    window_end, set_id, treated (= the set's case)."""
-    with_control = riskset.filter(pl.len().over("set_id") > 1)
+def index_windows(
+    riskset: pl.DataFrame, spell_starts: pl.DataFrame, window_days: int, outside_spell: bool
+) -> pl.DataFrame:
+    """Members for the index anchors (sets with a control): member_id, lopnr, window_start,
+    window_end, set_id, treated (= the set's case). The window is the `window_days` days
+    before the index; with `outside_spell` it ends the day before the member's own spell
+    starts (empty when the spell began more than `window_days` before the index)."""
+    with_control = riskset.filter(pl.len().over("set_id") > 1).join(
+        spell_starts.select("spell_id", "start"), on="spell_id", how="left", maintain_order="left"
+    )
+    before_index = pl.col("index_date") - pl.duration(days=1)
+    before_spell = pl.col("start") - pl.duration(days=1)
     return with_control.with_row_index("member_id").select(
         pl.col("member_id").cast(pl.Int64),
         "lopnr",
         (pl.col("index_date") - pl.duration(days=window_days)).alias("window_start"),
-        (pl.col("index_date") - pl.duration(days=1)).alias("window_end"),
+        (before_spell if outside_spell else before_index).alias("window_end"),
         "set_id",
         pl.col("case").alias("treated"),
     )
@@ -110,7 +122,7 @@ def compare(
     rng = np.random.default_rng(seed)
     med_x, med_y = bootstrap_medians(x, draws, rng), bootstrap_medians(y, draws, rng)
     any_x, any_y = int((x > 0).sum()), int((y > 0).sum())
-    paired = anchor == "index"
+    paired = anchor.startswith("index")
     if paired:
         per_set = (
             days.group_by("set_id")
