@@ -6,7 +6,7 @@ can go from the delivery's row counts to every table's n (`outputs/attrition.csv
 Covariates come from `bakgrund` in the covariate year (§3.4-3.5); the unit
 flags pick one spell per person for Table 2/B3 (`person_row`) and for the income
 tables (`income_row`). `outputs/cohort_at_risk.parquet` keeps the spells before
-the two filters that select on exposure or length, for the GC001 life table.
+the three filters that select on exposure or length, for the GC001 life table.
 """
 
 from __future__ import annotations
@@ -257,9 +257,10 @@ def unit_flags(cohort: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-# The population filters up to this step do not look at a spell's own GC001 or
-# length; the two after it do (untreated spells of treated persons, short controls).
-AT_RISK_STEP = "gc001_outside_spell"
+# The population filters up to this step look at neither GC001 nor length; the three
+# after it do (persons whose GC001 lies outside their spells, untreated spells of treated
+# persons, short controls). Their spells are all at risk of a first GC001 in the spell.
+AT_RISK_STEP = "insured_type"
 
 
 def build_cohort(
@@ -272,7 +273,7 @@ def build_cohort(
 ) -> tuple[pl.DataFrame, list[dict[str, Any]], pl.DataFrame]:
     """The cohort (one row per kept spell, covariates, unit flags), its attrition rows, and
     the at-risk spells: the population after `AT_RISK_STEP`, before any filter that selects
-    on the spell's own exposure or length (the GC001 life table's denominator, §4.12)."""
+    on exposure or length (the GC001 life table's denominator, §4.12)."""
     joined = spells.lazy().join(exposure.lazy(), on="spell_id")
     frame = (
         attach_background(joined, bakgrund, conf.year_basis, conf.education_fallback)

@@ -157,14 +157,17 @@ def test_attrition_never_grows_and_ends_in_the_cohort(tiny):
     cohort, steps, at_risk = build_cohort(
         spells, exposure, tiny.clean["bakgrund"].lazy(), persons, CFG.codes, CONF
     )
-    # The at-risk spells are the cohort's plus exactly those the last two filters drop.
+    # The at-risk spells are the cohort's plus exactly those the last three filters drop:
+    # untreated spells, short or of persons with GC001 (in or outside their spells).
     dropped = at_risk.join(cohort, on="spell_id", how="anti")
     person_treated = at_risk.group_by("lopnr").agg(pl.col("treated").any().alias("pt"))
     dropped = dropped.join(person_treated, on="lopnr")
-    assert at_risk.height == steps[-4]["n_spells"]
+    with_gc001 = pl.col("pt") | pl.col("lopnr").is_in(persons.implode())
+    assert at_risk.height == steps[-5]["n_spells"]
     assert cohort.join(at_risk, on="spell_id", how="anti").height == 0
     assert dropped.filter(pl.col("treated")).height == 0
-    assert dropped.filter(~pl.col("pt") & (pl.col("gross_days") >= 30)).height == 0
+    assert dropped.filter(~with_gc001 & (pl.col("gross_days") >= 30)).height == 0
+    assert dropped.filter(~pl.col("pt") & pl.col("lopnr").is_in(persons.implode())).height > 0
     counts = [s["n_spells"] for s in steps[:-1]]
     assert counts == sorted(counts, reverse=True)
     assert steps[-2]["n_spells"] == cohort.height
