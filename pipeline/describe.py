@@ -225,7 +225,13 @@ def printed_layout(tidy: pl.DataFrame, columns: list[tuple[str, str]]) -> pl.Dat
         .then(pl.lit(".."))
         .when(pl.col("category") == TOTAL)
         .then(pl.col("n").cast(pl.String))
-        .otherwise(pl.format("{} ({})", pl.col("n"), pl.col("percent").round(0).cast(pl.Int64)))
+        .otherwise(
+            pl.format(
+                "{} ({})",
+                pl.col("n"),
+                pl.col("percent").round(0, mode="half_away_from_zero").cast(pl.Int64),
+            )
+        )
     )
     wide = tidy.with_columns(
         text.alias("text"), pl.format("{} {}", "group", "ownership").alias("col")

@@ -536,7 +536,10 @@ def wilson_ci(x: int, n: int, level: float = LEVEL) -> tuple[float, float]:
     z = float(stats.norm.ppf(0.5 + level / 2))
     centre = (x + z * z / 2) / (n + z * z)
     half = z / (n + z * z) * math.sqrt(x * (n - x) / n + z * z / 4)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # the bounds at x = 0 and x = n are exactly 0 and 1 (not float noise around them)
+    low = 0.0 if x == 0 else max(0.0, centre - half)
+    high = 1.0 if x == n else min(1.0, centre + half)
+    return (low, high)
 
 
 def newcombe_diff_ci(

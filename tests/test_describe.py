@@ -115,3 +115,20 @@ def test_figure8_groups_by_year_of_first_gc001_and_care_level():
         pl.col("variant") == "spell_start_year"
     )
     assert sorted(by_start["year"].to_list()) == [2019, 2020, 2020]
+
+
+def test_printed_percents_round_half_up_as_the_report_does():
+    # analysis-spec.md §0: 21 of 40 = 52.5 % prints as 53, 19 of 40 = 47.5 % as 48
+    tidy = pl.DataFrame(
+        {
+            "block": ["Kön"] * 3,
+            "category": ["Kvinnor", "Män", "Totalt"],
+            "group": ["Insats"] * 3,
+            "ownership": ["Totalt"] * 3,
+            "n": [21, 19, 40],
+            "percent": [52.5, 47.5, 100.0],
+            "suppressed": [False, False, False],
+        }
+    )
+    printed = printed_layout(tidy, [("Insats", "Totalt")])
+    assert printed["Insats Totalt"].to_list() == ["21 (53)", "19 (48)", "40"]

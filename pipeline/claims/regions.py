@@ -288,7 +288,13 @@ def printed_layout(tidy: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit(".."))
         .when((pl.col("category") == TOTAL) | pl.col("percent").is_null())
         .then(pl.col("n").cast(pl.String))
-        .otherwise(pl.format("{} ({})", pl.col("n"), pl.col("percent").round(0).cast(pl.Int64)))
+        .otherwise(
+            pl.format(
+                "{} ({})",
+                pl.col("n"),
+                pl.col("percent").round(0, mode="half_away_from_zero").cast(pl.Int64),
+            )
+        )
     )
     return _wide(tidy.with_columns(text.alias("text")), "text")
 
