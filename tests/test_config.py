@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -30,6 +32,50 @@ def test_every_dvc_stage_runs_a_pipeline_stage_of_its_own_name():
     for name, stage in _dvc_stages().items():
         assert stage["cmd"] == f"python -m pipeline {name}"
         assert name in STAGES
+
+
+# Plumbing every stage uses; a change there reruns nothing by itself (io writes the same
+# bytes, config and errors compute nothing).
+INFRASTRUCTURE = {"pipeline/__init__.py", "pipeline/config.py", "pipeline/io.py"}
+INFRASTRUCTURE |= {"pipeline/errors.py"}
+
+
+def _module_file(module: str) -> Path | None:
+    """The repository file of a `pipeline...` module (package -> its __init__.py)."""
+    base = config.ROOT / Path(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def _pipeline_imports(path: Path) -> set[str]:
+    """Dotted `pipeline...` modules imported by the file (including `from pipeline import x`)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("pipeline")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def test_every_stage_depends_on_the_code_it_imports():
+    """A change in a module reruns every stage that imports it (directly or not)."""
+    for name, stage in _dvc_stages().items():
+        deps = [str(d) for d in stage["deps"]]
+        todo, seen = [_module_file(STAGES[name])], set()
+        while todo:
+            path = todo.pop()
+            if path is None or path in seen:
+                continue
+            seen.add(path)
+            todo += [_module_file(m) for m in _pipeline_imports(path)]
+        for path in seen:
+            relative = path.relative_to(config.ROOT).as_posix()
+            covered = any(relative == d or relative.startswith(d.rstrip("/") + "/") for d in deps)
+            assert covered or relative in INFRASTRUCTURE, f"{name}: dvc.yaml misses {relative}"
 
 
 def test_every_param_dvc_tracks_exists_in_the_config():
