@@ -102,7 +102,9 @@ def direction_line(r: dict[str, str | None]) -> str:
     if r["significant_for"] and r["table"] == "B6":  # a background share: larger, not better
         text += f"; significantly larger share among the {r['significant_for']} (p < {ALPHA})"
     elif r["significant_for"]:
-        text += f"; significant (p < {ALPHA}) in favour of the {r['significant_for']}"
+        # the side is the tested estimate's: the AME's when stars come from the model
+        basis = "adjusted, " if r["p_value"] == r["p_adjusted"] else ""
+        text += f"; {basis}significant (p < {ALPHA}) in favour of the {r['significant_for']}"
     return text
 
 

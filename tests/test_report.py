@@ -164,7 +164,7 @@ def test_a_line_favouring_the_controls_says_so_and_a_suppressed_one_shows_no_num
         "Tabell 3, Haft inkomst före, Återfår tidigare inkomst efter, Alla: treated 58.67 % vs "
         "controls 63.75 %, treated lower, difference -5.08 points (95 % CI -5.77 to -4.38), "
         "p = 3.3e-40***; unadjusted p = 2.1e-44; adjusted AME -4.9 points (95 % CI -5.6 to "
-        "-4.2); significant (p < 0.05) in favour of the controls"
+        "-4.2); adjusted, significant (p < 0.05) in favour of the controls"
     )
     assert lines[1].endswith("2+ år: not shown (a cell is below the disclosure threshold)")
     empty = pl.DataFrame({"a": []})
