@@ -72,6 +72,9 @@ def suppressed_cells(
     >>> # the same, when 10 is printed in another table: 12 is hidden instead
     >>> suppressed_cells([3, 10, 12, 25], [(3, [0, 1, 2])], 5, shown_elsewhere=[0, 1, 0, 0])
     [True, False, True, False]
+    >>> # no small cell, but 12 is hidden in another table: it needs a complement here too
+    >>> suppressed_cells([10, 11, 12, 33], [(3, [0, 1, 2])], 5, forced=[0, 0, 1, 0])
+    [True, False, True, False]
     """
     forced = forced or [False] * len(counts)
     fixed = shown_elsewhere or [False] * len(counts)

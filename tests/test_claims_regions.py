@@ -307,3 +307,55 @@ def test_random_tables_do_not_leak_and_alla_is_the_sum(people, min_count):
         .is_empty()
     )
     assert cell(tidy, "Kön", TOTAL, ALL)["n"] == len(people)
+
+
+def test_region_table_and_table_b3_read_together_reveal_no_hidden_cell(run_dir):
+    # One linear system over both tables: B3's treated cells (ownership columns and
+    # `Totalt`) and the region table's cells, sharing the `Alla` = B3 treated `Totalt`
+    # cells. The independent LP must pin none of the hidden counts.
+    cfg = config.compose([])
+    rows = pl.read_parquet(run_dir / "outputs" / "cohort.parquet").filter("person_row")
+    min_count = 30  # a high threshold, so that many cells are hidden
+    regions = [str(r) for r in cfg.cohort.regions]
+    tidy = treated_by_region(rows, cfg.codes, regions, "residence", min_count)
+    labelled = with_labels(rows, cfg.codes)
+    b3 = suppress_b3(table_b3_counts(labelled, blocks(cfg.codes)), min_count).filter(
+        pl.col("group") == "Insats"
+    )
+    table2 = {b.name for b in blocks(cfg.codes) if b.in_table2}
+    b3 = b3.filter(pl.col("block").is_in(table2))
+    cells: dict[tuple, int] = {}
+    counts, hidden = [], []
+
+    def cell(key: tuple, n: int, is_hidden: bool) -> int:
+        if key not in cells:
+            cells[key] = len(counts)
+            counts.append(n)
+            hidden.append(is_hidden)
+        assert counts[cells[key]] == n and hidden[cells[key]] == is_hidden, key
+        return cells[key]
+
+    for r in b3.iter_rows(named=True):
+        column = "Alla" if r["ownership"] == TOTAL else f"own:{r['ownership']}"
+        cell((r["block"], r["category"], column), r["n"], r["suppressed"])
+    for r in tidy.iter_rows(named=True):
+        column = "Alla" if r["region"] == "Alla" else f"reg:{r['region']}"
+        cell((r["block"], r["category"], column), r["n"], r["suppressed"])
+    constraints = []
+    columns = {k[2] for k in cells}
+    for block in table2:
+        categories = {k[1] for k in cells if k[0] == block} - {TOTAL}
+        for column in columns:
+            parts = [cells[(block, c, column)] for c in categories if (block, c, column) in cells]
+            if (block, TOTAL, column) in cells:
+                constraints.append((cells[(block, TOTAL, column)], parts))
+        for category in [*categories, TOTAL]:
+            for prefix in ("own:", "reg:"):
+                parts = [
+                    i
+                    for k, i in cells.items()
+                    if k[:2] == (block, category) and k[2].startswith(prefix)
+                ]
+                constraints.append((cells[(block, category, "Alla")], parts))
+    assert any(hidden)
+    assert leaking_cells(counts, constraints, hidden) == []
