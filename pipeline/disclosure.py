@@ -79,14 +79,23 @@ def suppressed_cells(
     forced = forced or [False] * len(counts)
     fixed = shown_elsewhere or [False] * len(counts)
     hidden = [0 < n < min_count or bool(f) for n, f in zip(counts, forced, strict=True)]
+    # A part of a total shown as 0 is 0 (counts are not negative): hiding it protects nothing.
+    known_zero = [False] * len(counts)
     while True:
         _one_hidden_rule(counts, constraints, hidden, fixed)
-        exposed = recoverable_cells(len(counts), constraints, hidden)
-        protectable = [(cell, _complements(cell, constraints, hidden, fixed)) for cell in exposed]
+        for total, parts in constraints:
+            if not hidden[total] and counts[total] == 0:
+                for part in parts:
+                    known_zero[part] = True
+        unknown = [h and not z for h, z in zip(hidden, known_zero, strict=True)]
+        exposed = recoverable_cells(len(counts), constraints, unknown)
+        usable = [f or z for f, z in zip(fixed, known_zero, strict=True)]
+        protectable = [(cell, _complements(cell, constraints, hidden, usable)) for cell in exposed]
         protectable = [(cell, found) for cell, found in protectable if found]
         if not protectable:
-            # what is left pinned is a zero or a cell the other table hid: nothing to protect
-            stuck = [c for c in exposed if counts[c] != 0 and not forced[c]]
+            # Left pinned: zeros, cells the other table hid, or complements whose value is
+            # known (>= min_count) while every small count stays protected.
+            stuck = [c for c in exposed if 0 < counts[c] < min_count and not forced[c]]
             if stuck:
                 raise ValueError(f"cell {stuck[0]} cannot be protected by its constraints")
             return hidden
@@ -97,7 +106,8 @@ def suppressed_cells(
 def _complements(
     cell: int, constraints: Sequence[Constraint], hidden: Sequence[bool], fixed: Sequence[bool]
 ) -> list[int]:
-    """Shown cells, not fixed by another table, that share a constraint with `cell`."""
+    """Shown cells, not `fixed` (shown elsewhere, or known to be 0), that share a constraint
+    with `cell`."""
     return [
         m
         for total, parts in constraints
