@@ -22,6 +22,7 @@ import polars as pl
 
 from pipeline import config, io
 from pipeline.disclosure import suppressed_cells
+from pipeline.formatting import whole_percent
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def printed_layout(tidy: pl.DataFrame, columns: list[tuple[str, str]]) -> pl.Dat
             pl.format(
                 "{} ({})",
                 pl.col("n"),
-                pl.col("percent").round(0, mode="half_away_from_zero").cast(pl.Int64),
+                whole_percent(),
             )
         )
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import polars as pl
+
 SIGNIFICANT = 4  # digits shown for non-integer numbers in the HTML and the workbook
 
 
@@ -22,3 +24,8 @@ def display(value: str | None) -> str:
     if math.isnan(number) or value.lstrip("-").isdigit():
         return value
     return f"{number:.{SIGNIFICANT}g}"
+
+
+def whole_percent(column: str = "percent") -> pl.Expr:
+    """`column` (percent) as a printed whole number (Int64), rounded half up (analysis-spec §0)."""
+    return pl.col(column).round(0, mode="half_away_from_zero").cast(pl.Int64)

@@ -23,6 +23,7 @@ import polars as pl
 
 from pipeline import config, io
 from pipeline.disclosure import suppressed_cells
+from pipeline.formatting import whole_percent
 from pipeline.income_models import ALL_LENGTHS, LENGTH_CLASSES, ModelSpec, model_rows
 from pipeline.regression import newcombe_diff_ci, stars, two_proportion_z, wilson_ci
 
@@ -220,7 +221,7 @@ def printed_layout(cells: pl.DataFrame, table: str) -> pl.DataFrame:
             pl.format(
                 "{} ({}){}",
                 pl.col("count"),
-                pl.col("percent").round(0, mode="half_away_from_zero").cast(pl.Int64),
+                whole_percent(),
                 pl.col("stars"),
             )
         )
