@@ -25,6 +25,7 @@ from pipeline import config, io, sql
 log = logging.getLogger(__name__)
 
 UNKNOWN_OWNERSHIP = "okand"
+REGION_BASES = ("residence", "provider")  # §1.3 `cohort.region_basis`
 CARE_LEVEL_GROUP = {  # analysis-spec.md §3.3, by the first GC001's care level
     "primarvard": "primary_care",
     "specialiserad_oppen": "specialised",
@@ -79,7 +80,7 @@ class CohortConfig:
         )
         choices = {
             "cohort.window_rule": (conf.window_rule, {"start", "overlap"}),
-            "cohort.region_basis": (conf.region_basis, {"residence", "provider"}),
+            "cohort.region_basis": (conf.region_basis, set(REGION_BASES)),
             "cohort.min_days_applies_to": (conf.min_days_applies_to, {"controls", "both"}),
             "cohort.gc001_outside_spell": (conf.gc001_outside_spell, {"exclude", "control"}),
             "covariates.year_basis": (conf.year_basis, {"start", "end"}),
@@ -193,6 +194,20 @@ def count_step(frame: pl.DataFrame, step: str, description: str) -> dict[str, An
     }
 
 
+def region_of(region_basis: str) -> pl.Expr:
+    """The spell's region code (String, named `region`) as the region filter defines it.
+
+    `region_first` (the first GC001's provider) for treated rows when
+    `region_basis` is "provider", else `lan` (residence in the covariate year).
+    """
+    if region_basis not in REGION_BASES:
+        raise ValueError(f"region_basis must be one of {REGION_BASES}, not {region_basis!r}")
+    by_provider = pl.col("treated") & pl.lit(region_basis == "provider")
+    return (
+        pl.when(by_provider).then(pl.col("region_first")).otherwise(pl.col("lan")).alias("region")
+    )
+
+
 def population_filters(
     conf: CohortConfig, persons_with_intervention: pl.Series
 ) -> list[tuple[str, str, pl.Expr]]:
@@ -202,8 +217,7 @@ def population_filters(
         if conf.window_rule == "start"
         else (pl.col("start") <= conf.window_end) & (pl.col("end") >= conf.window_start)
     )
-    by_provider = pl.col("treated") & pl.lit(conf.region_basis == "provider")
-    region = pl.when(by_provider).then(pl.col("region_first")).otherwise(pl.col("lan"))
+    region = region_of(conf.region_basis)
     age_ok = pl.col("age").is_between(conf.age_min, conf.age_max)
     person_treated = pl.col("treated").any().over("lopnr")
     had_intervention = pl.col("lopnr").is_in(persons_with_intervention.implode())

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.cohort import region_of
 from pipeline.describe import (
     GROUP_LABEL,
     TOTAL,
@@ -28,26 +29,12 @@ from pipeline.describe import (
     table_counts,
     with_labels,
 )
+from pipeline.formatting import whole_percent
 
 ALL = "Alla"  # the pooled column: all treated persons of the analysed regions
 AGE_BLOCK, AGE_CATEGORY = "Ålder", "Medelålder"
 SUMMARY_BLOCK = "Sammanfattning"
 MAX_ABS = "max |SMD|"
-REGION_BASES = ("residence", "provider")
-
-
-def region_of(region_basis: str) -> pl.Expr:
-    """The person's region code (String, named `region`) as the cohort's region filter defines it.
-
-    `region_first` (the first GC001's provider) for treated rows when
-    `region_basis` is "provider", else `lan` (residence in the covariate year).
-    """
-    if region_basis not in REGION_BASES:
-        raise ValueError(f"region_basis must be one of {REGION_BASES}, not {region_basis!r}")
-    by_provider = pl.col("treated") & pl.lit(region_basis == "provider")
-    return (
-        pl.when(by_provider).then(pl.col("region_first")).otherwise(pl.col("lan")).alias("region")
-    )
 
 
 def _region_names(codes: Any, regions: Sequence[str]) -> dict[str, str]:
@@ -292,7 +279,7 @@ def printed_layout(tidy: pl.DataFrame) -> pl.DataFrame:
             pl.format(
                 "{} ({})",
                 pl.col("n"),
-                pl.col("percent").round(0, mode="half_away_from_zero").cast(pl.Int64),
+                whole_percent(),
             )
         )
     )
