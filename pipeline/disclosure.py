@@ -79,14 +79,9 @@ def suppressed_cells(
     forced = forced or [False] * len(counts)
     fixed = shown_elsewhere or [False] * len(counts)
     hidden = [0 < n < min_count or bool(f) for n, f in zip(counts, forced, strict=True)]
-    # A part of a total shown as 0 is 0 (counts are not negative): hiding it protects nothing.
-    known_zero = [False] * len(counts)
     while True:
         _one_hidden_rule(counts, constraints, hidden, fixed)
-        for total, parts in constraints:
-            if not hidden[total] and counts[total] == 0:
-                for part in parts:
-                    known_zero[part] = True
+        known_zero = _known_zeros(counts, constraints, hidden)
         unknown = [h and not z for h, z in zip(hidden, known_zero, strict=True)]
         exposed = recoverable_cells(len(counts), constraints, unknown)
         usable = [f or z for f, z in zip(fixed, known_zero, strict=True)]
@@ -101,6 +96,19 @@ def suppressed_cells(
             return hidden
         candidates = protectable[0][1]
         hidden[min(candidates, key=lambda m: _complement_order(counts, m))] = True
+
+
+def _known_zeros(
+    counts: Sequence[int], constraints: Sequence[Constraint], hidden: Sequence[bool]
+) -> list[bool]:
+    """Cells that are parts of a total shown as 0: they are 0 (counts are not negative), so
+    hiding them protects nothing."""
+    known = [False] * len(counts)
+    for total, parts in constraints:
+        if not hidden[total] and counts[total] == 0:
+            for part in parts:
+                known[part] = True
+    return known
 
 
 def _complements(
