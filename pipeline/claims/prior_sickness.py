@@ -102,11 +102,11 @@ def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def _set_mean_ci(values: np.ndarray) -> tuple[float, float, float]:
     """Mean over sets of a per-set value and its normal 95 % CI (same unit)."""
-    return (float(values.mean()), *_paired(values))
+    return (float(values.mean()), *_normal_ci(values))
 
 
-def _paired(d: np.ndarray) -> tuple[float, float]:
-    """Normal 95 % CI of the mean of per-set differences d (same unit)."""
+def _normal_ci(d: np.ndarray) -> tuple[float, float]:
+    """Normal 95 % CI of the mean of d, one value per set (same unit)."""
     half = Z95 * d.std(ddof=1) / math.sqrt(len(d))
     return float(d.mean() - half), float(d.mean() + half)
 
@@ -143,7 +143,7 @@ def compare(
             control = _mean_ci(y)
             if paired:
                 control = _set_mean_ci(per_set["control_mean"].to_numpy())
-                diff_ci, method = _paired(d_mean), "paired within sets, normal"
+                diff_ci, method = _normal_ci(d_mean), "paired within sets, normal"
             else:
                 diff_ci, method = _welch(x, y), "Welch"
         elif statistic == "median":
@@ -156,7 +156,7 @@ def compare(
             control = (100 * any_y / len(y), *(100 * b for b in wilson_ci(any_y, len(y))))
             if paired:
                 control = tuple(100 * v for v in _set_mean_ci(per_set["control_any"].to_numpy()))
-                diff_ci, method = tuple(100 * b for b in _paired(d_any)), "paired within sets"
+                diff_ci, method = tuple(100 * b for b in _normal_ci(d_any)), "paired within sets"
             else:
                 diff_ci = tuple(100 * b for b in newcombe_diff_ci(any_x, len(x), any_y, len(y)))
                 method = "Newcombe"
