@@ -55,7 +55,7 @@ def main() -> None:
     for name, code in BARE.items():
         rows.append((name, measure(code.format(agi=args.agi, out=scratch / "bare.parquet"))))
     income = (
-        "from pipeline.income import write_income_monthly; from pathlib import Path; "
+        "from pipeline.stages.income import write_income_monthly; from pathlib import Path; "
         f"write_income_monthly(Path('{args.agi}'), 201901, 202312, "
         f"Path('{scratch}/income.parquet'))"
     )

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import polars as pl
 
-from pipeline.riskset import RiskSetConfig, build_riskset
+from pipeline.rules.riskset import RiskSetConfig, build_riskset
 
 
 def synthetic_cohort(n_spells: int, n_cases: int, seed: int = 1) -> pl.DataFrame:

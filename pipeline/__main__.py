@@ -13,28 +13,16 @@ import logging
 import sys
 import time
 
-from pipeline import config, io
-from pipeline.errors import PipelineError
+from pipeline.core import config, io
+from pipeline.core.errors import PipelineError
 
-# stage name -> module with a `run(cfg) -> None`
-STAGES: dict[str, str] = {
-    "synth": "pipeline.synth",
-    "stage": "pipeline.stage",
-    "spells": "pipeline.spells",
-    "exposure": "pipeline.exposure",
-    "cohort": "pipeline.cohort",
-    "describe": "pipeline.describe",
-    "income": "pipeline.income",
-    "outcomes": "pipeline.outcomes",
-    "income_models": "pipeline.income_models",
-    "income_tables": "pipeline.income_tables",
-    "riskset": "pipeline.riskset",
-    "registrations": "pipeline.registrations",
-    "nb_model": "pipeline.nb_model",
-    "survival": "pipeline.survival_analysis",
-    "claims": "pipeline.claims",
-    "report": "pipeline.report",
-}
+# stage name -> module with a `run(cfg) -> None`: each dvc.yaml stage is pipeline.stages.<name>
+STAGE_NAMES = (
+    "synth", "stage", "spells", "exposure", "cohort", "describe", "income", "outcomes",
+    "income_models", "income_tables", "riskset", "registrations", "nb_model", "survival",
+    "claims", "report",
+)  # fmt: skip
+STAGES: dict[str, str] = {name: f"pipeline.stages.{name}" for name in STAGE_NAMES}
 
 log = logging.getLogger("pipeline")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config
 from pipeline.__main__ import STAGES, main
-from pipeline.synth import Synthetic, generate
-from pipeline.synth.params import SynthParams
+from pipeline.core import config
+from pipeline.stages.synth import Synthetic, generate
+from pipeline.stages.synth.params import SynthParams
 
 
 def synth_params(*overrides: str) -> SynthParams:

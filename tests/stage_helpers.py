@@ -9,10 +9,10 @@ from typing import Any
 import polars as pl
 from omegaconf import OmegaConf
 
-from pipeline import config
-from pipeline.contract import TABLES
-from pipeline.stage import StageResult, stage_frames
-from pipeline.stage.spec import CodeLists
+from pipeline.core import config
+from pipeline.core.contract import TABLES
+from pipeline.stages.stage import StageResult, stage_frames
+from pipeline.stages.stage.spec import CodeLists
 
 CODES = CodeLists.from_mapping(OmegaConf.load(config.CONF_DIR / "codes" / "default.yaml"))
 

@@ -16,9 +16,10 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from pipeline import config
 from pipeline.__main__ import main
-from pipeline.claims import (
+from pipeline.core import config
+from pipeline.core.errors import PipelineError
+from pipeline.stages.claims import (
     ClaimsConfig,
     b5_check,
     length_rank,
@@ -26,7 +27,6 @@ from pipeline.claims import (
     member_days,
     prior_sickness,
 )
-from pipeline.errors import PipelineError
 from tests.reference.sickdays import plain_window_days
 from tests.test_disclosure import leaking_cells
 
@@ -471,7 +471,7 @@ def test_life_table_output_is_consistent_and_hides_small_counts(run_dir):
 
 
 def test_report_sentences_quote_the_claims_tables_and_say_hidden_for_hidden_cells(run_dir):
-    from pipeline.report_claims import b5_lines, claim_lines
+    from pipeline.report.claims import b5_lines, claim_lines
 
     tables = run_dir / "outputs" / "tables"
     lines = claim_lines(tables)
@@ -495,7 +495,7 @@ def test_report_sentences_quote_the_claims_tables_and_say_hidden_for_hidden_cell
 
 
 def test_rank_tables_hide_the_chi_square_when_a_decile_is_hidden():
-    from pipeline.claims import length_rank_tables
+    from pipeline.stages.claims import length_rank_tables
 
     rng = np.random.default_rng(11)
     n_sets, m = 30, 4

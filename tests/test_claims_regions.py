@@ -14,8 +14,10 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import config
-from pipeline.claims.regions import (
+from pipeline.core import config
+from pipeline.report.labels import TOTAL
+from pipeline.report.table2 import blocks, suppress_b3, table_b3_counts, with_labels
+from pipeline.stages.claims.regions import (
     ALL,
     age_by_region,
     printed_layout,
@@ -24,7 +26,6 @@ from pipeline.claims.regions import (
     smd_layout,
     treated_by_region,
 )
-from pipeline.describe import TOTAL, blocks, suppress_b3, table_b3_counts, with_labels
 from tests.test_disclosure import leaking_cells
 
 CODES = config.compose().codes

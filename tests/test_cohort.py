@@ -6,8 +6,8 @@ import datetime as dt
 
 import polars as pl
 
-from pipeline import config
-from pipeline.cohort import CohortConfig, build_cohort
+from pipeline.core import config
+from pipeline.stages.cohort import CohortConfig, build_cohort
 
 CFG = config.compose()
 CONF = CohortConfig.from_config(CFG)
@@ -139,9 +139,9 @@ def test_education_falls_back_to_the_last_known_year_unless_configured_not_to():
 
 
 def test_attrition_never_grows_and_ends_in_the_cohort(tiny):
-    from pipeline.cohort import persons_with_intervention_contact
-    from pipeline.exposure import exposure_of_spells
-    from pipeline.spells import build_spells
+    from pipeline.stages.cohort import persons_with_intervention_contact
+    from pipeline.stages.exposure import exposure_of_spells
+    from pipeline.stages.spells import build_spells
     from tests.test_exposure import CONF as EXPOSURE_CONF
 
     clean = tiny.clean["sjukpenning"].with_columns(
@@ -190,7 +190,7 @@ def test_attrition_never_grows_and_ends_in_the_cohort(tiny):
 
 
 def test_control_ownership_is_the_last_primary_care_contact_within_the_lookback():
-    from pipeline.cohort import add_ownership
+    from pipeline.stages.cohort import add_ownership
 
     cohort = pl.DataFrame(
         {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import config
+from pipeline.core import config
 
 KILL_ON_THIRD_RENAME = """
 import os, signal, sys

@@ -6,16 +6,10 @@ import datetime as dt
 
 import polars as pl
 
-from pipeline import config
-from pipeline.describe import (
-    TOTAL,
-    blocks,
-    figure8_data,
-    printed_layout,
-    suppress_b3,
-    table_b3_counts,
-    with_labels,
-)
+from pipeline.core import config
+from pipeline.report.labels import TOTAL
+from pipeline.report.table2 import blocks, suppress_b3, table_b3_counts, with_labels
+from pipeline.stages.describe import figure8_data, printed_layout
 from tests.test_disclosure import leaking_cells
 
 CODES = config.compose().codes

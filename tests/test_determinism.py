@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline import config
+from pipeline.core import config
 from tests.conftest import E2E_PERSONS
 
 TEXT = {".csv", ".json", ".html"}

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from pipeline.disclosure import recoverable_cells, suppressed_cells
+from pipeline.stats.disclosure import recoverable_cells, suppressed_cells
 
 
 def leaking_cells(counts, constraints, hidden) -> list[int]:

@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline import config
-from pipeline.contract import TABLES
+from pipeline.core import config
+from pipeline.core.contract import TABLES
 
 
 def test_every_planted_bad_row_is_quarantined_with_its_reason(run_dir):

@@ -6,9 +6,9 @@ import datetime as dt
 
 import polars as pl
 
-from pipeline import config
-from pipeline.exposure import ExposureConfig, exposure_of_spells, intervention_locations
-from pipeline.spells import build_spells
+from pipeline.core import config
+from pipeline.stages.exposure import ExposureConfig, exposure_of_spells, intervention_locations
+from pipeline.stages.spells import build_spells
 
 CFG = config.compose()
 CONF = ExposureConfig.from_config(CFG)

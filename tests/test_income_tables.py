@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep
 
-from pipeline.income_models import ModelSpec
-from pipeline.income_tables import (
+from pipeline.rules.income_cells import ModelSpec
+from pipeline.stages.income_tables import (
     add_significance,
     adjusted_effects,
     b4_b5_table3,
@@ -18,7 +18,7 @@ from pipeline.income_tables import (
     significant_for,
     suppress_income_cells,
 )
-from pipeline.regression import stars
+from pipeline.stats.regression import stars
 from tests.test_disclosure import leaking_cells
 
 NUMBERS = ("percent_treated", "percent_control", "diff_pp", "diff_ci_low", "diff_ci_high")
@@ -264,8 +264,8 @@ def test_written_directions_match_the_long_cells(run_dir):
 def test_b6_hides_a_small_block_total_and_every_share_of_its_column(run_dir):
     # B6's column total is B4/B5's n: below the threshold it must be hidden like B5's n, with
     # every share of that column (n / share gives the total back), and its comparisons.
-    from pipeline import config
-    from pipeline.income_tables import table_b6
+    from pipeline.core import config
+    from pipeline.stages.income_tables import table_b6
 
     outcomes = _outcomes(run_dir)
     in_b6 = pl.col("in_income_tables") & pl.col("income_before").is_not_null()

@@ -38,8 +38,8 @@ import polars as pl
 import pytest
 from statsmodels.discrete.discrete_model import NegativeBinomial
 
-from pipeline.nb import NB2Result, fit_nb2, lr_test, lr_test_interaction
-from pipeline.regression import SUMMARY_COLUMNS
+from pipeline.stats.nb2 import NB2Result, fit_nb2, lr_test, lr_test_interaction
+from pipeline.stats.regression import SUMMARY_COLUMNS
 
 R_DIR = Path(__file__).parent / "reference_r" / "nb"
 R_COVARIATES = ["sex", "diagnosis_group", "region", "age"]

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import config
-from pipeline.income import write_income_monthly
-from pipeline.outcomes import OutcomeConfig, income_measures, outcome_flags
+from pipeline.core import config
+from pipeline.stages.income import write_income_monthly
+from pipeline.stages.outcomes import OutcomeConfig, income_measures, outcome_flags
 from tests.reference.income import reference_outcomes
 
 CONF = OutcomeConfig.from_config(config.compose())

@@ -6,7 +6,11 @@ import datetime as dt
 
 import polars as pl
 
-from pipeline.registrations import registered_vs_reported, registrations_in_spells, share_rows
+from pipeline.stages.registrations import (
+    registered_vs_reported,
+    registrations_in_spells,
+    share_rows,
+)
 
 d = dt.date
 KINDS = ["avstamningsmote", "sassam", "plan_fk", "plan_arbetsgivare"]

@@ -35,7 +35,7 @@ from statsmodels.stats.proportion import (
     proportions_ztest,
 )
 
-from pipeline.regression import (
+from pipeline.stats.regression import (
     SUMMARY_COLUMNS,
     fit_logit,
     newcombe_diff_ci,

@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 import openpyxl
 import polars as pl
 
-from pipeline import config
-from pipeline.report import build_html, directions, display, read_table
+from pipeline.core import config
+from pipeline.stages.report import build_html, directions, display, read_table
 
 REPORT = config.compose().report
 

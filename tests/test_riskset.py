@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from pipeline import config
-from pipeline.riskset import RiskSetConfig, build_riskset
+from pipeline.core import config
+from pipeline.rules.riskset import RiskSetConfig, build_riskset
 
 D0 = dt.date(2020, 1, 1)
 
@@ -141,7 +141,7 @@ def test_same_seed_same_sets_and_another_seed_other_sets():
 
 def test_sets_are_identical_with_one_or_two_threads(tmp_path):
     script = (
-        "import sys, polars as pl; from pipeline.riskset import build_riskset, RiskSetConfig;"
+        "import sys, polars as pl; from pipeline.rules.riskset import build_riskset, RiskSetConfig;"
         "c = pl.read_parquet(sys.argv[1]);"
         "print(build_riskset(c, RiskSetConfig(5, 'never_treated', (), 11)).hash_rows().sum())"
     )

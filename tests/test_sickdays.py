@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.sickdays import window_days
+from pipeline.rules.sickdays import window_days
 from tests.reference.sickdays import plain_window_days
 
 D0 = dt.date(2020, 1, 1)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import config
-from pipeline.spells import build_spells
+from pipeline.core import config
+from pipeline.stages.spells import build_spells
 from tests.reference.spells import reference_spells
 
 CODES = config.compose().codes

@@ -18,12 +18,13 @@ import pytest
 from omegaconf import OmegaConf
 from polars.testing import assert_frame_equal
 
-from pipeline import config, stage
-from pipeline.contract import REASON_ORDER, TABLES, Reason
-from pipeline.errors import DeliveryError
-from pipeline.stage.read import map_columns, resolve_files
-from pipeline.stage.spec import table_source
-from pipeline.stage.table import quarantine_schema
+from pipeline.core import config
+from pipeline.core.contract import REASON_ORDER, TABLES, Reason
+from pipeline.core.errors import DeliveryError
+from pipeline.stages import stage
+from pipeline.stages.stage.read import map_columns, resolve_files
+from pipeline.stages.stage.spec import table_source
+from pipeline.stages.stage.table import quarantine_schema
 from tests.stage_helpers import (
     BASE,
     CODES,
@@ -556,7 +557,7 @@ def test_cli_reports_a_delivery_error_in_one_line(tmp_path: Path) -> None:
 def test_codes_come_from_configuration() -> None:
     codes = OmegaConf.load(config.CONF_DIR / "codes" / "default.yaml")
     codes.handelse = [*codes.handelse, "nytt_mote"]
-    from pipeline.stage.spec import CodeLists
+    from pipeline.stages.stage.spec import CodeLists
 
     extended = CodeLists.from_mapping(codes)
     frame = text_frame("fk_handelser", [row("fk_handelser", 0, handelse="nytt_mote")])

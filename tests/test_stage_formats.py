@@ -21,8 +21,9 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 from polars.testing import assert_frame_equal
 
-from pipeline import config, stage
-from pipeline.contract import TABLES
+from pipeline.core import config
+from pipeline.core.contract import TABLES
+from pipeline.stages import stage
 
 D = dt.date
 # Typed delivery: valid rows, code variants to be staged, and bad rows.

@@ -11,8 +11,9 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import config, stage
-from pipeline.errors import DeliveryError
+from pipeline.core import config
+from pipeline.core.errors import DeliveryError
+from pipeline.stages import stage
 from tests.stage_helpers import BASE, text_frame
 
 HEADER = "lopnr;datum;handelse"

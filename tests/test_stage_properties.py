@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from pipeline.contract import TABLES
+from pipeline.core.contract import TABLES
 from tests.stage_helpers import CODES, stage_rows
 
 REGIONS = list(CODES.regions)

@@ -47,8 +47,8 @@ from lifelines import CoxPHFitter
 from polars.testing import assert_frame_equal
 from scipy import stats
 
-from pipeline.regression import SUMMARY_COLUMNS
-from pipeline.survival import (
+from pipeline.stats.regression import SUMMARY_COLUMNS
+from pipeline.stats.survival import (
     X_LABEL,
     Y_LABEL,
     CoxResult,

@@ -7,10 +7,10 @@ import hashlib
 import numpy as np
 import polars as pl
 
-from pipeline import io
-from pipeline.contract import TABLES, Reason
-from pipeline.synth import TABLE_ORDER, Synthetic, corrupt, generate
-from pipeline.synth.spells import NEVER, piecewise_exponential_days
+from pipeline.core import io
+from pipeline.core.contract import TABLES, Reason
+from pipeline.stages.synth import TABLE_ORDER, Synthetic, corrupt, generate
+from pipeline.stages.synth.spells import NEVER, piecewise_exponential_days
 from tests.conftest import synth_params
 
 

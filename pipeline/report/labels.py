@@ -1,0 +1,25 @@
+"""The one vocabulary a reader sees: group, total, ownership, care-level and length labels.
+
+Stages keep `treated` (bool) and English keys; these words appear only where a
+published table or figure is laid out. Some of them are stored as data values
+(the income tables' length classes), so changing a word here changes outputs.
+"""
+
+from __future__ import annotations
+
+GROUP_LABEL = {True: "Insats", False: "Kontroll"}
+
+
+OWNERSHIP_LABEL = {"offentlig": "Offentlig", "privat": "Privat", "okand": "Okänd"}
+
+
+TOTAL = "Totalt"
+
+
+CARE_LEVEL_LABEL = {
+    "primary_care": "Primärvård",
+    "specialised": "Specialiserad psykiatrisk öppen- och slutenvård",
+}
+
+ALL_LENGTHS = "Alla"  # the pooled length class of the income tables
+LENGTH_CLASSES = ("<2 år", "2+ år", ALL_LENGTHS)  # cohort `length_class` values, then the pool

@@ -1,0 +1,177 @@
+"""Table 2 / B3 (analysis-spec.md §4.1): blocks, tidy counts and their suppression.
+
+Used by the `describe` stage (Table 2, B3) and by the `claims` stage (Table 2 by
+region), so a cell shown in both is counted and hidden the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from pipeline.report.labels import GROUP_LABEL, OWNERSHIP_LABEL, TOTAL
+from pipeline.stats.disclosure import suppressed_cells
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of Table 2/B3: its printed name, cohort column and categories in order."""
+
+    name: str
+    column: str
+    categories: tuple[str, ...]
+    in_table2: bool = True
+
+
+def blocks(codes: Any) -> list[Block]:
+    """The blocks of Table B3 in printed order (Table 2 is the subset with `in_table2`)."""
+    diagnosis = tuple(str(g["label"]) for g in codes.diagnosis_groups)
+    return [
+        Block("Kön", "sex", tuple(str(v) for v in codes.sex.values())),
+        Block("Ålder", "age_band", tuple(str(b["label"]) for b in codes.age_bands)),
+        Block("Födelseland", "birth_country_group", tuple(codes.birth_country_groups), False),
+        Block("Civiltillstånd", "civil_status_group", tuple(codes.civil_status_groups), False),
+        Block("Utbildningsnivå", "education_group", tuple(codes.education_groups)),
+        Block("Huvuddiagnos (MiDAS)", "diagnosis_label", diagnosis),
+        Block("Sysselsättningstyp", "insured_type_group", tuple(codes.insured_type_groups)),
+    ]
+
+
+def with_labels(person_rows: pl.DataFrame, codes: Any) -> pl.DataFrame:
+    """Person rows with the printed group, ownership and diagnosis labels."""
+    diagnosis = {str(g["key"]): str(g["label"]) for g in codes.diagnosis_groups}
+    return person_rows.with_columns(
+        pl.col("treated").replace_strict(GROUP_LABEL, return_dtype=pl.String).alias("group"),
+        pl.col("ownership")
+        .replace_strict(OWNERSHIP_LABEL, default="Okänd", return_dtype=pl.String)
+        .alias("ownership_label"),
+        pl.col("diagnosis_group")
+        .replace_strict(diagnosis, default=None, return_dtype=pl.String)
+        .alias("diagnosis_label"),
+    )
+
+
+def table_counts(
+    labelled: pl.DataFrame,
+    block_list: list[Block],
+    column: str,
+    levels: Sequence[str],
+    *,
+    name: str | None = None,
+    column_total: str = TOTAL,
+    groups: Sequence[str] = tuple(GROUP_LABEL.values()),
+) -> pl.DataFrame:
+    """Tidy counts: block, category (incl. `Totalt`), group, `name` (levels + total), n (int).
+
+    The column dimension is `labelled[column]` with `levels` in order, then
+    `column_total` (the row's sum over every value of `column`); `name` (default
+    `column`) is its name in the output. The grid is complete: absent cells are 0.
+    """
+    frames = []
+    columns = [*levels, column_total]
+    for block in block_list:
+        counted = (
+            labelled.filter(pl.col(block.column).is_in(block.categories))
+            .group_by("group", column, pl.col(block.column).alias("category"))
+            .len("n")
+        )
+        by_row = counted.group_by("group", "category").agg(pl.col("n").sum())
+        with_total = pl.concat(
+            [
+                counted,
+                by_row.select("group", pl.lit(column_total).alias(column), "category", "n"),
+            ]
+        )
+        by_column = with_total.group_by("group", column).agg(pl.col("n").sum())
+        with_total = pl.concat(
+            [
+                with_total,
+                by_column.select("group", column, pl.lit(TOTAL).alias("category"), "n"),
+            ]
+        )
+        grid = pl.DataFrame(
+            [(g, o, c) for g in groups for o in columns for c in [*block.categories, TOTAL]],
+            schema=["group", column, "category"],
+            orient="row",
+        )
+        full = grid.join(with_total, on=["group", column, "category"], how="left")
+        frames.append(
+            full.with_columns(
+                pl.col("n").fill_null(0).cast(pl.Int64), pl.lit(block.name).alias("block")
+            )
+        )
+    return pl.concat(frames).select(
+        "block", "category", "group", pl.col(column).alias(name or column), "n"
+    )
+
+
+def table_b3_counts(labelled: pl.DataFrame, block_list: list[Block]) -> pl.DataFrame:
+    """Tidy counts: block, category (incl. `Totalt`), group, ownership (incl. `Totalt`), n (int)."""
+    ownerships = list(OWNERSHIP_LABEL.values())
+    return table_counts(labelled, block_list, "ownership_label", ownerships, name="ownership")
+
+
+def suppress_table(
+    counts: pl.DataFrame,
+    min_count: int,
+    column: str,
+    column_total: str = TOTAL,
+    elsewhere: pl.Series | None = None,
+) -> pl.DataFrame:
+    """Counts with `suppressed` (bool) and `percent` (of the block total; null when hidden).
+
+    `counts` as from `table_counts`, with column dimension `column`. Constraints:
+    each block's categories sum to its `Totalt` row, and each row's `column`
+    cells sum to its `column_total` cell, within each group. `elsewhere` (aligned
+    with `counts`, nullable bool) is another published table's decision for the
+    cells it also holds: true = hidden there, false = shown there, null = not there.
+    """
+    cells = counts.with_row_index("cell")
+    index = {
+        (r["block"], r["category"], r["group"], r[column]): r["cell"]
+        for r in cells.iter_rows(named=True)
+    }
+    constraints = []
+    for block, category, group, level in index:
+        if category == TOTAL:
+            parts = [
+                i
+                for (b, c, g, o), i in index.items()
+                if (b, g, o) == (block, group, level) and c != TOTAL
+            ]
+            constraints.append((index[(block, category, group, level)], parts))
+        if level == column_total:
+            parts = [
+                i
+                for (b, c, g, o), i in index.items()
+                if (b, c, g) == (block, category, group) and o != column_total
+            ]
+            constraints.append((index[(block, category, group, level)], parts))
+    forced = shown = None
+    if elsewhere is not None:
+        forced = elsewhere.fill_null(False).to_list()
+        shown = (~elsewhere).fill_null(False).to_list()
+    hidden = suppressed_cells(cells["n"].to_list(), constraints, min_count, forced, shown)
+    is_total = pl.col("category") == TOTAL
+    by_column = ("block", "group", column)
+    total = pl.col("n").filter(is_total).first().over(by_column)
+    # a shown count with its percent gives the total back: no percent under a hidden total
+    total_hidden = pl.col("suppressed").filter(is_total).first().over(by_column)
+    shown = ~pl.col("suppressed") & ~total_hidden & (total > 0)
+    return (
+        cells.drop("cell")
+        .with_columns(pl.Series("suppressed", hidden))
+        .with_columns(pl.when(shown).then(100 * pl.col("n") / total).alias("percent"))
+    )
+
+
+def suppress_b3(counts: pl.DataFrame, min_count: int) -> pl.DataFrame:
+    """Counts with `suppressed` (bool) and `percent` (of the block total; null when hidden).
+
+    Constraints: each block's categories sum to its `Totalt` row, and each
+    row's ownership columns sum to its `Totalt` column, within each group.
+    """
+    return suppress_table(counts, min_count, "ownership")

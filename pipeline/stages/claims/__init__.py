@@ -1,0 +1,227 @@
+"""`claims` stage: evidence for the claims the report makes in words only (analysis-spec §4.12).
+
+- spell length and getting GC001 (L1384, Bilaga 1): `life_table` (rate of the
+  first GC001 per 1 000 spell-days by elapsed day) and `length_rank` (the case's
+  rank by total length within its risk set);
+- prior sick absence (L1420, L1087): `prior_sickness`;
+- regions target the same groups (L1378, L1422, L1552): `regions`;
+- employees without income before had a spell just before (L1481): `b5_check`.
+
+Each module holds pure functions (frames in, frames out); `run` reads the
+stage's inputs and writes the tables and figures, all after disclosure control.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.core import config, io
+from pipeline.core.errors import PipelineError
+from pipeline.rules.riskset import MODES, RiskSetConfig, build_riskset
+from pipeline.rules.sickdays import window_days
+from pipeline.stages.claims import b5_check, length_rank, life_table, prior_sickness, regions
+from pipeline.stats.disclosure import suppressed_cells
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimsConfig:
+    """The `claims` slice plus the keys of other sections the stage reads."""
+
+    band_days: int
+    max_day: int
+    rank_control_mode: str
+    seed: int
+    bootstrap_draws: int
+    prior_spell_months: int
+    smd_threshold: float
+    prior_window_days: int
+    window_start: dt.date
+    window_end: dt.date
+    day_origin: int
+    min_count: int
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ClaimsConfig:
+        """Build from the composed configuration, checking the choices."""
+        c = cfg.claims
+        conf = cls(
+            band_days=int(c.band_days),
+            max_day=int(c.max_day),
+            rank_control_mode=str(c.rank_control_mode),
+            seed=int(c.seed),
+            bootstrap_draws=int(c.bootstrap_draws),
+            prior_spell_months=int(c.prior_spell_months),
+            smd_threshold=float(c.smd_threshold),
+            prior_window_days=int(cfg.describe.prior_window_days),
+            window_start=dt.date.fromisoformat(str(cfg.exposure.window_start)),
+            window_end=dt.date.fromisoformat(str(cfg.exposure.window_end)),
+            day_origin=int(cfg.spells.day_origin),
+            min_count=int(cfg.disclosure.min_count),
+        )
+        config.check_choices({"claims.rank_control_mode": (conf.rank_control_mode, MODES)})
+        if conf.band_days < 1 or conf.max_day < conf.band_days:
+            raise PipelineError(
+                f"config claims.band_days={conf.band_days}, claims.max_day={conf.max_day}: "
+                "expected 1 <= band_days <= max_day"
+            )
+        return conf
+
+
+def gc001_life_table(at_risk: pl.DataFrame, conf: ClaimsConfig) -> pl.DataFrame:
+    """The suppressed life table of the first GC001, long by care level (`life_table.rates`)."""
+    exits = life_table.spell_exits(at_risk, conf.window_start, conf.window_end)
+    table = life_table.life_table(exits, life_table.Bands(conf.band_days, conf.max_day))
+    return life_table.rates(life_table.suppress(table, conf.min_count), conf.day_origin)
+
+
+def rank_designs(
+    at_risk: pl.DataFrame, riskset: pl.DataFrame, riskset_conf: RiskSetConfig, conf: ClaimsConfig
+) -> dict[str, pl.DataFrame]:
+    """Risk sets per design: the rank-test sets drawn from the at-risk spells, and §6.2's."""
+    drawn = RiskSetConfig(
+        riskset_conf.k,
+        conf.rank_control_mode,
+        riskset_conf.match_on,
+        riskset_conf.seed,
+        riskset_conf.reuse_controls,
+    )
+    return {
+        f"at-risk spells, {conf.rank_control_mode} controls": build_riskset(at_risk, drawn),
+        f"§6.2 sets, {riskset_conf.control_mode} controls": riskset,
+    }
+
+
+def length_rank_tables(
+    designs: dict[str, pl.DataFrame], spells: pl.DataFrame, conf: ClaimsConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per design: the rank-test summary row and the decile counts (small counts hidden)."""
+    summaries, deciles = [], []
+    for design, sets in designs.items():
+        members = length_rank.set_members(sets, spells)
+        summary, counts = length_rank.rank_test(members, conf.seed)
+        cells = [*counts["observed"].to_list(), summary["n_sets"]]
+        total = len(cells) - 1
+        mask = suppressed_cells(cells, [(total, list(range(total)))], conf.min_count)
+        # n_sets hidden: the whole row; a decile hidden: also the chi-square (with the shown
+        # deciles it gives the hidden ones back) and `expected` (n_sets / 10)
+        row = {k: (None if mask[total] else v) for k, v in summary.items()}
+        if any(mask):
+            row.update(chi2=None, chi2_p=None)
+        summaries.append({"design": design, **row})
+        deciles.append(
+            counts.with_columns(
+                pl.lit(design).alias("design"),
+                pl.when(~pl.Series(mask[:total])).then(pl.col("observed")).alias("observed"),
+                pl.when(not any(mask)).then(pl.col("expected")).alias("expected"),
+                pl.Series("suppressed", mask[:total]),
+            ).select("design", "decile", "observed", "expected", "suppressed")
+        )
+    return pl.DataFrame(summaries, infer_schema_length=None), pl.concat(deciles)
+
+
+def member_days(
+    cohort: pl.DataFrame, riskset: pl.DataFrame, periods: Path | pl.DataFrame, window: int
+) -> dict[str, pl.DataFrame]:
+    """Per anchor (`spell_start`: Table 2's person rows; `index` and `index_outside_spell`:
+    §6.2's sets), one row per member: treated, set_id (index anchors) and net_days (days)
+    in the `window` days before the anchor."""
+    anchors = {
+        "spell_start": prior_sickness.start_windows(cohort.filter("person_row"), window),
+        "index": prior_sickness.index_windows(riskset, cohort, window, outside_spell=False),
+        "index_outside_spell": prior_sickness.index_windows(
+            riskset, cohort, window, outside_spell=True
+        ),
+    }
+    out = {}
+    for anchor, members in anchors.items():
+        empty = pl.col("window_start") > pl.col("window_end")
+        counted = window_days(members.filter(~empty), periods)
+        out[anchor] = (
+            members.join(counted, on="member_id", how="left")
+            .with_columns(pl.col("net_days").fill_null(0.0), pl.col("gross_days").fill_null(0))
+            .sort("member_id")
+        )
+    return out
+
+
+def prior_sick_days(days: dict[str, pl.DataFrame], conf: ClaimsConfig) -> pl.DataFrame:
+    """Net sick days before the spell start and before the index, treated vs control
+    (`prior_sickness.compare`), small groups hidden."""
+    rows = []
+    for anchor, frame in days.items():
+        rows += prior_sickness.compare(
+            frame, anchor, conf.bootstrap_draws, conf.seed, conf.min_count
+        )
+    table = pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.lit(conf.prior_window_days).alias("window_days")
+    )
+    return prior_sickness.hide_suppressed(table, conf.min_count)
+
+
+def region_tables(
+    person_rows: pl.DataFrame, codes: Any, cohort_cfg: Any, conf: ClaimsConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Table 2's treated rows per analysed region (tidy, suppressed) and each region's
+    standardised mean differences against the pooled treated."""
+    analysed = [str(r) for r in cohort_cfg.regions]
+    basis = str(cohort_cfg.region_basis)
+    tidy = regions.treated_by_region(person_rows, codes, analysed, basis, conf.min_count)
+    ages = regions.age_by_region(person_rows, codes, analysed, basis)
+    return tidy, regions.region_smd(tidy, ages, conf.min_count, conf.smd_threshold)
+
+
+def run(cfg: Any) -> None:
+    """Write the §4.12 tables (outputs/tables) and figures (outputs/figures)."""
+    conf = ClaimsConfig.from_config(cfg)
+    outputs = config.resolve_path(cfg.paths.outputs)
+    staged = config.resolve_path(cfg.paths.staged)
+    tables, figures = outputs / "tables", outputs / "figures"
+    cohort = pl.read_parquet(outputs / "cohort.parquet")
+    at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet")
+    riskset = pl.read_parquet(outputs / "riskset.parquet")
+    spells = pl.read_parquet(outputs / "spells.parquet")
+
+    rates = gc001_life_table(at_risk, conf)
+    io.write_csv(rates, tables / "gc001_life_table.csv")
+    life_table.plot_rates(rates, figures / "gc001_life_table.png")
+
+    designs = rank_designs(at_risk, riskset, RiskSetConfig.from_config(cfg), conf)
+    summary, deciles = length_rank_tables(designs, spells, conf)
+    io.write_csv(summary, tables / "gc001_length_rank.csv")
+    io.write_csv(deciles, tables / "gc001_length_rank_deciles.csv")
+    length_rank.plot_deciles(deciles, figures / "gc001_length_rank.png")
+
+    days = member_days(cohort, riskset, staged / "sjukpenning.parquet", conf.prior_window_days)
+    prior = prior_sick_days(days, conf)
+    io.write_csv(prior, tables / "prior_sick_days.csv")
+
+    by_region, smd = region_tables(cohort.filter("person_row"), cfg.codes, cfg.cohort, conf)
+    io.write_csv(regions.printed_layout(by_region), tables / "table2_by_region.csv")
+    io.write_csv(regions.smd_layout(smd), tables / "table2_by_region_smd.csv")
+
+    outcomes = pl.read_parquet(outputs / "outcomes.parquet")
+    income_cells = pl.read_csv(tables / "income_tables_long.csv", infer_schema_length=None)
+    b5 = b5_check.prior_spell_shares(
+        outcomes,
+        spells,
+        conf.prior_spell_months,
+        conf.min_count,
+        b5_check.b5_n_suppression(income_cells),
+    )
+    io.write_csv(b5, tables / "table_b5_prior_spell.csv")
+
+    overall = rates.filter(pl.col("care_level") == life_table.ALL_LEVELS)
+    log.info(
+        "claims: life table %d bands (%s spells at risk at day 0); rank test %s",
+        overall.height,
+        overall["n_at_start"][0],
+        "; ".join(f"{r['design']}: z={r['gehan_z']}" for r in summary.iter_rows(named=True)),
+    )

@@ -1,0 +1,128 @@
+"""Stage `stage`: read the configured delivery, type and validate it, quarantine bad rows.
+
+Writes `outputs/staged/<table>.parquet` (contract columns and dtypes, sorted by
+`Table.sort_key`), `outputs/quarantine/<table>.parquet` (every rejected row
+with its file, row, reason and the delivered values as text) and
+`outputs/staged/row_counts.json`. Every delivered row is staged or quarantined;
+the counts prove it per table. Column meanings: docs/schemas.md; mapping a
+real delivery: docs/real-delivery.md.
+
+Modules: `spec` (config slice), `read` (files, formats, column names),
+`normalise` (parsing by dtype), `validate` (row rules), `dedup` (duplicates and
+staged order), `guard` (pandera schema), `table` (one table, no I/O paths).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from omegaconf import DictConfig
+
+from pipeline.core.contract import REASON_ORDER, TABLES
+from pipeline.core.io import write_json, write_parquet
+from pipeline.stages.stage.read import check_columns, read_sources, resolve_files
+from pipeline.stages.stage.spec import CodeLists, StageSpec, TableSource
+from pipeline.stages.stage.table import StageResult, quarantine_schema, stage_frames, stage_table
+
+__all__ = [
+    "CodeLists",
+    "StageResult",
+    "check_delivery",
+    "run",
+    "stage_frames",
+    "stage_one",
+    "stage_table",
+]
+
+log = logging.getLogger(__name__)
+
+ROW_COUNTS = "row_counts.json"
+
+
+def _log_counts(name: str, counts: dict[str, Any]) -> None:
+    reasons = ", ".join(f"{r} {n:,}" for r, n in counts["by_reason"].items() if n) or "none"
+    log.info(
+        "%s: %s rows in (%d files), %s staged, %s quarantined (%s)",
+        name,
+        f"{counts['rows_in']:,}",
+        len(counts["files"]),
+        f"{counts['staged']:,}",
+        f"{counts['quarantined']:,}",
+        reasons,
+    )
+
+
+def _missing_optional(source: TableSource) -> dict[str, Any]:
+    log.info("%s: optional and not delivered (%s); skipped", source.table, ", ".join(source.paths))
+    return {
+        "status": "not_delivered",
+        "files": [],
+        "rows_in_by_file": {},
+        "rows_in": 0,
+        "staged": 0,
+        "quarantined": 0,
+        "by_reason": {str(r): 0 for r in REASON_ORDER},
+    }
+
+
+def check_delivery(spec: StageSpec) -> dict[str, list[Path]]:
+    """The files of each table, once every file is found and has the contract's columns.
+
+    Reads headers and metadata only, so a wrong path or column map fails in
+    seconds, before any table is staged.
+    """
+    files = {}
+    for source in spec.sources:
+        files[source.table] = resolve_files(source)
+        check_columns(files[source.table], source)
+    return files
+
+
+def stage_one(
+    source: TableSource, files: list[Path], spec: StageSpec, work_root: Path
+) -> dict[str, Any]:
+    """Stage one table from `files` and write its two parquet files; returns its counts."""
+    table = TABLES[source.table]
+    started = time.perf_counter()
+    staged_path = spec.staged_dir / f"{table.name}.parquet"
+    quarantine_path = spec.quarantine_dir / f"{table.name}.parquet"
+    if not files:
+        write_parquet(pl.DataFrame(schema=table.schema), staged_path)
+        write_parquet(pl.DataFrame(schema=quarantine_schema(table)), quarantine_path)
+        return _missing_optional(source)
+    with tempfile.TemporaryDirectory(prefix=f"{table.name}-", dir=work_root) as work:
+        sources = read_sources(files, source, Path(work))
+        result = stage_table(sources, table, spec.codes, Path(work))
+        counts = result.counts()
+        write_parquet(result.staged, staged_path)
+        write_parquet(result.quarantine, quarantine_path)
+    _log_counts(table.name, counts)
+    log.info("%s: staged in %.1f s", table.name, time.perf_counter() - started)
+    return counts
+
+
+def run(cfg: DictConfig) -> None:
+    """Stage every contract table of the configured delivery (`cfg.data`)."""
+    spec = StageSpec.from_cfg(cfg)
+    files = check_delivery(spec)
+    spec.staged_dir.mkdir(parents=True, exist_ok=True)
+    spec.quarantine_dir.mkdir(parents=True, exist_ok=True)
+    # Scratch space beside the outputs (not /tmp, which may be small on a secure server).
+    work_root = Path(tempfile.mkdtemp(prefix=".stage-work-", dir=spec.staged_dir.parent))
+    try:
+        tables = {s.table: stage_one(s, files[s.table], spec, work_root) for s in spec.sources}
+    finally:
+        shutil.rmtree(work_root, ignore_errors=True)
+    balanced = all(t["rows_in"] == t["staged"] + t["quarantined"] for t in tables.values())
+    if not balanced:
+        raise RuntimeError("row counts do not balance (a bug in stage)")
+    write_json(
+        spec.staged_dir / ROW_COUNTS,
+        {"tables": tables, "check": {"rows_in_equals_staged_plus_quarantined": balanced}},
+    )

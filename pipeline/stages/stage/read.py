@@ -1,0 +1,278 @@
+"""Reading a configured delivery table: files, formats and column names.
+
+Each delivered file becomes a `Source`: a LazyFrame with the contract columns
+(renamed from the delivery's names, in their delivered dtypes) and `ROW`, the
+1-based data row number within the file (the header is not counted; for CSV
+it is the record number, which equals the line number minus one unless a quoted
+field spans lines). Parquet and CSV are scanned lazily; SAS (sas7bdat, xpt) and
+Stata (dta) files are read with pyreadstat in chunks of only the needed columns.
+CSV in another encoding than UTF-8 is first transcoded, in blocks, to a UTF-8
+copy in the work directory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import glob
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyreadstat
+
+from pipeline.core import config
+from pipeline.core.contract import TABLES, Table
+from pipeline.core.errors import DeliveryError
+from pipeline.stages.stage.spec import TableSource
+from pipeline.stages.stage.validate import ROW
+
+log = logging.getLogger(__name__)
+
+# Rows per pyreadstat chunk (bounded memory for large SAS/Stata files).
+SAS_CHUNK_ROWS = 1_000_000
+# Bytes per block when transcoding CSV text to UTF-8.
+TRANSCODE_BLOCK = 1 << 24
+READSTAT: dict[str, Callable[..., Any]] = {
+    "sas7bdat": pyreadstat.read_sas7bdat,
+    "xpt": pyreadstat.read_xport,
+    "dta": pyreadstat.read_dta,
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One delivered file of a table, ready to judge."""
+
+    label: str  # the path as reported (relative to the repository root when under it)
+    frame: pl.LazyFrame  # ROW + contract columns in delivered dtypes
+    n_rows: int  # data rows in the file, counted on their own (for the in = out check)
+    decimal: str = "."  # decimal mark of numbers delivered as text
+
+
+def label_of(path: Path) -> str:
+    """`path` relative to the repository root when it lies under it, else absolute."""
+    try:
+        return path.resolve().relative_to(config.ROOT).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def resolve_files(source: TableSource) -> list[Path]:
+    """The files of `source` in configured order (globs sorted), without repeats.
+
+    For a required table every configured path or glob must match a file; an
+    optional table whose paths match nothing has no files (it is skipped).
+    """
+    found: list[Path] = []
+    for pattern in source.paths:
+        full = config.resolve_path(pattern)
+        if glob.has_magic(str(full)):
+            matches = [Path(p) for p in sorted(glob.glob(str(full))) if Path(p).is_file()]
+        else:
+            matches = [full] if full.is_file() else []
+        if not matches and source.required:
+            fmt = source.format
+            what = f"{fmt} files matching" if glob.has_magic(str(full)) else f"a {fmt} file at"
+            raise DeliveryError(source.table, None, f"{what} {pattern}", "no such file")
+        found.extend(matches)
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def map_columns(
+    delivered: Sequence[str],
+    table: Table,
+    columns: Mapping[str, str],
+    label: str,
+    log_extra: bool = True,
+) -> dict[str, str]:
+    """Delivered column -> contract column, matching names case-insensitively.
+
+    A contract column is found through `columns` (delivery name -> contract
+    name) or, failing that, under its own name. Raises DeliveryError when a
+    contract column is missing or two delivered columns could be it.
+
+    >>> map_columns(["LOPNR", "Datum", "Handelse", "extra"], TABLES["fk_handelser"], {}, "f.csv")
+    {'LOPNR': 'lopnr', 'Datum': 'datum', 'Handelse': 'handelse'}
+    """
+
+    def key(name: str) -> str:
+        return name.strip().casefold()
+
+    by_key: dict[str, list[str]] = {}
+    for name in delivered:
+        by_key.setdefault(key(name), []).append(name)
+    wanted: dict[str, list[str]] = {n: [] for n in table.names}
+    for delivery_name, contract_name in columns.items():
+        wanted[contract_name].append(delivery_name)
+    mapped_away = {key(d) for d in columns}
+    mapping: dict[str, str] = {}
+    for contract_name, aliases in wanted.items():
+        hits = [d for alias in aliases for d in by_key.get(key(alias), [])]
+        if not hits and key(contract_name) not in mapped_away:
+            hits = by_key.get(key(contract_name), [])
+        expected = " or ".join(repr(a) for a in [*aliases, contract_name])
+        if not hits:
+            found = f"columns {', '.join(delivered)} in {label}"
+            raise DeliveryError(table.name, contract_name, f"a column named {expected}", found)
+        if len(set(hits)) > 1:
+            raise DeliveryError(
+                table.name,
+                contract_name,
+                f"one column named {expected}",
+                f"{', '.join(hits)} in {label}",
+            )
+        mapping[hits[0]] = contract_name
+    extra = [d for d in delivered if d not in mapping]
+    if extra and log_extra:
+        log.info(
+            "%s: ignoring columns not in the contract in %s: %s",
+            table.name,
+            label,
+            ", ".join(extra),
+        )
+    return mapping
+
+
+def _select(frame: pl.LazyFrame, mapping: Mapping[str, str], table: Table) -> pl.LazyFrame:
+    back = {c: d for d, c in mapping.items()}
+    return frame.select(ROW, *[pl.col(back[n]).alias(n) for n in table.names])
+
+
+def transcode(path: Path, encoding: str, target: Path, table: str) -> Path:
+    """Copy text file `path` from `encoding` to UTF-8 at `target`, in blocks; returns target."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset = 0
+    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
+        try:
+            while block := src.read(TRANSCODE_BLOCK):
+                dst.write(decoder.decode(block))
+                offset += len(block)
+            dst.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError as err:
+            raise DeliveryError(
+                table,
+                None,
+                f"text encoded as {encoding}",
+                f"undecodable byte at offset {offset + err.start} in {label_of(path)}",
+            ) from None
+    return target
+
+
+def delivered_columns(path: Path, source: TableSource) -> list[str]:
+    """Column names of one delivered file, from its header or metadata only (no data)."""
+    try:
+        if source.format == "parquet":
+            return pl.scan_parquet(path).collect_schema().names()
+        if source.format == "csv":
+            with path.open(encoding=source.csv.encoding, newline="") as handle:
+                header = handle.readline().lstrip("\ufeff")
+            if not header.strip():
+                return []
+            return next(csv.reader([header], delimiter=source.csv.delimiter))
+        kwargs: dict[str, Any] = {"encoding": source.encoding} if source.encoding else {}
+        _, meta = READSTAT[source.format](str(path), metadataonly=True, **kwargs)
+        return list(meta.column_names)
+    except (pl.exceptions.PolarsError, pyreadstat.ReadstatError, UnicodeError, OSError) as err:
+        raise DeliveryError(
+            source.table,
+            None,
+            f"a readable {source.format} file ({label_of(path)})",
+            _first_line(err),
+        ) from None
+
+
+def check_columns(files: Iterable[Path], source: TableSource) -> None:
+    """Raise DeliveryError unless every file of `source` has the contract's columns."""
+    for path in files:
+        names = delivered_columns(path, source)
+        map_columns(names, TABLES[source.table], source.columns, label_of(path), log_extra=False)
+
+
+def read_parquet(path: Path, source: TableSource, work_dir: Path) -> Source:
+    """A parquet file as a Source (lazy scan)."""
+    table, label = TABLES[source.table], label_of(path)
+    mapping = map_columns(delivered_columns(path, source), table, source.columns, label)
+    frame = pl.scan_parquet(path, row_index_name=ROW, row_index_offset=1)
+    n_rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+    return Source(label, _select(frame, mapping, table), int(n_rows))
+
+
+def read_csv(path: Path, source: TableSource, work_dir: Path) -> Source:
+    """A CSV file as a Source: every column read as text (lazy scan)."""
+    table, label = TABLES[source.table], label_of(path)
+    text_path = path
+    if source.csv.encoding != "utf-8":
+        fd, name = tempfile.mkstemp(prefix=f"{path.stem}-", suffix=".utf8.csv", dir=work_dir)
+        os.close(fd)
+        text_path = transcode(path, source.csv.encoding, Path(name), source.table)
+
+    def scan(**kwargs: Any) -> pl.LazyFrame:
+        return pl.scan_csv(
+            text_path, separator=source.csv.delimiter, infer_schema=False, encoding="utf8", **kwargs
+        )
+
+    try:
+        names = scan().collect_schema().names()
+        n_rows = scan().select(pl.len()).collect().item()
+    except pl.exceptions.PolarsError as err:
+        raise DeliveryError(
+            source.table, None, f"a readable CSV file with a header ({label})", _first_line(err)
+        ) from None
+    mapping = map_columns(names, table, source.columns, label)
+    frame = scan(row_index_name=ROW, row_index_offset=1)
+    return Source(label, _select(frame, mapping, table), int(n_rows), source.csv.decimal)
+
+
+def read_readstat(path: Path, source: TableSource, work_dir: Path) -> Source:
+    """A SAS (sas7bdat, xpt) or Stata (dta) file as a Source (read in chunks)."""
+    table, label = TABLES[source.table], label_of(path)
+    reader = READSTAT[source.format]
+    kwargs: dict[str, Any] = {"encoding": source.encoding} if source.encoding else {}
+    mapping = map_columns(delivered_columns(path, source), table, source.columns, label)
+    try:
+        chunks = [
+            chunk
+            for chunk, _ in pyreadstat.read_file_in_chunks(
+                reader,
+                str(path),
+                chunksize=SAS_CHUNK_ROWS,
+                usecols=list(mapping),
+                output_format="polars",
+                **kwargs,
+            )
+        ]
+    except pyreadstat.ReadstatError as err:
+        raise DeliveryError(
+            source.table, None, f"a readable {source.format} file ({label})", _first_line(err)
+        ) from None
+    if chunks:
+        frame = pl.concat(chunks, how="vertical_relaxed")
+    else:
+        frame = pl.DataFrame({d: pl.Series(d, [], pl.Null) for d in mapping})
+    frame = frame.with_row_index(ROW, offset=1)
+    return Source(label, _select(frame.lazy(), mapping, table), frame.height)
+
+
+READERS: dict[str, Callable[[Path, TableSource, Path], Source]] = {
+    "parquet": read_parquet,
+    "csv": read_csv,
+    "sas7bdat": read_readstat,
+    "xpt": read_readstat,
+    "dta": read_readstat,
+}
+
+
+def read_sources(files: Iterable[Path], source: TableSource, work_dir: Path) -> list[Source]:
+    """Every file of `source` as a Source, in order."""
+    return [READERS[source.format](path, source, work_dir) for path in files]
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

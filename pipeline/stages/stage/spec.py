@@ -1,0 +1,168 @@
+"""The `stage` stage's slice of the configuration, as typed values.
+
+`StageSpec.from_cfg(cfg)` reads `cfg.data.tables`, `cfg.codes` and `cfg.paths`
+once; everything below it takes these dataclasses, never the config tree.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.core import config
+from pipeline.core.contract import TABLES, Kind, Table
+from pipeline.core.errors import DeliveryError
+
+FORMATS: tuple[str, ...] = ("parquet", "csv", "sas7bdat", "xpt", "dta")
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """How a CSV delivery is written: field delimiter, text encoding, decimal mark."""
+
+    delimiter: str = ","
+    encoding: str = "utf-8"  # Python codec name, normalised (utf-8, cp1252, iso8859-1)
+    decimal: str = "."
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Where and how one contract table is delivered (one entry of `data.tables`)."""
+
+    table: str
+    paths: tuple[str, ...]  # files or globs, as configured
+    format: str
+    required: bool = True
+    columns: Mapping[str, str] = field(default_factory=dict)  # delivery name -> contract name
+    csv: CsvOptions = field(default_factory=CsvOptions)
+    encoding: str | None = None  # text encoding of sas7bdat/xpt/dta files (None = as stored)
+
+    @property
+    def decimal(self) -> str:
+        """Decimal mark of numbers delivered as text ("." unless a CSV says otherwise)."""
+        return self.csv.decimal if self.format == "csv" else "."
+
+
+@dataclass(frozen=True)
+class CodeLists:
+    """Accepted values per code list key (`cfg.codes`), plus the region codes."""
+
+    regions: tuple[str, ...]
+    lists: Mapping[str, tuple[Any, ...]]
+
+    @classmethod
+    def from_mapping(cls, codes: Mapping[str, Any] | DictConfig) -> CodeLists:
+        """Code lists from `cfg.codes` (or conf/codes/*.yaml loaded as a mapping)."""
+        if isinstance(codes, DictConfig):
+            codes = OmegaConf.to_container(codes, resolve=True)  # type: ignore[assignment]
+        regions = tuple(sorted(normalise_region_key(k) for k in codes["regions"]))
+        keys = {c.codes for t in TABLES.values() for c in t.columns if c.codes}
+        missing = sorted(k for k in keys if k not in codes)
+        if missing:
+            raise DeliveryError("codes", missing[0], "a code list in conf/codes", "none")
+        return cls(regions=regions, lists={k: tuple(codes[k]) for k in sorted(keys)})
+
+    def values(self, key: str, kind: Kind) -> tuple[Any, ...]:
+        """The code list `key` as the staged dtype needs it: ints or strings."""
+        raw = self.lists[key]
+        if kind is Kind.EXTENT or key in INTEGER_CODE_LISTS:
+            return tuple(int(v) for v in raw)
+        return tuple(str(v) for v in raw)
+
+
+# Code lists whose staged column is an integer (contract dtypes Int8/Int16).
+INTEGER_CODE_LISTS: frozenset[str] = frozenset(
+    c.codes for t in TABLES.values() for c in t.columns if c.codes and c.dtype.is_integer()
+)
+
+
+def normalise_region_key(key: Any) -> str:
+    """A region code as the stage compares it: two digits, zero-padded ("1" -> "01")."""
+    text = str(key).strip()
+    return text.zfill(2) if text.isdigit() and len(text) == 1 else text
+
+
+def normalise_encoding(name: str | None, table: str) -> str | None:
+    """The codec name of `name` (e.g. "latin-1" -> "iso8859-1"); DeliveryError if unknown."""
+    if name is None:
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise DeliveryError(table, None, "a known text encoding", repr(name)) from None
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str | Path):
+        return (str(value),)
+    if isinstance(value, Sequence):
+        return tuple(str(v) for v in value)
+    raise TypeError(f"path must be a string or a list, got {type(value).__name__}")
+
+
+def table_source(name: str, entry: Mapping[str, Any]) -> TableSource:
+    """One `data.tables.<name>` entry as a TableSource; DeliveryError on a bad entry."""
+    if name not in TABLES:
+        raise DeliveryError(name, None, f"a contract table ({', '.join(TABLES)})", "unknown")
+    fmt = str(entry.get("format", "parquet")).lower()
+    if fmt not in FORMATS:
+        raise DeliveryError(name, None, f"format one of {', '.join(FORMATS)}", repr(fmt))
+    if entry.get("path") in (None, ""):
+        raise DeliveryError(name, None, "a path (file, glob or list)", "none configured")
+    table: Table = TABLES[name]
+    columns = {str(k): str(v) for k, v in (entry.get("columns") or {}).items()}
+    for delivered, contract_name in columns.items():
+        if contract_name not in table.names:
+            raise DeliveryError(
+                name,
+                contract_name,
+                f"a contract column ({', '.join(table.names)}) as the target of {delivered!r}",
+                "unknown column",
+            )
+    csv = entry.get("csv") or {}
+    csv_options = CsvOptions(
+        delimiter=str(csv.get("delimiter", ",")),
+        encoding=normalise_encoding(str(csv.get("encoding", "utf-8")), name) or "utf-8",
+        decimal=str(csv.get("decimal", ".")),
+    )
+    if len(csv_options.delimiter) != 1 or csv_options.decimal not in {".", ","}:
+        raise DeliveryError(name, None, 'a one-character delimiter and decimal "." or ","')
+    return TableSource(
+        table=name,
+        paths=_paths(entry["path"]),
+        format=fmt,
+        required=bool(entry.get("required", True)),
+        columns=columns,
+        csv=csv_options,
+        encoding=normalise_encoding(entry.get("encoding"), name),
+    )
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Everything `stage` reads from the configuration."""
+
+    sources: tuple[TableSource, ...]
+    codes: CodeLists
+    staged_dir: Path
+    quarantine_dir: Path
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> StageSpec:
+        """Reads `cfg.data.tables`, `cfg.codes`, `cfg.paths.staged`, `cfg.paths.quarantine`."""
+        tables = OmegaConf.to_container(cfg.data.tables, resolve=True)
+        assert isinstance(tables, dict)
+        missing = [t for t in TABLES if t not in tables]
+        if missing:
+            raise DeliveryError(missing[0], None, "an entry under data.tables", "none")
+        return cls(
+            sources=tuple(table_source(t, tables[t]) for t in TABLES),
+            codes=CodeLists.from_mapping(cfg.codes),
+            staged_dir=config.resolve_path(cfg.paths.staged),
+            quarantine_dir=config.resolve_path(cfg.paths.quarantine),
+        )

@@ -1,0 +1,101 @@
+"""`survival` stage: time from the index day to the end of the spell, cases vs their controls.
+
+Beyond the report (analysis-spec.md §11 item 5): Kaplan–Meier curves of the
+matched-set members of `outputs/riskset.parquet`, and a Cox model stratified by
+matched set (each set its own baseline hazard), `pipeline/survival.py`. A member
+is on sick leave on its index day; its duration is the days from the index to
+the spell's last day, and the event is the spell ending before the data end
+(censored spells are censored).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipeline.core import config, io
+from pipeline.stats.survival import fit_stratified_cox, kaplan_meier, median_table, plot_km
+
+log = logging.getLogger(__name__)
+
+SE_CHOICES = ("person", "set", "two_way")
+
+
+def member_durations(riskset: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFrame:
+    """One row per set member: duration_days (index to the spell's last day) and event."""
+    spells = cohort.select("spell_id", "end", "censored")
+    return (
+        riskset.select("set_id", "spell_id", "lopnr", "case", "index_date")
+        .join(spells, on="spell_id", how="left")
+        .with_columns(
+            (pl.col("end") - pl.col("index_date")).dt.total_days().alias("duration_days"),
+            (~pl.col("censored")).alias("event"),
+        )
+    )
+
+
+def hazard_ratio_table(result: Any, se: str) -> pl.DataFrame:
+    """The case hazard ratio with 95 % CIs under each robust variance; `reported` marks `se`."""
+    rows = []
+    beta = float(result.params[0]) if np.isfinite(result.params[0]) else float("nan")
+    covariances = {"person": result.cov, "set": result.cov_strata, "two_way": result.cov_two_way}
+    for name, cov in covariances.items():
+        std_err = float(np.sqrt(cov[0, 0])) if np.all(np.isfinite(cov)) else float("nan")
+        rows.append(
+            {
+                "variance": name,
+                "hazard_ratio": float(np.exp(beta)),
+                "ci_low": float(np.exp(beta - 1.959963984540054 * std_err)),
+                "ci_high": float(np.exp(beta + 1.959963984540054 * std_err)),
+                "log_hr_std_err": std_err,
+                "n": result.n,
+                "n_strata": result.n_strata,
+                "reported": name == se,
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def run(cfg: Any) -> None:
+    """Write models/survival.parquet and .json, tables/km_medians.csv, tables/cox_hr.csv,
+    figures/km.png."""
+    se = str(cfg.survival.se)
+    config.check_choices({"survival.se": (se, SE_CHOICES)})
+    outputs = config.resolve_path(cfg.paths.outputs)
+    members = member_durations(
+        pl.read_parquet(outputs / "riskset.parquet"), pl.read_parquet(outputs / "cohort.parquet")
+    )
+    km = kaplan_meier(members, group="case")
+    medians = median_table(km)
+    min_count = int(cfg.disclosure.min_count)
+    io.write_csv(
+        medians.with_columns(
+            pl.col("group").replace_strict(
+                {True: "Insats", False: "Kontroll"}, return_dtype=pl.String
+            )
+        ).filter(pl.col("n") >= min_count),
+        outputs / "tables" / "km_medians.csv",
+    )
+    plot_km(
+        km.filter(pl.col("at_risk") >= min_count),
+        outputs / "figures" / "km.png",
+        "Tid från index till sjukperiodens slut",
+        {True: "Insats", False: "Kontroll"},
+    )
+    result = fit_stratified_cox(members, cluster="lopnr", name="cox_stratified_by_set")
+    io.write_parquet(result.summary, outputs / "models" / "survival.parquet")
+    io.write_json(outputs / "models" / "survival.json", result.metadata())
+    table = hazard_ratio_table(result, se)
+    io.write_csv(table, outputs / "tables" / "cox_hr.csv")
+    reported = table.filter("reported").row(0, named=True)
+    log.info(
+        "Cox stratified by %d sets: HR %.3f (95 %% CI %.3f to %.3f, %s-clustered)",
+        reported["n_strata"],
+        reported["hazard_ratio"],
+        reported["ci_low"],
+        reported["ci_high"],
+        se,
+    )

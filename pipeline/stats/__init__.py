@@ -1,0 +1,5 @@
+"""Statistics: estimators, intervals and the suppression algorithm.
+
+Numbers and frames in, results out. No paths, no configuration, no labels:
+a module here imports nothing from `pipeline` but `pipeline.core.errors`.
+"""
