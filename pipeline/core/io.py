@@ -91,18 +91,3 @@ def remove_stale_temporaries(root: str | Path) -> int:
             path.unlink()
             removed += 1
     return removed
-
-
-# No software version or date in the PNG metadata: the same figure gives the same bytes.
-PNG_METADATA: dict[str, Any] = {"Software": None}
-
-
-def write_figure(fig: Any, path: str | Path) -> Path:
-    """Lay out `fig` (matplotlib), write it as PNG to `path` atomically, close it; returns path."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata=PNG_METADATA)
-    plt.close(fig)
-    return Path(path)

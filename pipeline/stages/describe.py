@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from pipeline.core import config, io
+from pipeline.report.figures import write_figure
 from pipeline.report.formatting import whole_percent
 from pipeline.report.labels import CARE_LEVEL_LABEL, GROUP_LABEL, OWNERSHIP_LABEL, TOTAL
 from pipeline.report.table2 import blocks, suppress_b3, table_b3_counts, with_labels
@@ -203,7 +204,7 @@ def plot_days_by_year(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return io.write_figure(fig, path)
+    return write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from pipeline.core import config, io
+from pipeline.report.figures import write_figure
 from pipeline.report.formatting import whole_percent
 from pipeline.report.labels import ALL_LENGTHS, LENGTH_CLASSES
 from pipeline.rules.income_cells import ALPHA, ModelSpec, model_rows
@@ -545,7 +546,7 @@ def plot_shares(data: pl.DataFrame, figure: str, title: str, path: Any) -> Any:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-    return io.write_figure(fig, path)
+    return write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.core import config
+from pipeline.report.figures import write_figure
 from pipeline.rules.sickdays import window_days
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,6 @@ def plot_extra_days(curves: pl.DataFrame, points: pl.DataFrame, path: Path) -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.core import io
-
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for design, label in (("riskset", "Riskmängd (matchade set)"), ("report", "Rapportens design")):
         part = curves.filter(pl.col("design") == design).sort("prior_days")
@@ -195,7 +194,7 @@ def plot_extra_days(curves: pl.DataFrame, points: pl.DataFrame, path: Path) -> P
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return io.write_figure(fig, path)
+    return write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:

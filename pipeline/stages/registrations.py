@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from pipeline.core import config, io, sql
+from pipeline.report.figures import write_figure
 from pipeline.stats.regression import newcombe_diff_ci, two_proportion_z, wilson_ci
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ def plot_figure5(table: pl.DataFrame, path: Path) -> Path:
         fontsize=10,
     )
     ax.legend(fontsize=7)
-    return io.write_figure(fig, path)
+    return write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipeline.core import io
+from pipeline.report.figures import write_figure
 
 DECILES = 10
 
@@ -147,4 +147,4 @@ def plot_deciles(deciles: pl.DataFrame, path: Any) -> Any:
     np.atleast_1d(axes)[0].set_ylabel("Antal matchade set")
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.suptitle("Fallets rang bland kontrollerna i sitt riskset", fontsize=10)
-    return io.write_figure(fig, path)
+    return write_figure(fig, path)

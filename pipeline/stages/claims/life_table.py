@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from pipeline.core import io
+from pipeline.report.figures import write_figure
 from pipeline.stats.disclosure import suppressed_cells
 from pipeline.stats.regression import wilson_ci
 
@@ -242,4 +242,4 @@ def plot_rates(long: pl.DataFrame, path: Any) -> Any:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return io.write_figure(fig, path)
+    return write_figure(fig, path)
