@@ -17,15 +17,18 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.__main__ import main
-from pipeline.core import config
+from pipeline.core import config, io
 from pipeline.core.errors import PipelineError
+from pipeline.rules.riskset import RiskSetConfig, build_riskset
 from pipeline.stages.claims import (
     ClaimsConfig,
     b5_check,
     length_rank,
+    length_rank_tables,
     life_table,
     member_days,
     prior_sickness,
+    rank_designs,
 )
 from tests.reference.sickdays import plain_window_days
 from tests.test_disclosure import leaking_cells
@@ -520,3 +523,24 @@ def test_rank_tables_hide_the_chi_square_when_a_decile_is_hidden():
     assert row["n_sets"] == n_sets and row["chi2"] is None and row["chi2_p"] is None
     assert deciles["expected"].is_null().all()
     assert deciles.filter("suppressed")["observed"].is_null().all()
+
+
+def test_rank_test_uses_the_riskset_stages_at_risk_sets(run_dir, tmp_path):
+    """claims draws no sets: the at-risk design is riskset_at_risk_<rank mode>.parquet, the
+    sets drawn among the at-risk spells with riskset.k, match_on and seed."""
+    cfg = config.compose([])
+    conf = ClaimsConfig.from_config(cfg)
+    outputs = run_dir / "outputs"
+    r = cfg.riskset
+    drawn = RiskSetConfig(
+        int(r.k), conf.rank_control_mode, tuple(r.match_on), int(r.seed), bool(r.reuse_controls)
+    )
+    at_risk_sets = pl.read_parquet(outputs / f"riskset_at_risk_{conf.rank_control_mode}.parquet")
+    assert at_risk_sets.equals(
+        build_riskset(pl.read_parquet(outputs / "cohort_at_risk.parquet"), drawn)
+    )
+    designs = rank_designs(at_risk_sets, pl.read_parquet(outputs / "riskset.parquet"), conf)
+    summary, _ = length_rank_tables(designs, pl.read_parquet(outputs / "spells.parquet"), conf)
+    io.write_csv(summary, tmp_path / "gc001_length_rank.csv")
+    written = outputs / "tables" / "gc001_length_rank.csv"
+    assert (tmp_path / "gc001_length_rank.csv").read_bytes() == written.read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,31 @@ def test_cli_bad_override_exits_2_with_one_line_and_no_traceback():
     assert "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1 and "nonexistent" in errors[0]
+
+
+def test_report_declares_whole_every_block_it_prints():
+    """The report prints the whole of each REPORTED_SECTIONS block: narrowing one to the
+    keys it computes with would change report.html."""
+    from pipeline.stages.report import REPORTED_SECTIONS
+
+    assert set(REPORTED_SECTIONS) <= set(config.stage_params("report"))
+
+
+@pytest.mark.parametrize(
+    ("stage", "reader"),
+    [
+        ("spells", "SpellConfig.from_config"),
+        ("exposure", "ExposureConfig.from_config"),
+        ("cohort", "CohortConfig.from_config"),
+        ("outcomes", "OutcomeConfig.from_config"),
+        ("riskset", "riskset_config"),
+        ("nb_model", "NBConfig.from_config"),
+        ("claims", "ClaimsConfig.from_config"),
+    ],
+)
+def test_a_stages_typed_config_needs_only_the_keys_dvc_tracks(stage, reader):
+    """Params are declared by exact keys: the typed slice builds from them alone."""
+    read = importlib.import_module(STAGES[stage])
+    for name in reader.split("."):
+        read = getattr(read, name)
+    read(config.restrict(config.compose(), config.stage_params(stage)))

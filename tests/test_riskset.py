@@ -9,12 +9,16 @@ import subprocess
 import sys
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 from pipeline.core import config
-from pipeline.rules.riskset import RiskSetConfig, build_riskset
+from pipeline.core.errors import PipelineError
+from pipeline.rules.riskset import MODES, RiskSetConfig, build_riskset
+from pipeline.stages import riskset as riskset_stage
+from tests.test_stage import _documented_columns
 
 D0 = dt.date(2020, 1, 1)
 
@@ -194,3 +198,67 @@ def test_without_reuse_every_control_serves_one_set_and_stays_eligible(rows, k, 
         case = by_id[members.filter("case")["spell_id"].item()]
         if members.height - 1 < k:
             assert brute_force_eligible(cohort, case, mode) <= used
+
+
+# --- the `riskset` stage: both control modes, two candidate frames -----------------------
+
+
+def _stage_run(tmp_path, *overrides: str) -> dict[str, pl.DataFrame]:
+    """Run the stage on a small cohort (at-risk spells: those starting after day 10)."""
+    rows = [(1000 + i, i % 60, 40 + i % 90, i % 30, "Män") for i in range(60)]
+    rows += [(i, i % 60, 20 + i % 200, None, "Män") for i in range(400)]
+    cohort = cohort_from(rows)
+    cohort.write_parquet(tmp_path / "cohort.parquet")
+    cohort.filter(pl.col("start") > D0 + dt.timedelta(days=10)).write_parquet(
+        tmp_path / "cohort_at_risk.parquet"
+    )
+    riskset_stage.run(config.compose([f"paths.outputs={tmp_path}", *overrides]))
+    return {p.name: pl.read_parquet(p) for p in tmp_path.glob("riskset*.parquet")}
+
+
+@pytest.mark.parametrize("configured", MODES)
+def test_the_stage_writes_both_modes_and_riskset_parquet_is_the_configured_one(
+    tmp_path, configured
+):
+    written = _stage_run(tmp_path, f"riskset.control_mode={configured}", "riskset.seed=5")
+    assert set(written) == {
+        "riskset.parquet",
+        *(f"riskset_{m}.parquet" for m in MODES),
+        *(f"riskset_at_risk_{m}.parquet" for m in MODES),
+    }
+    frames = {
+        "riskset": pl.read_parquet(tmp_path / "cohort.parquet"),
+        "riskset_at_risk": pl.read_parquet(tmp_path / "cohort_at_risk.parquet"),
+    }
+    for prefix, frame in frames.items():
+        for mode in MODES:
+            expected = build_riskset(frame, conf(k=5, mode=mode, seed=5))
+            assert written[f"{prefix}_{mode}.parquet"].equals(expected)
+            assert written[f"{prefix}_{mode}.parquet"]["control_mode"].unique().to_list() == [mode]
+    configured_file = tmp_path / f"riskset_{configured}.parquet"
+    assert (tmp_path / "riskset.parquet").read_bytes() == configured_file.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("riskset.control_mode=everyone", r"riskset\.control_mode"), ("riskset.k=0", r"riskset\.k")],
+)
+def test_the_stage_rejects_a_bad_riskset_config(override, key):
+    with pytest.raises(PipelineError, match=key):
+        riskset_stage.riskset_config(config.compose([override]))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "riskset.parquet",
+        *(f"riskset_{m}.parquet" for m in MODES),
+        *(f"riskset_at_risk_{m}.parquet" for m in MODES),
+    ],
+)
+def test_every_riskset_file_has_the_documented_columns(run_dir, name):
+    written = pl.read_parquet_schema(run_dir / "outputs" / name)
+    heading = name.replace("never_treated", "<mode>").replace("not_yet_treated", "<mode>")
+    documented = _documented_columns(f"outputs/{heading}")
+    assert documented == _documented_columns("outputs/riskset.parquet")
+    assert documented == [(n, str(t)) for n, t in written.items()]

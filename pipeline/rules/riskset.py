@@ -1,4 +1,4 @@
-"""`riskset` stage: risk-set sampling of controls for each GC001 case (analysis-spec.md §6.2).
+"""Risk-set sampling of controls for each GC001 case (analysis-spec.md §6.2).
 
 For every case (a treated cohort spell, index day t = its first GC001, day 0 =
 the spell's first day) up to k controls are drawn among the spells that on
@@ -17,17 +17,10 @@ recur across sets. Same seed, input and config give the same sets.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import polars as pl
-
-from pipeline.core import config
-from pipeline.core.errors import PipelineError
-
-log = logging.getLogger(__name__)
 
 MODES = ("never_treated", "not_yet_treated")
 RISKSET_COLUMNS = [
@@ -46,29 +39,14 @@ RISKSET_COLUMNS = [
 
 @dataclass(frozen=True)
 class RiskSetConfig:
-    """The `riskset` slice of the configuration (conf/analysis/report.yaml)."""
+    """How the sets are drawn: controls per case, control mode (one of MODES), matching
+    variables, seed and whether a control may serve several sets (config `riskset`)."""
 
     k: int
     control_mode: str
     match_on: tuple[str, ...]
     seed: int
     reuse_controls: bool = True
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> RiskSetConfig:
-        """Build from the composed configuration, checking the choices."""
-        r = cfg.riskset
-        conf = cls(
-            int(r.k),
-            str(r.control_mode),
-            tuple(str(m) for m in r.match_on),
-            int(r.seed),
-            bool(r.reuse_controls),
-        )
-        config.check_choices({"riskset.control_mode": (conf.control_mode, MODES)})
-        if conf.k < 1:
-            raise PipelineError(f"config riskset.k={conf.k}: expected at least 1")
-        return conf
 
 
 def _day0(column: str) -> pl.Expr:

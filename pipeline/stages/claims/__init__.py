@@ -9,6 +9,7 @@
 
 Each module holds pure functions (frames in, frames out); `run` reads the
 stage's inputs and writes the tables and figures, all after disclosure control.
+The risk sets are the `riskset` stage's files: this stage draws none.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import polars as pl
 
 from pipeline.core import config, io
 from pipeline.core.errors import PipelineError
-from pipeline.rules.riskset import MODES, RiskSetConfig, build_riskset
+from pipeline.rules.riskset import MODES
 from pipeline.rules.sickdays import window_days
 from pipeline.stages.claims import b5_check, length_rank, life_table, prior_sickness, regions
 from pipeline.stats.disclosure import suppressed_cells
@@ -38,6 +39,7 @@ class ClaimsConfig:
     band_days: int
     max_day: int
     rank_control_mode: str
+    riskset_control_mode: str
     seed: int
     bootstrap_draws: int
     prior_spell_months: int
@@ -56,6 +58,7 @@ class ClaimsConfig:
             band_days=int(c.band_days),
             max_day=int(c.max_day),
             rank_control_mode=str(c.rank_control_mode),
+            riskset_control_mode=str(cfg.riskset.control_mode),
             seed=int(c.seed),
             bootstrap_draws=int(c.bootstrap_draws),
             prior_spell_months=int(c.prior_spell_months),
@@ -83,19 +86,13 @@ def gc001_life_table(at_risk: pl.DataFrame, conf: ClaimsConfig) -> pl.DataFrame:
 
 
 def rank_designs(
-    at_risk: pl.DataFrame, riskset: pl.DataFrame, riskset_conf: RiskSetConfig, conf: ClaimsConfig
+    at_risk_sets: pl.DataFrame, riskset: pl.DataFrame, conf: ClaimsConfig
 ) -> dict[str, pl.DataFrame]:
-    """Risk sets per design: the rank-test sets drawn from the at-risk spells, and §6.2's."""
-    drawn = RiskSetConfig(
-        riskset_conf.k,
-        conf.rank_control_mode,
-        riskset_conf.match_on,
-        riskset_conf.seed,
-        riskset_conf.reuse_controls,
-    )
+    """Risk sets per design, by label: the rank-test sets drawn among the at-risk spells
+    (riskset_at_risk_<claims.rank_control_mode>.parquet), and §6.2's (riskset.parquet)."""
     return {
-        f"at-risk spells, {conf.rank_control_mode} controls": build_riskset(at_risk, drawn),
-        f"§6.2 sets, {riskset_conf.control_mode} controls": riskset,
+        f"at-risk spells, {conf.rank_control_mode} controls": at_risk_sets,
+        f"§6.2 sets, {conf.riskset_control_mode} controls": riskset,
     }
 
 
@@ -187,13 +184,14 @@ def run(cfg: Any) -> None:
     cohort = pl.read_parquet(outputs / "cohort.parquet")
     at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet")
     riskset = pl.read_parquet(outputs / "riskset.parquet")
+    at_risk_sets = pl.read_parquet(outputs / f"riskset_at_risk_{conf.rank_control_mode}.parquet")
     spells = pl.read_parquet(outputs / "spells.parquet")
 
     rates = gc001_life_table(at_risk, conf)
     io.write_csv(rates, tables / "gc001_life_table.csv")
     life_table.plot_rates(rates, figures / "gc001_life_table.png")
 
-    designs = rank_designs(at_risk, riskset, RiskSetConfig.from_config(cfg), conf)
+    designs = rank_designs(at_risk_sets, riskset, conf)
     summary, deciles = length_rank_tables(designs, spells, conf)
     io.write_csv(summary, tables / "gc001_length_rank.csv")
     io.write_csv(deciles, tables / "gc001_length_rank_deciles.csv")
