@@ -47,19 +47,11 @@ from lifelines import CoxPHFitter
 from polars.testing import assert_frame_equal
 from scipy import stats
 
-from pipeline.stats.regression import SUMMARY_COLUMNS
-from pipeline.stats.survival import (
-    X_LABEL,
-    Y_LABEL,
-    CoxResult,
-    _efron_score_residuals,
-    _segment_scan,
-    fit_stratified_cox,
-    kaplan_meier,
-    km_figure,
-    median_table,
-    plot_km,
-)
+from pipeline.report.figures.km import X_LABEL, Y_LABEL, km_figure, plot_km
+from pipeline.stats._efron import _efron_score_residuals, _segment_scan
+from pipeline.stats.base import SUMMARY_COLUMNS
+from pipeline.stats.cox import CoxResult, fit_stratified_cox
+from pipeline.stats.km import kaplan_meier, median_table
 
 R_DIR = Path(__file__).parent / "reference_r" / "survival"
 R_MODELS = {"cox_case": [], "cox_adjusted": ["age"]}
