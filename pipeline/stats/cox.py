@@ -113,8 +113,7 @@ class CoxResult(FittedModel):
         return self._treatment_ratio()[1:]
 
     def _derived(self) -> list[pl.DataFrame]:
-        """`HR(<treatment>)`: exp(b), delta-method SE HR * se(b), CI = exp of the log-scale
-        CI, p of the treatment term."""
+        """Summary row `HR(<treatment>)`: exp(b), delta-method SE HR * se(b), exp CI, p."""
         return [pl.DataFrame([self._ratio_row("HR")], schema=COEFFICIENT_SCHEMA)]
 
     def _metadata(self) -> dict[str, Any]:

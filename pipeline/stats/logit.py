@@ -96,9 +96,11 @@ class BinaryModelResult(FittedModel):
         return (float(lo), float(hi))
 
     def _derived(self) -> list[pl.DataFrame]:
-        """`OR(treated)` (logit only: exp(b), delta-method SE OR * se(b), CI = exp of the
-        log-scale Wald CI, p of the treatment term), then `AME_pp(treated)` (percentage
-        points, delta-method SE, Wald CI and p); `treated` is the treatment column's name."""
+        """Summary rows `OR(treated)` (logit only) and `AME_pp(treated)`; `treated` = treatment.
+
+        OR: exp(b), delta-method SE OR * se(b), CI = exp of the log-scale Wald CI, p of
+        the treatment term. AME_pp: percentage points, delta-method SE, Wald CI and p.
+        """
         rows = [self._ratio_row("OR")] if self.family == "logit" else []
         lo, hi, p = wald(self.ame_pp, self.ame_pp_se)
         rows.append(

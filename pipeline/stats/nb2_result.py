@@ -141,8 +141,10 @@ class NB2Result(FittedModel):
         ).with_columns(pl.lit(self.n, pl.Int64).alias("n"))
 
     def _derived(self) -> list[pl.DataFrame]:
-        """`IRR(term)` per term, `alpha` (p-value NaN) and `extra_days(<col>=<v>)` for each
-        value of `extra_at` (days, Wald p)."""
+        """Summary rows `IRR(term)` per term, `alpha`, `extra_days(<col>=<v>)` per `extra_at`.
+
+        alpha has a NaN p-value; extra days are in days with a Wald p-value.
+        """
         a_lo, a_hi = self.alpha_ci
         alpha = {
             "term": "alpha",
