@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep
 
+from pipeline.report.formatting import stars
 from pipeline.rules.income_cells import ModelSpec
 from pipeline.stages.income_tables import (
     add_significance,
@@ -18,7 +19,6 @@ from pipeline.stages.income_tables import (
     significant_for,
     suppress_income_cells,
 )
-from pipeline.stats.regression import stars
 from tests.test_disclosure import leaking_cells
 
 NUMBERS = ("percent_treated", "percent_control", "diff_pp", "diff_ci_low", "diff_ci_high")

@@ -38,8 +38,9 @@ import polars as pl
 import pytest
 from statsmodels.discrete.discrete_model import NegativeBinomial
 
-from pipeline.stats.nb2 import NB2Result, fit_nb2, lr_test, lr_test_interaction
-from pipeline.stats.regression import SUMMARY_COLUMNS
+from pipeline.stats.base import SUMMARY_COLUMNS
+from pipeline.stats.nb2 import fit_nb2, lr_test, lr_test_interaction
+from pipeline.stats.nb2_result import NB2Result
 
 R_DIR = Path(__file__).parent / "reference_r" / "nb"
 R_COVARIATES = ["sex", "diagnosis_group", "region", "age"]

@@ -35,14 +35,10 @@ from statsmodels.stats.proportion import (
     proportions_ztest,
 )
 
-from pipeline.stats.regression import (
-    SUMMARY_COLUMNS,
-    fit_logit,
-    newcombe_diff_ci,
-    stars,
-    two_proportion_z,
-    wilson_ci,
-)
+from pipeline.report.formatting import stars
+from pipeline.stats.base import SUMMARY_COLUMNS
+from pipeline.stats.logit import fit_logit
+from pipeline.stats.proportions import newcombe_diff_ci, two_proportion_z, wilson_ci
 
 R_DIR = Path(__file__).parent / "reference_r" / "logit"
 R_COVARIATES = ["region", "education", "age"]

@@ -7,7 +7,7 @@ needed here. Ours is `res1`, R's is `res2`.
 
 Conventions reconciled below (G clusters = persons `lopnr`):
 - Fit: our own Newton-Raphson on the stratified Efron partial likelihood, vectorised
-  over strata (`survival._newton_raphson`). lifelines' `CoxPHFitter(strata=...)`, which
+  over strata (`_efron.newton_raphson`). lifelines' `CoxPHFitter(strata=...)`, which
   it replaced (~10 ms per stratum), is the independent implementation it is checked
   against here (`test_fit_matches_lifelines`), beside R.
 - Ties: Efron in all three (lifelines' only method; R coxph's default, asserted in fit.R).
@@ -22,7 +22,7 @@ Conventions reconciled below (G clusters = persons `lopnr`):
 - Set-level and two-way clustering (reported in metadata, see the caveat in the module
   docstring and robust_se_mc.R): R `cluster = set_id`, and V(set_id) + V(lopnr) -
   V(row) with V(row) from `robust = TRUE`; same sandwich, same tolerance.
-- Coefficients: ours stop at float noise (`survival.DECREMENT_TOL`) and match R to
+- Coefficients: ours stop at float noise (`_efron.DECREMENT_TOL`) and match R to
   ~1e-11. lifelines' default Newton tolerances stop ~1e-6 short of the MLE;
   `LIFELINES_FIT_OPTIONS` tightens them for the comparisons here.
 - Concordance: Harrell's C over pairs within strata = R `concordance(fit)` =
@@ -47,23 +47,15 @@ from lifelines import CoxPHFitter
 from polars.testing import assert_frame_equal
 from scipy import stats
 
-from pipeline.stats.regression import SUMMARY_COLUMNS
-from pipeline.stats.survival import (
-    X_LABEL,
-    Y_LABEL,
-    CoxResult,
-    _efron_score_residuals,
-    _segment_scan,
-    fit_stratified_cox,
-    kaplan_meier,
-    km_figure,
-    median_table,
-    plot_km,
-)
+from pipeline.report.figures.km import X_LABEL, Y_LABEL, km_figure, plot_km
+from pipeline.stats._efron import _efron_score_residuals, _segment_scan
+from pipeline.stats.base import SUMMARY_COLUMNS
+from pipeline.stats.cox import CoxResult, fit_stratified_cox
+from pipeline.stats.km import kaplan_meier, median_table
 
 R_DIR = Path(__file__).parent / "reference_r" / "survival"
 R_MODELS = {"cox_case": [], "cox_adjusted": ["age"]}
-# Both fits converge to ~1e-11 (survival.DECREMENT_TOL; R eps = 1e-10), so the coefficients
+# Both fits converge to ~1e-11 (_efron.DECREMENT_TOL; R eps = 1e-10), so the coefficients
 # and both SEs agree to ~1e-10; p-values amplify the SE error by about z^2 (z up to 7.5).
 RTOL_COEF = 1e-9
 RTOL_SE = 1e-8
@@ -352,7 +344,7 @@ def test_concordance_matches_lifelines() -> None:
 def test_fit_is_invariant_to_covariate_units_and_offsets() -> None:
     # Per stratum the model only sees differences of the linear predictor, and a
     # covariate in large units (kronor) just scales its coefficient: the centring by
-    # stratum and the unit-diagonal solve in survival.py keep both exact to rounding.
+    # stratum and the unit-diagonal solve in _efron.py keep both exact to rounding.
     frame = with_score(simulated_sets(80, seed=13), seed=14)
     res1 = fit_stratified_cox(frame, covariates=["score"])
     res2 = fit_stratified_cox(

@@ -29,3 +29,18 @@ def display(value: str | None) -> str:
 def whole_percent(column: str = "percent") -> pl.Expr:
     """`column` (percent) as a printed whole number (Int64), rounded half up (analysis-spec §0)."""
     return pl.col(column).round(0, mode="half_away_from_zero").cast(pl.Int64)
+
+
+def stars(p: float) -> str:
+    """Significance stars of the report (L1532): "***" p < 0.001, "**" p < 0.01, else "".
+
+    The report has no "*" level (analysis-spec.md §4.9, §5.5); NaN gives "".
+
+    >>> [stars(p) for p in (0.0005, 0.001, 0.005, 0.01, 0.04, float("nan"))]
+    ['***', '**', '**', '', '', '']
+    """
+    if p < 0.001:
+        return "***"
+    if p < 0.01:
+        return "**"
+    return ""

@@ -2,7 +2,7 @@
 
 One model per outcome x income-before group x length class (and `Alla`), as the
 report's tables are laid out: B4/B5 (`income.end_years`) and Table 3
-(`table3.end_years`). Each is `pipeline.regression.fit_logit` of the outcome on
+(`table3.end_years`). Each is `pipeline.stats.logit.fit_logit` of the outcome on
 `treated` plus the configured covariates, cluster-robust by person. Results go
 to `outputs/models/income_logit.parquet` (tidy, design.md) and the fit notes
 (n, dropped rows, warnings, reference levels) to `income_logit.json`.
@@ -17,7 +17,7 @@ import polars as pl
 
 from pipeline.core import config, io
 from pipeline.rules.income_cells import model_rows, model_specs
-from pipeline.stats.regression import fit_logit
+from pipeline.stats.logit import fit_logit
 
 log = logging.getLogger(__name__)
 

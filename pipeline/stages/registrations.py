@@ -21,7 +21,7 @@ import polars as pl
 
 from pipeline.core import config, io, sql
 from pipeline.report.figures import write_figure
-from pipeline.stats.regression import newcombe_diff_ci, two_proportion_z, wilson_ci
+from pipeline.stats.proportions import newcombe_diff_ci, two_proportion_z, wilson_ci
 
 log = logging.getLogger(__name__)
 

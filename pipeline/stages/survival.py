@@ -2,7 +2,7 @@
 
 Beyond the report (analysis-spec.md §11 item 5): Kaplan–Meier curves of the
 matched-set members of `outputs/riskset.parquet`, and a Cox model stratified by
-matched set (each set its own baseline hazard), `pipeline/survival.py`. A member
+matched set (each set its own baseline hazard), `pipeline.stats.cox`. A member
 is on sick leave on its index day; its duration is the days from the index to
 the spell's last day, and the event is the spell ending before the data end
 (censored spells are censored).
@@ -17,7 +17,10 @@ import numpy as np
 import polars as pl
 
 from pipeline.core import config, io
-from pipeline.stats.survival import fit_stratified_cox, kaplan_meier, median_table, plot_km
+from pipeline.report.figures.km import plot_km
+from pipeline.report.labels import GROUP_LABEL
+from pipeline.stats.cox import fit_stratified_cox
+from pipeline.stats.km import kaplan_meier, median_table
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +76,7 @@ def run(cfg: Any) -> None:
     min_count = int(cfg.disclosure.min_count)
     io.write_csv(
         medians.with_columns(
-            pl.col("group").replace_strict(
-                {True: "Insats", False: "Kontroll"}, return_dtype=pl.String
-            )
+            pl.col("group").replace_strict(GROUP_LABEL, return_dtype=pl.String)
         ).filter(pl.col("n") >= min_count),
         outputs / "tables" / "km_medians.csv",
     )
@@ -83,7 +84,7 @@ def run(cfg: Any) -> None:
         km.filter(pl.col("at_risk") >= min_count),
         outputs / "figures" / "km.png",
         "Tid från index till sjukperiodens slut",
-        {True: "Insats", False: "Kontroll"},
+        GROUP_LABEL,
     )
     result = fit_stratified_cox(members, cluster="lopnr", name="cox_stratified_by_set")
     io.write_parquet(result.summary, outputs / "models" / "survival.parquet")

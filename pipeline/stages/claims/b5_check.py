@@ -17,7 +17,7 @@ import polars as pl
 from pipeline.report.labels import ALL_LENGTHS, LENGTH_CLASSES
 from pipeline.rules.income_cells import ModelSpec, model_rows
 from pipeline.stats.disclosure import suppressed_cells
-from pipeline.stats.regression import wilson_ci
+from pipeline.stats.proportions import wilson_ci
 
 GROUPS = (("Insats", True), ("Kontroll", False))
 

@@ -27,7 +27,7 @@ import polars as pl
 
 from pipeline.report.figures import write_figure
 from pipeline.stats.disclosure import suppressed_cells
-from pipeline.stats.regression import wilson_ci
+from pipeline.stats.proportions import wilson_ci
 
 ALL_LEVELS = "Alla"
 UNKNOWN_LEVEL = "unknown"

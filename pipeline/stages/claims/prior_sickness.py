@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipeline.stats.regression import newcombe_diff_ci, wilson_ci
+from pipeline.stats.proportions import newcombe_diff_ci, wilson_ci
 
 Z95 = float(stats.norm.ppf(0.975))
 STATISTICS = ("mean", "median", "share_any")

@@ -1,4 +1,4 @@
-# Pinned R reference for pipeline/regression.py (tests/test_regression.py).
+# Pinned R reference for pipeline/stats/logit.py (tests/test_regression.py).
 #
 # R version 4.2.2 Patched (2022-11-10 r83330), Debian bookworm packages:
 #   stats 4.2.2, sandwich 3.0.2 (r-cran-sandwich 3.0-2-1), lmtest 0.9.40 (not needed
@@ -8,7 +8,7 @@
 #   Rscript tests/reference_r/logit/fit.R              # refit data.csv -> results.csv
 #   Rscript tests/reference_r/logit/fit.R --make-data  # first rewrite data.csv (seeded)
 #
-# Models (same design as pipeline.regression.fit_logit):
+# Models (same design as pipeline.stats.logit.fit_logit):
 #   logit: glm(y ~ treated + region + education + age, family = binomial)
 #   lpm:   lm(y ~ treated + region + education + age)
 # Reference level of each factor = its most frequent level, ties by the smallest name

@@ -1,4 +1,4 @@
-# Pinned R reference for pipeline/nb.py (tests/test_nb.py).
+# Pinned R reference for pipeline/stats/nb2.py (tests/test_nb.py).
 #
 # R version 4.2.2 Patched (2022-11-10 r83330), Debian bookworm packages:
 #   stats 4.2.2, MASS 7.3.58.2 (r-cran-mass 7.3-58.2-1),
@@ -8,7 +8,7 @@
 #   Rscript tests/reference_r/nb/fit.R              # refit data.csv -> results.csv
 #   Rscript tests/reference_r/nb/fit.R --make-data  # first rewrite data.csv (seeded)
 #
-# Models (same design as pipeline.nb.fit_nb2), MASS::glm.nb (NB2, log link, theta =
+# Models (same design as pipeline.stats.nb2.fit_nb2), MASS::glm.nb (NB2, log link, theta =
 # 1/alpha estimated by alternating IRLS / theta.ml to epsilon = 1e-12):
 #   interaction: after_days ~ treated + prior_days + treated:prior_days + sex +
 #                diagnosis_group + region + age + offset(log(exposure_days))

@@ -1,4 +1,4 @@
-# Pinned R reference for pipeline/survival.py (tests/test_survival.py).
+# Pinned R reference for pipeline/stats/cox.py and pipeline/stats/km.py (tests/test_survival.py).
 #
 # R version 4.2.2 Patched (2022-11-10 r83330), Debian bookworm packages:
 #   survival 3.5.3 (r-cran-survival 3.5-3-1), stats 4.2.2.

@@ -1,4 +1,4 @@
-# Monte Carlo behind the robust-SE caveat in pipeline/survival.py (module docstring).
+# Monte Carlo behind the robust-SE caveat in pipeline/stats/cox.py (module docstring).
 # Not used by the tests; rerun to check the claim (about 30 s):
 #   Rscript tests/reference_r/survival/robust_se_mc.R
 #
