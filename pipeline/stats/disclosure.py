@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import polars as pl
 from scipy.linalg import null_space
 
 Constraint = tuple[int, Sequence[int]]  # (total cell, part cells): total = sum(parts)
@@ -153,3 +154,33 @@ def _complement_order(counts: Sequence[int], cell: int) -> tuple[bool, int, int]
     hidden zero pinned by such a total is a wasted (if harmless) suppression.
     """
     return (counts[cell] == 0, counts[cell], cell)
+
+
+def small_count(count: pl.Expr, min_count: int, *, hide_zero: bool = False) -> pl.Expr:
+    """Primary suppression per row (bool): 0 < count < `min_count`, as in `suppressed_cells`;
+    with `hide_zero`, count < `min_count` (zero too: the count is a denominator of what it
+    hides, e.g. a mean or a share over no persons). A null count gives null (not hidden).
+
+    Callers keep their own choice (a documented difference, not to be unified: it changes
+    outputs): `hide_zero` for group sizes whose statistics are hidden (describe's
+    `n`-based summaries, the income tables' n), plain for counts shown themselves.
+    """
+    return count < min_count if hide_zero else (count > 0) & (count < min_count)
+
+
+def hide_small(
+    frame: pl.DataFrame,
+    count: str,
+    columns: Sequence[str],
+    min_count: int,
+    *,
+    hide_zero: bool = False,
+    flag: str | None = None,
+) -> pl.DataFrame:
+    """`frame` with `columns` null where `count` is small (`small_count`), judged on the
+    unchanged `count`; with `flag`, a bool column of that name (appended) says where."""
+    small = small_count(pl.col(count), min_count, hide_zero=hide_zero)
+    return frame.with_columns(
+        *(pl.when(~small).then(pl.col(c)).alias(c) for c in columns),
+        *([small.alias(flag)] if flag else []),
+    )
