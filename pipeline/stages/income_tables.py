@@ -23,9 +23,9 @@ import polars as pl
 
 from pipeline.core import config, io
 from pipeline.report.figures import write_figure
-from pipeline.report.formatting import whole_percent
+from pipeline.report.formatting import ALPHA, whole_percent
 from pipeline.report.labels import ALL_LENGTHS, LENGTH_CLASSES
-from pipeline.rules.income_cells import ALPHA, ModelSpec, model_rows
+from pipeline.rules.income_cells import ModelSpec, model_rows
 from pipeline.stats.disclosure import suppressed_cells
 from pipeline.stats.regression import newcombe_diff_ci, stars, two_proportion_z, wilson_ci
 
