@@ -161,9 +161,11 @@ def small_count(count: pl.Expr, min_count: int, *, hide_zero: bool = False) -> p
     with `hide_zero`, count < `min_count` (zero too: the count is a denominator of what it
     hides, e.g. a mean or a share over no persons). A null count gives null (not hidden).
 
-    Callers keep their own choice (a documented difference, not to be unified: it changes
-    outputs): `hide_zero` for group sizes whose statistics are hidden (describe's
-    `n`-based summaries, the income tables' n), plain for counts shown themselves.
+    The two rules are kept as the tables had them (unifying them would change outputs):
+    `hide_zero` where a group size hides the statistics built on it (describe's means,
+    medians and shares by `n`, the income tables' n, Figures 13-14's median income by
+    `n_ref`); the plain rule where a count is hidden itself (registrations, the prior
+    sick-days group sizes, the report's attrition counts).
     """
     return count < min_count if hide_zero else (count > 0) & (count < min_count)
 
