@@ -10,14 +10,16 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 
 from pipeline.report.formatting import stars
 from pipeline.rules.income_cells import ModelSpec
-from pipeline.stages.income_tables import (
+from pipeline.stages.income_tables.cells import (
     add_significance,
-    adjusted_effects,
     b4_b5_table3,
+    suppress_income_cells,
+)
+from pipeline.stages.income_tables.directions import (
+    adjusted_effects,
     compare_shares,
     income_directions,
     significant_for,
-    suppress_income_cells,
 )
 from tests.test_disclosure import leaking_cells
 
@@ -265,7 +267,7 @@ def test_b6_hides_a_small_block_total_and_every_share_of_its_column(run_dir):
     # B6's column total is B4/B5's n: below the threshold it must be hidden like B5's n, with
     # every share of that column (n / share gives the total back), and its comparisons.
     from pipeline.core import config
-    from pipeline.stages.income_tables import table_b6
+    from pipeline.stages.income_tables.cells import table_b6
 
     outcomes = _outcomes(run_dir)
     in_b6 = pl.col("in_income_tables") & pl.col("income_before").is_not_null()

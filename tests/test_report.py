@@ -12,7 +12,9 @@ import openpyxl
 import polars as pl
 
 from pipeline.core import config
-from pipeline.stages.report import build_html, directions, display, read_table
+from pipeline.report.formatting import display
+from pipeline.report.html import build_html, directions
+from pipeline.report.tables import read_table
 
 REPORT = config.compose().report
 

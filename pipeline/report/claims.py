@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.report.formatting import display
+from pipeline.report.labels import ALL, ALL_LENGTHS
 
 HIDDEN = "hidden"
 ANCHOR_TEXT = {
@@ -28,7 +29,7 @@ def _show(value: str | None) -> str:
 
 def length_lines(life_table: pl.DataFrame, rank: pl.DataFrame) -> list[str]:
     """L1384: the GC001 rate over spell days, and the rank test per risk-set design."""
-    overall = life_table.filter((pl.col("care_level") == "Alla") & (pl.col("rate_per_1000") != ""))
+    overall = life_table.filter((pl.col("care_level") == ALL) & (pl.col("rate_per_1000") != ""))
     lines = []
     if overall.height:
         first, last = overall.row(0, named=True), overall.row(-1, named=True)
@@ -78,7 +79,7 @@ def region_lines(smd: pl.DataFrame) -> list[str]:
 
 def b5_lines(b5: pl.DataFrame) -> list[str]:
     """L1481: share of B5's persons with a spell ending in the months before the start month."""
-    rows = b5.filter(pl.col("length_class") == "Alla")
+    rows = b5.filter(pl.col("length_class") == ALL_LENGTHS)
     parts = [
         f"{r['group']} {_show(r['percent'])} % (95 % CI {_show(r['ci_low'])} to "
         f"{_show(r['ci_high'])})"

@@ -7,6 +7,7 @@ import math
 import polars as pl
 
 SIGNIFICANT = 4  # digits shown for non-integer numbers in the HTML and the workbook
+ALPHA = 0.05  # a comparison is called significant at p < ALPHA (the stars start at 0.01)
 
 
 def display(value: str | None) -> str:

@@ -15,11 +15,13 @@ OWNERSHIP_LABEL = {"offentlig": "Offentlig", "privat": "Privat", "okand": "Okän
 
 TOTAL = "Totalt"
 
+ALL = "Alla"  # a pooled column or class: all lengths, all analysed regions, all care levels
+
 
 CARE_LEVEL_LABEL = {
     "primary_care": "Primärvård",
     "specialised": "Specialiserad psykiatrisk öppen- och slutenvård",
 }
 
-ALL_LENGTHS = "Alla"  # the pooled length class of the income tables
+ALL_LENGTHS = ALL  # the pooled length class of the income tables
 LENGTH_CLASSES = ("<2 år", "2+ år", ALL_LENGTHS)  # cohort `length_class` values, then the pool

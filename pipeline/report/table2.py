@@ -1,4 +1,4 @@
-"""Table 2 / B3 (analysis-spec.md §4.1): blocks, tidy counts and their suppression.
+"""Table 2 / B3 (analysis-spec.md §4.1): blocks, tidy counts, their suppression and layout.
 
 Used by the `describe` stage (Table 2, B3) and by the `claims` stage (Table 2 by
 region), so a cell shown in both is counted and hidden the same way.
@@ -12,8 +12,19 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.report.formatting import whole_percent
 from pipeline.report.labels import GROUP_LABEL, OWNERSHIP_LABEL, TOTAL
 from pipeline.stats.disclosure import suppressed_cells
+
+# Printed columns (group, ownership). Treated persons always have a GC001 provider: no
+# "Okänd" column for them.
+B3_COLUMNS = [
+    (g, o)
+    for g in GROUP_LABEL.values()
+    for o in [*OWNERSHIP_LABEL.values(), TOTAL]
+    if not (g == GROUP_LABEL[True] and o == OWNERSHIP_LABEL["okand"])
+]
+TABLE2_COLUMNS = [(g, TOTAL) for g in GROUP_LABEL.values()]
 
 
 @dataclass(frozen=True)
@@ -175,3 +186,31 @@ def suppress_b3(counts: pl.DataFrame, min_count: int) -> pl.DataFrame:
     row's ownership columns sum to its `Totalt` column, within each group.
     """
     return suppress_table(counts, min_count, "ownership")
+
+
+def printed_layout(tidy: pl.DataFrame, columns: list[tuple[str, str]]) -> pl.DataFrame:
+    """Published layout: block, category, an "n (percent)" text column per (group, ownership)."""
+    text = (
+        pl.when(pl.col("suppressed"))
+        .then(pl.lit(".."))
+        .when(pl.col("category") == TOTAL)
+        .then(pl.col("n").cast(pl.String))
+        .otherwise(
+            pl.format(
+                "{} ({})",
+                pl.col("n"),
+                whole_percent(),
+            )
+        )
+    )
+    wide = tidy.with_columns(
+        text.alias("text"), pl.format("{} {}", "group", "ownership").alias("col")
+    )
+    names = [f"{g} {o}" for g, o in columns]
+    order = tidy.select("block", "category").unique(maintain_order=True)
+    pivot = wide.filter(pl.col("col").is_in(names)).pivot(
+        on="col", index=["block", "category"], values="text"
+    )
+    return order.join(pivot, on=["block", "category"], how="left", maintain_order="left").select(
+        "block", "category", *names
+    )

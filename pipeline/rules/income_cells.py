@@ -14,10 +14,6 @@ import polars as pl
 
 from pipeline.report.labels import ALL_LENGTHS, LENGTH_CLASSES
 
-ALPHA = (
-    0.05  # a comparison is significant at p < ALPHA (`significant_for`; the stars start at 0.01)
-)
-
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -1,7 +1,7 @@
 """`describe` stage: Table 2 / B3, Figures 8-9 and the descriptive figures of analysis-spec.md §4.
 
 Tables are built tidy (one row per block, category and column, with count,
-denominator and percent), suppressed (`pipeline.disclosure`), and written both
+denominator and percent), suppressed (`pipeline.stats.disclosure`), and written both
 tidy and in the published layout with Swedish labels. Percent bases are the
 block's non-missing total per column (§0, §4.1).
 """
@@ -9,20 +9,24 @@ block's non-missing total per column (§0, §4.1).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import polars as pl
 
 from pipeline.core import config, io
 from pipeline.report.figures import write_figure
-from pipeline.report.formatting import whole_percent
-from pipeline.report.labels import CARE_LEVEL_LABEL, GROUP_LABEL, OWNERSHIP_LABEL, TOTAL
-from pipeline.report.table2 import blocks, suppress_b3, table_b3_counts, with_labels
+from pipeline.report.figures.describe import figure8, figure9
+from pipeline.report.labels import GROUP_LABEL, TOTAL
+from pipeline.report.table2 import (
+    B3_COLUMNS,
+    TABLE2_COLUMNS,
+    blocks,
+    printed_layout,
+    suppress_b3,
+    table_b3_counts,
+    with_labels,
+)
+from pipeline.stats.disclosure import hide_small
 
 log = logging.getLogger(__name__)
 
@@ -47,34 +51,6 @@ def age_summary(labelled: pl.DataFrame) -> pl.DataFrame:
         pl.concat([by_owner, total.select(by_owner.columns)])
         .rename({"ownership_label": "ownership"})
         .sort("group", "ownership")
-    )
-
-
-def printed_layout(tidy: pl.DataFrame, columns: list[tuple[str, str]]) -> pl.DataFrame:
-    """Published layout: block, category, an "n (percent)" text column per (group, ownership)."""
-    text = (
-        pl.when(pl.col("suppressed"))
-        .then(pl.lit(".."))
-        .when(pl.col("category") == TOTAL)
-        .then(pl.col("n").cast(pl.String))
-        .otherwise(
-            pl.format(
-                "{} ({})",
-                pl.col("n"),
-                whole_percent(),
-            )
-        )
-    )
-    wide = tidy.with_columns(
-        text.alias("text"), pl.format("{} {}", "group", "ownership").alias("col")
-    )
-    names = [f"{g} {o}" for g, o in columns]
-    order = tidy.select("block", "category").unique(maintain_order=True)
-    pivot = wide.filter(pl.col("col").is_in(names)).pivot(
-        on="col", index=["block", "category"], values="text"
-    )
-    return order.join(pivot, on=["block", "category"], how="left", maintain_order="left").select(
-        "block", "category", *names
     )
 
 
@@ -152,8 +128,8 @@ def spell_length_by_care_level(cohort: pl.DataFrame) -> pl.DataFrame:
     """Gross spell days (mean, median) of cohort spells: treated by care level, and controls."""
     group = (
         pl.when(pl.col("treated"))
-        .then(pl.format("Insats, {}", pl.col("care_level_group")))
-        .otherwise(pl.lit("Kontroll"))
+        .then(pl.format("{}, {}", pl.lit(GROUP_LABEL[True]), pl.col("care_level_group")))
+        .otherwise(pl.lit(GROUP_LABEL[False]))
     )
     return (
         cohort.with_columns(group.alias("group"))
@@ -166,45 +142,6 @@ def spell_length_by_care_level(cohort: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("group")
     )
-
-
-def hide_small(frame: pl.DataFrame, min_count: int, value_columns: list[str]) -> pl.DataFrame:
-    """`frame` with `value_columns` set to null where its `n` is below `min_count`."""
-    small = pl.col("n") < min_count
-    return frame.with_columns(
-        pl.when(small).then(None).otherwise(pl.col(c)).alias(c) for c in value_columns
-    ).with_columns(small.alias("suppressed"))
-
-
-def plot_days_by_year(
-    data: pl.DataFrame,
-    series: str,
-    labels: dict[str, str],
-    title: str,
-    path: Path,
-    show_mean: bool,
-) -> Path:
-    """Line plot of median (solid) and optionally mean (dashed) days per year; returns the path."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    for key in sorted(data[series].unique().to_list()):
-        part = data.filter(pl.col(series) == key).sort("year")
-        line = ax.plot(
-            part["year"], part["median_days"], marker="o", label=f"{labels.get(key, key)}, median"
-        )
-        if show_mean:
-            ax.plot(
-                part["year"],
-                part["mean_days"],
-                linestyle="--",
-                color=line[0].get_color(),
-                label=f"{labels.get(key, key)}, medelvärde",
-            )
-    ax.set_xlabel("År")
-    ax.set_ylabel("Dagar från sjukperiodens start")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return write_figure(fig, path)
 
 
 def run(cfg: Any) -> None:
@@ -220,50 +157,33 @@ def run(cfg: Any) -> None:
 
     b3 = suppress_b3(table_b3_counts(labelled, block_list), min_count)
     io.write_csv(b3, tables / "table_b3_long.csv")
-    # Treated persons always have a GC001 provider: no "Okänd" column for them.
-    b3_columns = [
-        (g, o)
-        for g in GROUP_LABEL.values()
-        for o in [*OWNERSHIP_LABEL.values(), TOTAL]
-        if not (g == GROUP_LABEL[True] and o == OWNERSHIP_LABEL["okand"])
-    ]
-    io.write_csv(printed_layout(b3, b3_columns), tables / "table_b3.csv")
+    io.write_csv(printed_layout(b3, B3_COLUMNS), tables / "table_b3.csv")
     table2_blocks = {b.name for b in block_list if b.in_table2}
     t2 = b3.filter(pl.col("block").is_in(table2_blocks) & (pl.col("ownership") == TOTAL))
     io.write_csv(t2, tables / "table2_long.csv")
-    t2_columns = [(g, TOTAL) for g in GROUP_LABEL.values()]
     io.write_csv(
-        printed_layout(t2.filter(pl.col("category") != TOTAL), t2_columns), tables / "table2.csv"
+        printed_layout(t2.filter(pl.col("category") != TOTAL), TABLE2_COLUMNS),
+        tables / "table2.csv",
     )
-    ages = hide_small(age_summary(labelled), min_count, ["mean_age", "median_age"])
+    # summaries of fewer than min_count persons (none, too) are hidden, flagged `suppressed`
+    by_n: dict[str, Any] = {"hide_zero": True, "flag": "suppressed"}
+    ages = hide_small(age_summary(labelled), "n", ["mean_age", "median_age"], min_count, **by_n)
     io.write_csv(ages, tables / "table_b3_age.csv")
 
     stats = ["mean_days", "median_days", "share_after_late_day"]
-    fig8 = hide_small(figure8_data(cohort, year_basis, late_day), min_count, stats)
+    fig8 = hide_small(figure8_data(cohort, year_basis, late_day), "n", stats, min_count, **by_n)
     io.write_csv(fig8, tables / "figure8.csv")
-    plot_days_by_year(
-        fig8.filter(pl.col("variant") == "main").drop_nulls("median_days"),
-        "care_level_group",
-        CARE_LEVEL_LABEL,
-        "Figur 8 Dagar från sjukperiodens start till första koordineringsinsatsen",
-        figures / "figure8.png",
-        show_mean=True,
+    write_figure(figure8(fig8), figures / "figure8.png")
+    fig9 = hide_small(
+        figure9_data(cohort, cfg.codes, year_basis, late_day), "n", stats, min_count, **by_n
     )
-    fig9 = hide_small(figure9_data(cohort, cfg.codes, year_basis, late_day), min_count, stats)
     io.write_csv(fig9, tables / "figure9.csv")
-    plot_days_by_year(
-        fig9.drop_nulls("median_days"),
-        "diagnosis",
-        {},
-        "Figur 9 Mediandagar till första koordineringsinsatsen, primärvård, per diagnosgrupp",
-        figures / "figure9.png",
-        show_mean=False,
-    )
-    timing = hide_small(timing_summary(cohort, late_day), min_count, stats)
+    write_figure(figure9(fig9), figures / "figure9.png")
+    timing = hide_small(timing_summary(cohort, late_day), "n", stats, min_count, **by_n)
     io.write_csv(timing, tables / "gc001_timing.csv")
     lengths = spell_length_by_care_level(cohort)
     lengths = hide_small(
-        lengths, min_count, ["mean_gross_days", "median_gross_days", "share_censored"]
+        lengths, "n", ["mean_gross_days", "median_gross_days", "share_censored"], min_count, **by_n
     )
     io.write_csv(lengths, tables / "spell_length_by_care_level.csv")
     header = b3.filter((pl.col("block") == "Kön") & (pl.col("category") == TOTAL))

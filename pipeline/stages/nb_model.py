@@ -27,6 +27,7 @@ import polars as pl
 
 from pipeline.core import config
 from pipeline.report.figures import write_figure
+from pipeline.report.figures.nb import extra_days
 from pipeline.rules.sickdays import window_days
 
 log = logging.getLogger(__name__)
@@ -164,39 +165,6 @@ def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def plot_extra_days(curves: pl.DataFrame, points: pl.DataFrame, path: Path) -> Path:
-    """Extra sick days of the treated by prior sick days, both designs, 95 % CI bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    for design, label in (("riskset", "Riskmängd (matchade set)"), ("report", "Rapportens design")):
-        part = curves.filter(pl.col("design") == design).sort("prior_days")
-        if part.height == 0:
-            continue
-        line = ax.plot(part["prior_days"], part["extra_days"], label=label)
-        ax.fill_between(
-            part["prior_days"],
-            part["ci_low"],
-            part["ci_high"],
-            alpha=0.2,
-            color=line[0].get_color(),
-        )
-        dots = points.filter(pl.col("design") == design)
-        ax.scatter(dots["prior_days"], dots["extra_days"], color=line[0].get_color(), zorder=3)
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("Sjukdagar under 365 dagar före index")
-    ax.set_ylabel("Fler sjukdagar efter index (insats − kontroll)")
-    ax.set_title(
-        "Extra sjukdagar efter koordineringsinsats (negativ binomial, 95 % KI)", fontsize=10
-    )
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return write_figure(fig, path)
-
-
 def run(cfg: Any) -> None:
     """Fit both designs; write models/nb_data.parquet, models/nb.parquet, models/nb.json,
     tables/nb_extra_days.csv and figures/nb_extra_days.png."""
@@ -259,7 +227,7 @@ def run(cfg: Any) -> None:
     io.write_json(outputs / "models" / "nb.json", notes)
     extra = pl.concat(points).select("design", *[c for c in points[0].columns if c != "design"])
     io.write_csv(extra, outputs / "tables" / "nb_extra_days.csv")
-    plot_extra_days(pl.concat(curves), extra, outputs / "figures" / "nb_extra_days.png")
+    write_figure(extra_days(pl.concat(curves), extra), outputs / "figures" / "nb_extra_days.png")
     for row in extra.iter_rows(named=True):
         log.info(
             "%s design: %+.1f extra sick days (95 %% CI %.1f to %.1f) at %g prior days, n = %d",

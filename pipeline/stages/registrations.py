@@ -13,20 +13,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import polars as pl
 
 from pipeline.core import config, io, sql
 from pipeline.report.figures import write_figure
+from pipeline.report.figures.registrations import figure5
+from pipeline.report.labels import GROUP_LABEL
+from pipeline.stats.disclosure import hide_small, small_count
 from pipeline.stats.proportions import newcombe_diff_ci, two_proportion_z, wilson_ci
 
 log = logging.getLogger(__name__)
 
 HALF_YEARS = ((0, 182, "0–182"), (183, 364, "183–364"), (365, 547, "365–547"), (548, None, "548–"))
-GROUP = {True: "Insats", False: "Kontroll"}
 
 
 def unit_spells(cohort: pl.DataFrame, unit: str) -> pl.DataFrame:
@@ -58,10 +56,10 @@ def share_rows(
     rows = []
     for kind in [*kinds, "any_fk"]:
         counts = {}
-        for treated, label in GROUP.items():
+        for treated, label in GROUP_LABEL.items():
             part = flags.filter(pl.col("treated") == treated)[kind]
             counts[label] = (int(part.sum()), part.len())
-        (x1, n1), (x2, n2) = counts["Insats"], counts["Kontroll"]
+        (x1, n1), (x2, n2) = counts[GROUP_LABEL[True]], counts[GROUP_LABEL[False]]
         p = two_proportion_z(x1, n1, x2, n2) if n1 and n2 else math.nan
         lo_d, hi_d = newcombe_diff_ci(x1, n1, x2, n2) if n1 and n2 else (math.nan, math.nan)
         for label, (x, n) in counts.items():
@@ -94,7 +92,7 @@ def timing_rows(spells: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
         band = pl.when(inside).then(pl.lit(label)).otherwise(band)
     joined = joined.with_columns(
         band.alias("half_year"),
-        pl.col("treated").replace_strict(GROUP, return_dtype=pl.String).alias("group"),
+        pl.col("treated").replace_strict(GROUP_LABEL, return_dtype=pl.String).alias("group"),
     )
     stats = joined.group_by("handelse", "group").agg(
         pl.len().alias("n"),
@@ -126,7 +124,7 @@ def spell_length_table(
     )
     rows = cohort.filter(in_primary).with_columns(
         pl.col("spell_id").is_in(any_fk.implode()).alias("any_fk"),
-        pl.col("treated").replace_strict(GROUP, return_dtype=pl.String).alias("group"),
+        pl.col("treated").replace_strict(GROUP_LABEL, return_dtype=pl.String).alias("group"),
     )
     return (
         rows.group_by("group", "any_fk")
@@ -222,40 +220,9 @@ def change_2023_2024(table: pl.DataFrame) -> pl.DataFrame:
 def hide_small_counts(
     frame: pl.DataFrame, count: str, dependent: list[str], min_count: int
 ) -> pl.DataFrame:
-    """`frame` with `count` and its `dependent` columns nulled where 0 < count < min_count."""
-    small = (pl.col(count) > 0) & (pl.col(count) < min_count)
-    return frame.with_columns(
-        *(pl.when(~small).then(pl.col(c)).alias(c) for c in [count, *dependent]),
-        small.alias(f"{count}_suppressed"),
-    )
-
-
-def plot_figure5(table: pl.DataFrame, path: Path) -> Path:
-    """Figure 5 remake: survey counts 2023 and 2024 per region (bars), register counts (markers)."""
-    part = table.filter(pl.col("year").is_in([2023, 2024])).sort("region")
-    names = part["region_name"].unique(maintain_order=True).to_list()
-    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=120)
-    for i, year in enumerate((2023, 2024)):
-        rows = part.filter(pl.col("year") == year)
-        xs = [names.index(n) + (i - 0.5) * 0.4 for n in rows["region_name"]]
-        ax.bar(xs, rows["antal_insatser"].fill_null(0), 0.4, label=f"Regionenkät {year}")
-        ax.scatter(
-            xs,
-            rows["registered"],
-            marker="_",
-            s=120,
-            color="black",
-            label="Registrerade (GC001)" if i == 0 else None,
-            zorder=3,
-        )
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("Antal koordineringsinsatser")
-    ax.set_title(
-        "Figur 5 Koordineringsinsatser per region enligt regionenkäten, och i registren",
-        fontsize=10,
-    )
-    ax.legend(fontsize=7)
-    return write_figure(fig, path)
+    """`frame` with `count` and its `dependent` columns nulled where 0 < count < min_count
+    (`hide_small`; a zero is shown), flagged in `<count>_suppressed` (bool)."""
+    return hide_small(frame, count, [count, *dependent], min_count, flag=f"{count}_suppressed")
 
 
 def run(cfg: Any) -> None:
@@ -271,7 +238,7 @@ def run(cfg: Any) -> None:
     found = registrations_in_spells(spells, staged / "fk_handelser.parquet")
 
     shares = share_rows(spells, found, kinds, any_kinds)
-    hidden_pair = ((pl.col("count") > 0) & (pl.col("count") < min_count)).any().over("registration")
+    hidden_pair = small_count(pl.col("count"), min_count).any().over("registration")
     shares = hide_small_counts(
         shares, "count", ["percent", "ci_low", "ci_high"], min_count
     ).with_columns(
@@ -330,8 +297,9 @@ def run(cfg: Any) -> None:
     rule = hide_small_counts(rule, "registered_primary_care", [], min_count)
     io.write_csv(rule, tables / "region_exclusion.csv")
     io.write_csv(change_2023_2024(table), tables / "region_change_2023_2024.csv")
-    plot_figure5(
-        visible.with_columns(pl.col("registered").fill_null(0)), outputs / "figures" / "figure5.png"
+    write_figure(
+        figure5(visible.with_columns(pl.col("registered").fill_null(0))),
+        outputs / "figures" / "figure5.png",
     )
     any_row = shares.filter(pl.col("registration") == "any_fk")
     log.info(

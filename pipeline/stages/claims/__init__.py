@@ -24,6 +24,8 @@ import polars as pl
 
 from pipeline.core import config, io
 from pipeline.core.errors import PipelineError
+from pipeline.report.figures import write_figure
+from pipeline.report.figures.claims import life_table_rates, rank_deciles
 from pipeline.rules.riskset import MODES
 from pipeline.rules.sickdays import window_days
 from pipeline.stages.claims import b5_check, length_rank, life_table, prior_sickness, regions
@@ -189,13 +191,13 @@ def run(cfg: Any) -> None:
 
     rates = gc001_life_table(at_risk, conf)
     io.write_csv(rates, tables / "gc001_life_table.csv")
-    life_table.plot_rates(rates, figures / "gc001_life_table.png")
+    write_figure(life_table_rates(rates), figures / "gc001_life_table.png")
 
     designs = rank_designs(at_risk_sets, riskset, conf)
     summary, deciles = length_rank_tables(designs, spells, conf)
     io.write_csv(summary, tables / "gc001_length_rank.csv")
     io.write_csv(deciles, tables / "gc001_length_rank_deciles.csv")
-    length_rank.plot_deciles(deciles, figures / "gc001_length_rank.png")
+    write_figure(rank_deciles(deciles), figures / "gc001_length_rank.png")
 
     days = member_days(cohort, riskset, staged / "sjukpenning.parquet", conf.prior_window_days)
     prior = prior_sick_days(days, conf)

@@ -14,12 +14,11 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.report.income_tables import GROUPS
 from pipeline.report.labels import ALL_LENGTHS, LENGTH_CLASSES
 from pipeline.rules.income_cells import ModelSpec, model_rows
 from pipeline.stats.disclosure import suppressed_cells
 from pipeline.stats.proportions import wilson_ci
-
-GROUPS = (("Insats", True), ("Kontroll", False))
 
 
 def with_prior_spell(b5: pl.DataFrame, spells: pl.DataFrame, months: int) -> pl.DataFrame:

@@ -26,15 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 from scipy import stats
-
-from pipeline.report.figures import write_figure
 
 DECILES = 10
 
@@ -130,21 +124,3 @@ def rank_test(members: pl.DataFrame, seed: int) -> tuple[dict[str, Any], pl.Data
         }
     )
     return summary, deciles
-
-
-def plot_deciles(deciles: pl.DataFrame, path: Any) -> Any:
-    """Observed vs expected cases per decile of the randomised rank, one panel per design."""
-    designs = deciles["design"].unique(maintain_order=True).to_list()
-    fig, axes = plt.subplots(1, len(designs), figsize=(4 * len(designs), 3.5), dpi=120)
-    for ax, design in zip(np.atleast_1d(axes), designs, strict=True):
-        part = deciles.filter(pl.col("design") == design)
-        shown = part.filter(pl.col("observed").is_not_null())
-        ax.bar(shown["decile"], shown["observed"], color="#4477aa", label="Fall")
-        ax.plot(part["decile"], part["expected"], "k--", label="Likformig")
-        ax.set_title(design, fontsize=9)
-        ax.set_xlabel("Decil av fallets rang (sjukperiodens längd)")
-        ax.set_xticks(range(1, DECILES + 1))
-    np.atleast_1d(axes)[0].set_ylabel("Antal matchade set")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
-    fig.suptitle("Fallets rang bland kontrollerna i sitt riskset", fontsize=10)
-    return write_figure(fig, path)

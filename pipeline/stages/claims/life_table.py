@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from pipeline.report.figures import write_figure
+from pipeline.report.labels import ALL
 from pipeline.stats.disclosure import suppressed_cells
 from pipeline.stats.proportions import wilson_ci
 
-ALL_LEVELS = "Alla"
+ALL_LEVELS = ALL  # the care_level of all events
 UNKNOWN_LEVEL = "unknown"
 PER = 1000  # rates per 1 000 spell-days
 
@@ -206,40 +201,3 @@ def rates(table: pl.DataFrame, day_origin: int) -> pl.DataFrame:
         pl.col("n_at_start", "censored", "events", "spell_days").cast(pl.Int64),
         pl.col("rate_per_1000", "ci_low", "ci_high", "cumulative_percent").cast(pl.Float64),
     )
-
-
-LEVEL_LABEL = {
-    ALL_LEVELS: "Alla",
-    "primary_care": "Primärvård",
-    "specialised": "Specialiserad psykiatri",
-    UNKNOWN_LEVEL: "Okänd vårdnivå",
-}
-
-
-def plot_rates(long: pl.DataFrame, path: Any) -> Any:
-    """Rate of the first GC001 per 1 000 spell-days by band, per care level, with 95 % CIs."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    for i, (level, part) in enumerate(long.group_by("care_level", maintain_order=True)):
-        if part["rate_per_1000"].is_null().all():
-            continue
-        shown = part.with_columns(
-            pl.col("rate_per_1000", "ci_low", "ci_high").fill_null(float("nan"))
-        )
-        mid = (shown["day_from"] + shown["day_to"]) / 2 + (i - 1) * 2
-        rate = shown["rate_per_1000"]  # NaN where hidden: the line breaks there
-        ax.errorbar(
-            mid,
-            rate,
-            yerr=[(rate - shown["ci_low"]).clip(0), (shown["ci_high"] - rate).clip(0)],
-            marker="o",
-            markersize=3,
-            capsize=2,
-            label=LEVEL_LABEL.get(str(level[0]), str(level[0])),
-        )
-    ax.set_xlabel("Dag i sjukperioden")
-    ax.set_ylabel("Första GC001 per 1 000 sjukdagar i risk")
-    ax.set_title("Första koordineringsinsatsen efter dag i sjukperioden (livslängdstabell)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return write_figure(fig, path)

@@ -31,6 +31,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from pipeline.stats.disclosure import small_count
 from pipeline.stats.proportions import newcombe_diff_ci, wilson_ci
 
 Z95 = float(stats.norm.ppf(0.975))
@@ -188,15 +189,15 @@ def compare(
 
 
 def hide_suppressed(table: pl.DataFrame, min_count: int) -> pl.DataFrame:
-    """The table with every estimate of a suppressed row, and group sizes below `min_count`,
-    set to null."""
+    """The table with every estimate of a suppressed row, and group sizes 0 < n < `min_count`
+    (`small_count`; a zero is shown), set to null."""
     estimates = [
         c for c in table.columns if c.startswith(("treated", "control", "diff_ci", "difference"))
     ]
     return table.with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
         *(pl.when(~pl.col("suppressed")).then(pl.col(c)).alias(c) for c in estimates),
         *(
-            pl.when(~pl.col(c).is_between(1, min_count - 1)).then(pl.col(c)).alias(c)
+            pl.when(~small_count(pl.col(c), min_count)).then(pl.col(c)).alias(c)
             for c in ("n_treated", "n_control")
         ),
     )

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.report.formatting import whole_percent
-from pipeline.report.labels import GROUP_LABEL, TOTAL
+from pipeline.report.labels import ALL, GROUP_LABEL, TOTAL
 from pipeline.report.table2 import (
     blocks,
     suppress_b3,
@@ -30,7 +30,6 @@ from pipeline.report.table2 import (
 )
 from pipeline.rules.regions import region_of
 
-ALL = "Alla"  # the pooled column: all treated persons of the analysed regions
 AGE_BLOCK, AGE_CATEGORY = "Ålder", "Medelålder"
 SUMMARY_BLOCK = "Sammanfattning"
 MAX_ABS = "max |SMD|"

@@ -1,0 +1,113 @@
+"""The written table CSVs as the report reads them: cells as text, single values, the attrition
+as shown, the published numbers beside ours and the key metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.report.labels import ALL_LENGTHS, GROUP_LABEL, TOTAL
+from pipeline.stats.disclosure import small_count
+
+ATTRITION_COUNTS = (
+    "n_rows",
+    "n_spells",
+    "n_persons",
+    "n_spells_treated",
+    "n_persons_treated",
+    "n_spells_control",
+    "n_persons_control",
+)
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A table CSV with every column as text, exactly as written."""
+    return pl.read_csv(path, infer_schema_length=0)
+
+
+def table_value(frame: pl.DataFrame, column: str, **where: str) -> float | None:
+    """One numeric cell of a text table (None when missing or suppressed)."""
+    rows = frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items()))
+    if rows.height != 1 or rows[column][0] in (None, ""):
+        return None
+    return float(rows[column][0])
+
+
+def published_comparison(tables_dir: Path, entries: list[dict[str, Any]]) -> pl.DataFrame:
+    """Published numbers (analysis-spec.md §5) beside ours: label, source, published, ours,
+    difference (ours − published); ours is null where the cell is missing or suppressed."""
+    rows = []
+    for entry in entries:
+        ours = table_value(
+            read_table(tables_dir / entry["file"]), entry["column"], **entry["where"]
+        )
+        published = float(entry["value"])
+        rows.append(
+            {
+                "label": entry["label"],
+                "source": entry["source"],
+                "published": published,
+                "ours": ours,
+                "difference": None if ours is None else ours - published,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "label": pl.String,
+            "source": pl.String,
+            "published": pl.Float64,
+            "ours": pl.Float64,
+            "difference": pl.Float64,
+        },
+    )
+
+
+def key_metrics(tables_dir: Path) -> dict[str, Any]:
+    """Key estimates for `dvc metrics show` / `dvc exp show` (rounded, suppressed cells as null)."""
+    split = read_table(tables_dir / "ownership_split.csv")
+    timing = read_table(tables_dir / "gc001_timing.csv")
+    fk = read_table(tables_dir / "fk_registrations.csv")
+    adjusted = read_table(tables_dir / "income_adjusted.csv")
+    metrics: dict[str, Any] = {
+        "persons_treated": table_value(split, "n", group=GROUP_LABEL[True], ownership=TOTAL),
+        "persons_control": table_value(split, "n", group=GROUP_LABEL[False], ownership=TOTAL),
+        "first_gc001_mean_day": table_value(timing, "mean_days", unit="spells"),
+        "first_gc001_median_day": table_value(timing, "median_days", unit="spells"),
+        "any_fk_treated_pct": table_value(
+            fk, "percent", registration="any_fk", group=GROUP_LABEL[True]
+        ),
+        "any_fk_control_pct": table_value(
+            fk, "percent", registration="any_fk", group=GROUP_LABEL[False]
+        ),
+    }
+    for model, key in (
+        (f"B4/B5|income_before|{ALL_LENGTHS}|any_income_12", "ame_pp_any_income_12_income_before"),
+        (f"B4/B5|income_before|{ALL_LENGTHS}|regained_12", "ame_pp_regained_12_income_before"),
+        (f"Table 3|income_before|{ALL_LENGTHS}|durable_any", "ame_pp_durable_any_income_before"),
+    ):
+        metrics[key] = table_value(adjusted, "ame_pp", model=model)
+    extra = read_table(tables_dir / "nb_extra_days.csv")
+    for design in ("riskset", "report"):
+        for prior in ("0.0", "180.0"):
+            key = f"nb_extra_days_{design}_prior_{prior.split('.')[0]}"
+            metrics[key] = table_value(extra, "extra_days", design=design, prior_days=prior)
+    rank = read_table(tables_dir / "gc001_length_rank.csv")
+    primary = rank["design"][0] if rank.height else ""
+    metrics["length_rank_gehan_z"] = table_value(rank, "gehan_z", design=primary)
+    metrics["length_rank_gehan_p"] = table_value(rank, "gehan_p", design=primary)
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def shown_attrition(attrition: pl.DataFrame, min_count: int) -> pl.DataFrame:
+    """The attrition table (text cells) with counts 0 < n < `min_count` (`small_count`; a zero
+    is shown) replaced by "..", as the report and the workbook show it."""
+    return attrition.with_columns(
+        pl.when(small_count(pl.col(c).cast(pl.Int64, strict=False), min_count))
+        .then(pl.lit(".."))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in ATTRITION_COUNTS
+    )

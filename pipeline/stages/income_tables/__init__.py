@@ -1,0 +1,138 @@
+"""`income_tables` stage: Tables B4, B5, B6 and 3, Figures 13-14 (analysis-spec.md §4.5-4.10).
+
+Cells are built tidy (`cells`: table, block, row, length class, group; n, count,
+percent, Wilson 95 % CI), compared treated vs control (unadjusted two-proportion z,
+and the adjusted model's p-value from `income_models`), starred as the report does
+(`**` p < 0.01, `***` p < 0.001) by `significance.method`, suppressed, and written
+tidy and in the published layout (`pipeline.report.income_tables`).
+`income_directions.csv` (`directions`) states the direction of every
+treated-vs-control difference, with its CI and p (§10 item 40).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import polars as pl
+
+from pipeline.core import config, io
+from pipeline.report.figures import write_figure
+from pipeline.report.figures.income import figure13, figure14
+from pipeline.report.income_tables import (
+    ANY_INCOME,
+    REGAINED,
+    SERIES,
+    TABLE3,
+    WINDOW_LABEL,
+    group_label,
+    printed_layout,
+)
+from pipeline.report.labels import ALL_LENGTHS, GROUP_LABEL
+from pipeline.stages.income_tables.cells import (
+    add_significance,
+    b4_b5_table3,
+    suppress_income_cells,
+    table_b6,
+)
+from pipeline.stages.income_tables.directions import adjusted_effects, income_directions
+from pipeline.stats.disclosure import hide_small
+
+log = logging.getLogger(__name__)
+
+
+def figure_data(cells: pl.DataFrame, outcomes: pl.DataFrame, last_window: int) -> pl.DataFrame:
+    """Figures 13-14 (§4.7-4.8): at `last_window` months, any / no / regained income shares per
+    length class and group, from B4 (income before) and B5 (no income before)."""
+    label = WINDOW_LABEL.format(last_window)
+    part = cells.filter(
+        (pl.col("row") == label)
+        & (pl.col("length_class") != ALL_LENGTHS)
+        & pl.col("table").is_in(["B4", "B5"])
+    )
+    any_income = part.filter(pl.col("block") == ANY_INCOME)
+    rows = pl.concat(
+        [
+            any_income.with_columns(pl.lit(SERIES["any"]).alias("series")),
+            any_income.with_columns(
+                pl.lit(SERIES["none"]).alias("series"),
+                (100 - pl.col("percent")).alias("percent"),
+                (100 - pl.col("ci_high")).alias("ci_low"),
+                (100 - pl.col("ci_low")).alias("ci_high"),
+            ),
+            part.filter(pl.col("block") == REGAINED).with_columns(
+                pl.lit(SERIES["regained"]).alias("series")
+            ),
+        ]
+    )
+    figure = pl.when(pl.col("table") == "B4").then(pl.lit("figure13")).otherwise(pl.lit("figure14"))
+    with_income = pl.col("in_income_tables") & pl.col("income_before").fill_null(False)
+    medians = (
+        outcomes.filter(with_income)
+        .group_by("length_class", group_label().alias("group"))
+        .agg(
+            pl.col("ref_income_sek").median().alias("median_ref_income_sek"),
+            pl.len().alias("n_ref"),
+        )
+    )
+    return (
+        rows.with_columns(figure.alias("figure"))
+        .join(medians, on=["length_class", "group"], how="left")
+        .select(
+            "figure",
+            "series",
+            "length_class",
+            "group",
+            "n",
+            "percent",
+            "ci_low",
+            "ci_high",
+            "suppressed",
+            "median_ref_income_sek",
+            "n_ref",
+        )
+        .sort("figure", "series", "length_class", "group")
+    )
+
+
+def run(cfg: Any) -> None:
+    """Write Tables B4, B5, 3, B6 (tidy and published layout), their directions, Figures 13-14."""
+    outputs = config.resolve_path(cfg.paths.outputs)
+    tables, figures = outputs / "tables", outputs / "figures"
+    min_count = int(cfg.disclosure.min_count)
+    windows = tuple(int(w) for w in cfg.income.windows)
+    outcomes = pl.read_parquet(outputs / "outcomes.parquet")
+    models = pl.read_parquet(outputs / "models" / "income_logit.parquet")
+    method = str(cfg.significance.method)
+    cells = add_significance(b4_b5_table3(outcomes, windows), models, method)
+    cells = suppress_income_cells(cells, min_count)
+    io.write_csv(cells, tables / "income_tables_long.csv")
+    for table, name in (("B4", "table_b4"), ("B5", "table_b5"), (TABLE3, "table3")):
+        io.write_csv(printed_layout(cells, table), tables / f"{name}.csv")
+    b6 = table_b6(outcomes, cfg.codes, min_count)
+    io.write_csv(b6, tables / "table_b6.csv")
+    adjusted = adjusted_effects(models, cells)
+    io.write_csv(adjusted, tables / "income_adjusted.csv")
+    directions = income_directions(cells, adjusted, b6, method)
+    io.write_csv(directions, tables / "income_directions.csv")
+    figs = figure_data(cells, outcomes, max(windows))
+    figs = hide_small(figs, "n_ref", ["median_ref_income_sek"], min_count, hide_zero=True)
+    io.write_csv(figs, tables / "figures13_14.csv")
+    write_figure(figure13(figs), figures / "figure13.png")
+    write_figure(figure14(figs), figures / "figure14.png")
+    treated_cells = cells.filter((pl.col("group") == GROUP_LABEL[True]) & (pl.col("row") != "n"))
+    log.info(
+        "income tables: %d cells, %d starred (%s), %d suppressed below %d",
+        cells.height,
+        (treated_cells["stars"] != "").sum(),
+        cfg.significance.method,
+        cells["suppressed"].sum(),
+        min_count,
+    )
+    favours = directions["significant_for"]
+    log.info(
+        "income directions: %d comparisons, %d significantly favour the treated, %d the controls",
+        directions.height,
+        (favours == "treated").sum(),
+        (favours == "controls").sum(),
+    )
