@@ -7,24 +7,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.__main__ import STAGES, main
-from pipeline.core import config
 from pipeline.stages.synth import Synthetic, generate
-from pipeline.stages.synth.params import SynthParams
-
-
-def synth_params(*overrides: str) -> SynthParams:
-    """Generator parameters for the tiny size with `overrides` (Hydra syntax)."""
-    cfg = config.compose(["synth.size=tiny", *overrides])
-    return SynthParams.from_config(cfg.synth, cfg.codes)
+from tests.helpers import E2E_PERSONS, synth_params
 
 
 @pytest.fixture(scope="session")
 def tiny() -> Synthetic:
     """The tiny synthetic delivery at the configured seed."""
     return generate(synth_params())
-
-
-E2E_PERSONS = 20_000
 
 
 @pytest.fixture(scope="session")
