@@ -26,6 +26,7 @@ repro: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check pipeline tests benchmarks
 	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/sqlfluff lint sql/
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)

@@ -15,13 +15,13 @@ intervention as (
     from contacts
     where
         datum between $window_start::date and $window_end::date
-        and list_has_any(string_split(coalesce(kva, ''), ' '), $codes::varchar [])
+        and list_has_any(string_split(coalesce(kva, ''), ' '), $codes::varchar[])
 ),
 
 located as (
     select
         intervention.*,
-        exists (
+        exists(
             select 1
             from spells
             where

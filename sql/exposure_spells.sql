@@ -41,7 +41,7 @@ relevant_contact as (
         region,
         vardniva,
         regi,
-        list_has_any(kva_codes, $codes::varchar []) as is_intervention,
+        list_has_any(kva_codes, $codes::varchar[]) as is_intervention,
         list_contains(kva_codes, 'DV077') as is_dv077,
         list_contains(kva_codes, 'AW026') as is_aw026,
         case vardniva
@@ -51,7 +51,7 @@ relevant_contact as (
         end as care_order
     from coded_contact
     where
-        list_has_any(kva_codes, $codes::varchar [])
+        list_has_any(kva_codes, $codes::varchar[])
         or list_contains(kva_codes, 'DV077')
         or list_contains(kva_codes, 'AW026')
 ),

@@ -42,7 +42,8 @@ reference as (
     left join income
         on
             income.lopnr = spell.lopnr
-            and income.month_index between spell.s_index - $ref_months::integer and spell.s_index - 1
+            and income.month_index
+            between spell.s_index - $ref_months::integer and spell.s_index - 1
     group by spell.spell_id, spell.s_index
 ),
 
@@ -73,20 +74,21 @@ after_spell as (
         on
             income.lopnr = spell.lopnr
             and income.month_index
-            between spell.f_index and spell.f_index + $durable_start::integer + $durable_length::integer - 1
+            between spell.f_index
+            and spell.f_index + $durable_start::integer + $durable_length::integer - 1
 ),
 
 first_months as (
     select
         after_spell.spell_id,
         min(after_spell.k) filter (
-            where after_spell.k < $max_window::integer and after_spell.income_sek >= $min_sek::double
+            where after_spell.k < $max_window::integer
+            and after_spell.income_sek >= $min_sek::double
         ) as first_income_k,
         min(after_spell.k) filter (
-            where
-                after_spell.k < $max_window::integer
-                and reference_income.ref_income_sek > 0
-                and after_spell.income_sek >= $share::double * reference_income.ref_income_sek
+            where after_spell.k < $max_window::integer
+            and reference_income.ref_income_sek > 0
+            and after_spell.income_sek >= $share::double * reference_income.ref_income_sek
         ) as first_regained_k,
         list(after_spell.income_sek order by after_spell.k) filter (
             where after_spell.k < $max_window::integer
@@ -104,8 +106,10 @@ durable_months as (
         after_spell.spell_id,
         after_spell.k,
         after_spell.income_sek >= $min_sek::double as is_any,
-        reference_income.ref_income_sek > 0
-        and after_spell.income_sek >= $share::double * reference_income.ref_income_sek as is_regained
+        (
+            reference_income.ref_income_sek > 0
+            and after_spell.income_sek >= $share::double * reference_income.ref_income_sek
+        ) as is_regained
     from after_spell
     inner join reference_income on after_spell.spell_id = reference_income.spell_id
     where after_spell.k >= $durable_start::integer

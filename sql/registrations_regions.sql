@@ -14,7 +14,7 @@ intervention as (
         year(datum) as year
     from contacts
     where
-        list_has_any(string_split(coalesce(kva, ''), ' '), $codes::varchar [])
+        list_has_any(string_split(coalesce(kva, ''), ' '), $codes::varchar[])
         and year(datum) between $first_year::integer and $last_year::integer
 ),
 

@@ -1,30 +1,31 @@
-"""Shared fixtures: the `tiny` synthetic delivery, generated once per session."""
+"""Shared fixtures (the `tiny` synthetic delivery, generated once per session) and the
+hypothesis profile: with CI=true every property test draws the same examples on every run."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pipeline.__main__ import STAGES, main
-from pipeline.core import config
 from pipeline.stages.synth import Synthetic, generate
-from pipeline.stages.synth.params import SynthParams
+from tests.helpers import E2E_PERSONS, synth_params
 
-
-def synth_params(*overrides: str) -> SynthParams:
-    """Generator parameters for the tiny size with `overrides` (Hydra syntax)."""
-    cfg = config.compose(["synth.size=tiny", *overrides])
-    return SynthParams.from_config(cfg.synth, cfg.codes)
+# derandomize=True seeds each property test from a hash of the test itself (and implies no
+# example database), so a red CI run fails the same way when re-run with CI=true. Built on
+# hypothesis's own "ci" profile (no deadline, print_blob), stated here so it does not depend
+# on hypothesis's CI detection or defaults.
+settings.register_profile("ci", settings.get_profile("ci"), derandomize=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
 def tiny() -> Synthetic:
     """The tiny synthetic delivery at the configured seed."""
     return generate(synth_params())
-
-
-E2E_PERSONS = 20_000
 
 
 @pytest.fixture(scope="session")

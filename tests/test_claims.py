@@ -30,8 +30,8 @@ from pipeline.stages.claims import (
     prior_sickness,
     rank_designs,
 )
+from tests.helpers import leaking_cells
 from tests.reference.sickdays import plain_window_days
-from tests.test_disclosure import leaking_cells
 
 START = dt.date(2020, 3, 1)
 WINDOW = (dt.date(2020, 1, 1), dt.date(2020, 12, 31))

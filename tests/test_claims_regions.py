@@ -26,7 +26,7 @@ from pipeline.stages.claims.regions import (
     smd_layout,
     treated_by_region,
 )
-from tests.test_disclosure import leaking_cells
+from tests.helpers import leaking_cells
 
 CODES = config.compose().codes
 REGIONS = ["03", "05", "12"]

@@ -140,9 +140,8 @@ def test_education_falls_back_to_the_last_known_year_unless_configured_not_to():
 
 def test_attrition_never_grows_and_ends_in_the_cohort(tiny):
     from pipeline.stages.cohort import persons_with_intervention_contact
-    from pipeline.stages.exposure import exposure_of_spells
+    from pipeline.stages.exposure import ExposureConfig, exposure_of_spells
     from pipeline.stages.spells import build_spells
-    from tests.test_exposure import CONF as EXPOSURE_CONF
 
     clean = tiny.clean["sjukpenning"].with_columns(
         pl.col("diagnos").str.replace_all(".", "", literal=True).str.to_uppercase()
@@ -152,7 +151,7 @@ def test_attrition_never_grows_and_ends_in_the_cohort(tiny):
     contacts = tiny.clean["vardkontakter"].with_columns(
         pl.col("kva").str.strip_chars().str.to_uppercase()
     )
-    exposure = exposure_of_spells(spells, contacts, EXPOSURE_CONF)
+    exposure = exposure_of_spells(spells, contacts, ExposureConfig.from_config(CFG))
     persons = persons_with_intervention_contact(contacts.lazy(), CONF)
     cohort, steps, at_risk = build_cohort(
         spells, exposure, tiny.clean["bakgrund"].lazy(), persons, CFG.codes, CONF

@@ -10,7 +10,7 @@ from pipeline.core import config
 from pipeline.report.labels import TOTAL
 from pipeline.report.table2 import blocks, printed_layout, suppress_b3, table_b3_counts, with_labels
 from pipeline.stages.describe import figure8_data
-from tests.test_disclosure import leaking_cells
+from tests.helpers import leaking_cells
 
 CODES = config.compose().codes
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pipeline.core import config
-from tests.conftest import E2E_PERSONS
+from tests.helpers import E2E_PERSONS
 
 TEXT = {".csv", ".json", ".html"}
 

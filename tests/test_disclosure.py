@@ -7,41 +7,11 @@ If they coincide, the cell leaks.
 
 from __future__ import annotations
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog
 
 from pipeline.stats.disclosure import recoverable_cells, suppressed_cells
-
-
-def leaking_cells(counts, constraints, hidden) -> list[int]:
-    """Hidden cells with a positive count pinned to one value by the shown cells (LP bounds
-    coincide). A hidden zero under a total shown as zero is pinned too, but tells nothing
-    about any person, so it is not counted as a leak."""
-    ids = [i for i, h in enumerate(hidden) if h]
-    col = {c: j for j, c in enumerate(ids)}
-    a_eq, b_eq = [], []
-    for total, parts in constraints:
-        row, rhs = np.zeros(len(ids)), 0.0
-        for cell, sign in [(total, -1.0), *((p, 1.0) for p in parts)]:
-            if cell in col:
-                row[col[cell]] += sign
-            else:
-                rhs -= sign * counts[cell]
-        if row.any():
-            a_eq.append(row)
-            b_eq.append(rhs)
-    leaks = []
-    for cell, j in col.items():
-        objective = np.zeros(len(ids))
-        objective[j] = 1
-        lo = linprog(objective, A_eq=a_eq or None, b_eq=b_eq or None, bounds=(0, None))
-        hi = linprog(-objective, A_eq=a_eq or None, b_eq=b_eq or None, bounds=(0, None))
-        unbounded = hi.status == 3  # scipy status 3: unbounded
-        if not unbounded and abs(lo.fun + hi.fun) < 1e-6 and counts[cell] > 0:
-            leaks.append(cell)
-    return leaks
+from tests.helpers import leaking_cells
 
 
 def grid_with_margins(values: list[list[int]]):

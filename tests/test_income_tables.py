@@ -21,7 +21,7 @@ from pipeline.stages.income_tables.directions import (
     income_directions,
     significant_for,
 )
-from tests.test_disclosure import leaking_cells
+from tests.helpers import leaking_cells
 
 NUMBERS = ("percent_treated", "percent_control", "diff_pp", "diff_ci_low", "diff_ci_high")
 NUMBERS += ("p_unadjusted", "ame_pp", "ame_ci_low", "ame_ci_high", "p_adjusted", "p_value")

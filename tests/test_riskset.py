@@ -18,7 +18,7 @@ from pipeline.core import config
 from pipeline.core.errors import PipelineError
 from pipeline.rules.riskset import MODES, RiskSetConfig, build_riskset
 from pipeline.stages import riskset as riskset_stage
-from tests.test_stage import _documented_columns
+from tests.helpers import documented_columns
 
 D0 = dt.date(2020, 1, 1)
 
@@ -259,6 +259,6 @@ def test_the_stage_rejects_a_bad_riskset_config(override, key):
 def test_every_riskset_file_has_the_documented_columns(run_dir, name):
     written = pl.read_parquet_schema(run_dir / "outputs" / name)
     heading = name.replace("never_treated", "<mode>").replace("not_yet_treated", "<mode>")
-    documented = _documented_columns(f"outputs/{heading}")
-    assert documented == _documented_columns("outputs/riskset.parquet")
+    documented = documented_columns(f"outputs/{heading}")
+    assert documented == documented_columns("outputs/riskset.parquet")
     assert documented == [(n, str(t)) for n, t in written.items()]

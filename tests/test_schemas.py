@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tests.test_stage import _documented_columns
+from tests.helpers import documented_columns
 
 DOCUMENTED = [
     "outputs/spells.parquet",
@@ -24,7 +24,7 @@ DOCUMENTED = [
 def test_written_schema_equals_the_documented_one(relative, run_dir):
     path = run_dir / relative
     written = [(name, str(dtype)) for name, dtype in pl.read_parquet_schema(path).items()]
-    assert _documented_columns(relative) == written
+    assert documented_columns(relative) == written
 
 
 def test_cohort_documents_every_column_beyond_spells_and_exposure(run_dir):
@@ -34,7 +34,7 @@ def test_cohort_documents_every_column_beyond_spells_and_exposure(run_dir):
         *pl.read_parquet_schema(run_dir / "outputs/exposure.parquet"),
     }
     own = [(n, str(t)) for n, t in written.items() if n not in inherited]
-    assert _documented_columns("outputs/cohort.parquet") == own
+    assert documented_columns("outputs/cohort.parquet") == own
 
 
 def test_at_risk_spells_have_the_cohort_columns_before_the_unit_flags(run_dir):

@@ -25,9 +25,10 @@ from pipeline.stages import stage
 from pipeline.stages.stage.read import map_columns, resolve_files
 from pipeline.stages.stage.spec import table_source
 from pipeline.stages.stage.table import quarantine_schema
-from tests.stage_helpers import (
+from tests.helpers import (
     BASE,
     CODES,
+    documented_columns,
     expected_frame,
     quarantined,
     row,
@@ -568,28 +569,14 @@ def test_codes_come_from_configuration() -> None:
 # --- docs/schemas.md --------------------------------------------------------------------
 
 
-def _documented_columns(heading: str) -> list[tuple[str, str]]:
-    """(column, type) rows of the table under `### `heading`` in docs/schemas.md."""
-    text = (config.ROOT / "docs" / "schemas.md").read_text(encoding="utf-8")
-    section = text.split(f"### `{heading}`\n", 1)[1]
-    table = section.split("| column | type | unit | meaning | made by |\n", 1)[1]
-    rows = []
-    for line in table.splitlines()[1:]:  # after the |---| line
-        if not line.startswith("|"):
-            break
-        name, dtype = line.split("|")[1:3]
-        rows.append((name.strip().strip("`"), dtype.strip()))
-    return rows
-
-
 @pytest.mark.parametrize("table", list(TABLES))
 def test_schemas_md_documents_the_staged_tables(table: str) -> None:
-    documented = _documented_columns(f"outputs/staged/{table}.parquet")
+    documented = documented_columns(f"outputs/staged/{table}.parquet")
     assert documented == [(n, str(t)) for n, t in TABLES[table].schema.items()]
 
 
 def test_schemas_md_documents_the_quarantine_tables() -> None:
-    documented = _documented_columns("outputs/quarantine/<table>.parquet")
+    documented = documented_columns("outputs/quarantine/<table>.parquet")
     lead = [(n, str(t)) for n, t in quarantine_schema(TABLES["agi"]).items()][:4]
     assert documented == [*lead, ("<contract column>", "String")]
 

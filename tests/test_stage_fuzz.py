@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pipeline.core import config
 from pipeline.core.errors import DeliveryError
 from pipeline.stages import stage
-from tests.stage_helpers import BASE, text_frame
+from tests.helpers import BASE, text_frame
 
 HEADER = "lopnr;datum;handelse"
 VALID = ["1;2019-02-01;avstamningsmote", "2;20190301;plan_arbetsgivare"]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from pipeline.core.contract import TABLES
-from tests.stage_helpers import CODES, stage_rows
+from tests.helpers import CODES, stage_rows
 
 REGIONS = list(CODES.regions)
 

@@ -11,7 +11,7 @@ from pipeline.core import io
 from pipeline.core.contract import TABLES, Reason
 from pipeline.stages.synth import TABLE_ORDER, Synthetic, corrupt, generate
 from pipeline.stages.synth.spells import NEVER, piecewise_exponential_days
-from tests.conftest import synth_params
+from tests.helpers import synth_params
 
 
 def _digests(synthetic: Synthetic, tmp_path) -> dict[str, str]:

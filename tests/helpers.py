@@ -1,4 +1,8 @@
-"""Shared small deliveries for the `stage` tests: valid rows per table, as text and typed."""
+"""Shared builders and checkers for the tests; a helper module, not a test module.
+
+Test modules (test_*.py, conftest.py) import shared code only from here and from
+tests/reference/ (independent reference implementations), never from each other.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,78 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 from omegaconf import OmegaConf
+from scipy.optimize import linprog
 
 from pipeline.core import config
 from pipeline.core.contract import TABLES
 from pipeline.stages.stage import StageResult, stage_frames
 from pipeline.stages.stage.spec import CodeLists
+from pipeline.stages.synth.params import SynthParams
+
+# --- synthetic deliveries -------------------------------------------------------------------
+
+E2E_PERSONS = 20_000
+
+
+def synth_params(*overrides: str) -> SynthParams:
+    """Generator parameters for the tiny size with `overrides` (Hydra syntax)."""
+    cfg = config.compose(["synth.size=tiny", *overrides])
+    return SynthParams.from_config(cfg.synth, cfg.codes)
+
+
+# --- disclosure -----------------------------------------------------------------------------
+
+
+def leaking_cells(counts, constraints, hidden) -> list[int]:
+    """Hidden cells with a positive count pinned to one value by the shown cells (LP bounds
+    coincide). A hidden zero under a total shown as zero is pinned too, but tells nothing
+    about any person, so it is not counted as a leak."""
+    ids = [i for i, h in enumerate(hidden) if h]
+    col = {c: j for j, c in enumerate(ids)}
+    a_eq, b_eq = [], []
+    for total, parts in constraints:
+        row, rhs = np.zeros(len(ids)), 0.0
+        for cell, sign in [(total, -1.0), *((p, 1.0) for p in parts)]:
+            if cell in col:
+                row[col[cell]] += sign
+            else:
+                rhs -= sign * counts[cell]
+        if row.any():
+            a_eq.append(row)
+            b_eq.append(rhs)
+    leaks = []
+    for cell, j in col.items():
+        objective = np.zeros(len(ids))
+        objective[j] = 1
+        lo = linprog(objective, A_eq=a_eq or None, b_eq=b_eq or None, bounds=(0, None))
+        hi = linprog(-objective, A_eq=a_eq or None, b_eq=b_eq or None, bounds=(0, None))
+        unbounded = hi.status == 3  # scipy status 3: unbounded
+        if not unbounded and abs(lo.fun + hi.fun) < 1e-6 and counts[cell] > 0:
+            leaks.append(cell)
+    return leaks
+
+
+# --- docs/schemas.md ------------------------------------------------------------------------
+
+
+def documented_columns(heading: str) -> list[tuple[str, str]]:
+    """(column, type) rows of the table under `### `heading`` in docs/schemas.md."""
+    text = (config.ROOT / "docs" / "schemas.md").read_text(encoding="utf-8")
+    section = text.split(f"### `{heading}`\n", 1)[1]
+    table = section.split("| column | type | unit | meaning | made by |\n", 1)[1]
+    rows = []
+    for line in table.splitlines()[1:]:  # after the |---| line
+        if not line.startswith("|"):
+            break
+        name, dtype = line.split("|")[1:3]
+        rows.append((name.strip().strip("`"), dtype.strip()))
+    return rows
+
+
+# --- small deliveries for the `stage` tests: valid rows per table, as text and typed --------
 
 CODES = CodeLists.from_mapping(OmegaConf.load(config.CONF_DIR / "codes" / "default.yaml"))
 
