@@ -93,7 +93,7 @@ def g_computation(x: np.ndarray, beta: np.ndarray, v: float) -> float:
 def test_recovers_planted_coefficients_alpha_and_extra_days() -> None:
     frame, x = simulated()
     res1 = fit_nb2(frame, "after_days", "treated", ["region"])
-    assert (res1.converged, res1.method, res1.warnings) == (True, "newton", ())
+    assert (res1.converged, res1.method, res1.warnings_) == (True, "newton", ())
     assert res1.reference == {"region": "A"}
     coef = res1.coefficients
     assert coef["term"].to_list() == list(TRUE_BETA)
@@ -118,16 +118,16 @@ def test_extra_days_se_matches_finite_difference_gradient() -> None:
         grad = np.array(
             [
                 (
-                    g_computation(x, res1.params + step * e, v)
-                    - g_computation(x, res1.params - step * e, v)
+                    g_computation(x, res1.params_ + step * e, v)
+                    - g_computation(x, res1.params_ - step * e, v)
                 )
                 / (2 * step)
                 for e in np.eye(k)
             ]
         )
         row = res1.extra_days([v]).row(0, named=True)
-        assert math.isclose(row["extra_days"], g_computation(x, res1.params, v), rel_tol=1e-12)
-        se = math.sqrt(grad @ res1.cov[:k, :k] @ grad)
+        assert math.isclose(row["extra_days"], g_computation(x, res1.params_, v), rel_tol=1e-12)
+        se = math.sqrt(grad @ res1.cov_[:k, :k] @ grad)
         assert math.isclose(row["std_err"], se, rel_tol=1e-6)
         assert math.isclose(row["extra_days"], row["mean_treated"] - row["mean_control"])
 
@@ -183,7 +183,7 @@ def test_against_r(model: str, vcov: str, cluster: str | None) -> None:
     age [+ offset(log(exposure_days))]); joint (beta, alpha) covariance; see fit.R."""
     res1 = fit_r_model(model, cluster)
     res2 = r_results(model, vcov)
-    assert (res1.converged, res1.method, res1.warnings) == (True, "newton", ())
+    assert (res1.converged, res1.method, res1.warnings_) == (True, "newton", ())
     assert res1.reference == {"sex": "K", "diagnosis_group": "F", "region": "01"}
     assert (res1.n, res1.n_clusters) == (3000, 1200 if cluster else None)
     ours = res1.summary.filter(~pl.col("term").str.starts_with("IRR("))
@@ -197,7 +197,7 @@ def test_against_r(model: str, vcov: str, cluster: str | None) -> None:
 
 def expected_information_bread(res1: NB2Result, y: np.ndarray, log_exposure: np.ndarray):
     """(X'WX)^-1 with W = mu / (1 + alpha mu), theta fixed: R's vcov(glm.nb); and mu."""
-    mu = np.exp(res1.design @ res1.params + log_exposure)
+    mu = np.exp(res1.design @ res1.params_ + log_exposure)
     w = mu / (1 + res1.alpha_ * mu)
     return np.linalg.inv(res1.design.T @ (w[:, None] * res1.design)), mu
 
@@ -250,7 +250,7 @@ def test_cluster_cov_is_statsmodels_cov_type_cluster() -> None:
         cov_type="cluster",
         cov_kwds={"groups": groups, "use_correction": True},
     )
-    np.testing.assert_allclose(res1.cov, res2.cov_params(), rtol=1e-10)
+    np.testing.assert_allclose(res1.cov_, res2.cov_params(), rtol=1e-10)
 
 
 def test_lr_test_against_r() -> None:
@@ -338,7 +338,7 @@ def test_full_window_offset_equals_no_offset() -> None:
     )
     shift = np.zeros(len(plain.terms))
     shift[0] = math.log(WINDOW_DAYS)
-    np.testing.assert_allclose(offset.params + shift, plain.params, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(offset.params_ + shift, plain.params_, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(offset.std_err, plain.std_err, rtol=1e-6)
     np.testing.assert_allclose(
         offset.extra_days()["extra_days"], plain.extra_days()["extra_days"], rtol=1e-7
@@ -360,7 +360,7 @@ def test_row_order_does_not_matter() -> None:
         R_COVARIATES,
         **args,
     )
-    np.testing.assert_allclose(shuffled.params, res1.params, rtol=1e-8)
+    np.testing.assert_allclose(shuffled.params_, res1.params_, rtol=1e-8)
     np.testing.assert_allclose(shuffled.std_err, res1.std_err, rtol=1e-8)
     assert math.isclose(shuffled.alpha_, res1.alpha_, rel_tol=1e-8)
     np.testing.assert_allclose(
@@ -388,8 +388,8 @@ def test_all_zero_outcome_gives_nan_and_warning() -> None:
     res1 = fit_nb2(frame, "after_days", "treated", ["region", "sex"], cluster="lopnr")
     assert not res1.converged
     assert res1.method is None
-    assert np.isnan(res1.params).all() and math.isnan(res1.alpha_)
-    assert res1.warnings[-1] == "not fitted: outcome 'after_days' is 0 in all 300 rows"
+    assert np.isnan(res1.params_).all() and math.isnan(res1.alpha_)
+    assert res1.warnings_[-1] == "not fitted: outcome 'after_days' is 0 in all 300 rows"
     summary = res1.summary
     # 6 terms (intercept, treated, prior_days, interaction, region y/z, sex M) = 7,
     # 7 IRR, alpha, 2 extra days
@@ -402,10 +402,10 @@ def test_all_zero_outcome_gives_nan_and_warning() -> None:
 def test_constant_treatment_and_one_cluster_give_nan() -> None:
     frame = small_frame()
     res1 = fit_nb2(frame.with_columns(treated=pl.lit(True)), "after_days", "treated", [])
-    assert res1.warnings[-1] == "not fitted: treatment 'treated' is constant (1 in all 300 rows)"
+    assert res1.warnings_[-1] == "not fitted: treatment 'treated' is constant (1 in all 300 rows)"
     res1 = fit_nb2(frame, "after_days", "treated", [], cluster="insured_type")
     assert res1.n_clusters == 1
-    assert res1.warnings[-1] == "not fitted: fewer than 2 clusters"
+    assert res1.warnings_[-1] == "not fitted: fewer than 2 clusters"
 
 
 def test_one_level_covariate_and_constant_numeric_are_dropped() -> None:
@@ -413,13 +413,13 @@ def test_one_level_covariate_and_constant_numeric_are_dropped() -> None:
     res1 = fit_nb2(frame, "after_days", "treated", ["region", "insured_type", "sex"])
     assert res1.converged
     assert res1.dropped_covariates == ("insured_type",)
-    assert "covariate 'insured_type' dropped: one level 'anstalld' (n=300)" in res1.warnings
+    assert "covariate 'insured_type' dropped: one level 'anstalld' (n=300)" in res1.warnings_
     assert not any(t.startswith("insured_type") for t in res1.terms)
     # A constant interaction column takes its interaction term with it; extra_days is
     # then NaN (nothing to set), not an extrapolation.
     flat = fit_nb2(frame.with_columns(prior_days=pl.lit(0.0)), "after_days", "treated", [])
     assert flat.terms == ("intercept", "treated")
-    assert "numeric column 'prior_days' dropped: zero variance (all 0)" in flat.warnings
+    assert "numeric column 'prior_days' dropped: zero variance (all 0)" in flat.warnings_
     assert flat.interaction_term is None
     assert flat.extra_days()["extra_days"].is_nan().all()
 
@@ -447,7 +447,7 @@ def test_nulls_and_invalid_rows_are_dropped_and_counted() -> None:
         window_days=WINDOW_DAYS,
     )
     assert (res1.n, res1.n_dropped) == (292, 8)
-    assert res1.warnings[:2] == (
+    assert res1.warnings_[:2] == (
         "7 of 300 rows dropped for nulls/NaN/inf "
         "(prior_days: 2, region: 3, lopnr: 1, log_exposure_days: 2)",
         "1 rows dropped: outcome 'after_days' < 0",
@@ -463,7 +463,7 @@ def test_offset_on_the_day_scale_is_warned() -> None:
     res1 = fit_nb2(
         frame, "after_days", "treated", [], offset="exposure_days", window_days=WINDOW_DAYS
     )
-    assert any(w.endswith("is the offset on the log scale?") for w in res1.warnings)
+    assert any(w.endswith("is the offset on the log scale?") for w in res1.warnings_)
 
 
 def test_model_without_numeric_column_has_no_extra_days() -> None:
@@ -480,7 +480,7 @@ def test_zero_outcome_arm_is_warned() -> None:
         after_days=pl.when(pl.col("region") == "z").then(0).otherwise("after_days")
     )
     res1 = fit_nb2(frame, "after_days", "treated", ["region"])
-    assert any(w.startswith("all 60 rows with region=z have outcome 0") for w in res1.warnings)
+    assert any(w.startswith("all 60 rows with region=z have outcome 0") for w in res1.warnings_)
 
 
 def test_optimiser_falls_back_when_newton_fails() -> None:
@@ -502,7 +502,7 @@ def test_optimiser_falls_back_when_newton_fails() -> None:
     res1 = fit_nb2(frame, "after_days", "treated", [])
     assert res1.converged
     assert res1.method == "bfgs"
-    assert res1.warnings[0].startswith("optimiser 'newton' failed (")
+    assert res1.warnings_[0].startswith("optimiser 'newton' failed (")
     assert 0 < res1.alpha_ < 0.05
 
 
@@ -522,11 +522,11 @@ def test_no_overdispersion_is_flagged_as_not_converged() -> None:
     )
     res1 = fit_nb2(frame, "after_days", "treated", [])
     assert not res1.converged
-    assert any(w.startswith("did not converge (newton: ") for w in res1.warnings)
-    assert any(w.startswith("alpha at the boundary") for w in res1.warnings)
+    assert any(w.startswith("did not converge (newton: ") for w in res1.warnings_)
+    assert any(w.startswith("alpha at the boundary") for w in res1.warnings_)
     assert res1.method == "bfgs"
     assert res1.alpha_ < 1e-4
-    assert abs(res1.params[1] - 0.5) < 0.1  # the Poisson-like estimates are still usable
+    assert abs(res1.params_[1] - 0.5) < 0.1  # the Poisson-like estimates are still usable
     assert np.isnan(res1.std_err).all()
 
 

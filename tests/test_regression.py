@@ -82,7 +82,7 @@ def test_recovers_planted_coefficients_and_ame() -> None:
     frame, x_rest = simulated()
     res1 = fit_logit(frame, "y", "treated", ["region", "sex"])
     assert res1.converged
-    assert res1.warnings == ()
+    assert res1.warnings_ == ()
     assert res1.reference == {"region": "A", "sex": "K"}
     coef = res1.coefficients
     assert coef["term"].to_list() == list(TRUE_BETA)
@@ -119,12 +119,12 @@ def test_ame_gradient_matches_finite_differences() -> None:
     step = 1e-6
     grad = np.array(
         [
-            (ame(res1.params + step * e) - ame(res1.params - step * e)) / (2 * step)
+            (ame(res1.params_ + step * e) - ame(res1.params_ - step * e)) / (2 * step)
             for e in np.eye(5)
         ]
     )
-    assert math.isclose(res1.ame_pp, ame(res1.params), rel_tol=1e-12)
-    assert math.isclose(res1.ame_pp_se, math.sqrt(grad @ res1.cov @ grad), rel_tol=1e-7)
+    assert math.isclose(res1.ame_pp, ame(res1.params_), rel_tol=1e-12)
+    assert math.isclose(res1.ame_pp_se, math.sqrt(grad @ res1.cov_ @ grad), rel_tol=1e-7)
 
 
 # --- pinned R results -------------------------------------------------------------
@@ -155,7 +155,7 @@ def test_against_r(model: str, vcov: str, cluster: str | None) -> None:
     """R: glm(y ~ treated + region + education + age, binomial) / lm(same); see fit.R."""
     res1 = fit_logit(r_data(), "y", "treated", R_COVARIATES, cluster=cluster, model=model)
     res2 = r_results(model, vcov)
-    assert res1.warnings == ()
+    assert res1.warnings_ == ()
     assert res1.reference == {"region": "05", "education": "gymnasial"}
     assert res1.n == 1200
     assert res1.n_clusters == (500 if cluster else None)
@@ -206,7 +206,7 @@ def test_row_order_does_not_matter() -> None:
     shuffled = fit_logit(
         data.sample(fraction=1.0, shuffle=True, seed=7), "y", "treated", R_COVARIATES, cluster="id"
     )
-    np.testing.assert_allclose(shuffled.params, res1.params, rtol=1e-9)
+    np.testing.assert_allclose(shuffled.params_, res1.params_, rtol=1e-9)
     np.testing.assert_allclose(shuffled.std_err, res1.std_err, rtol=1e-9)
     assert math.isclose(shuffled.ame_pp_se, res1.ame_pp_se, rel_tol=1e-9)
 
@@ -233,11 +233,11 @@ def test_constant_outcome_gives_nan_and_warning() -> None:
     frame = small_frame().with_columns(y=pl.lit(True))
     res1 = fit_logit(frame, "y", "treated", ["region", "sex"])
     assert not res1.converged
-    assert np.isnan(res1.params).all()
+    assert np.isnan(res1.params_).all()
     assert math.isnan(res1.ame_pp)
     assert math.isnan(res1.p_value)
     assert stars(res1.p_value) == ""
-    assert res1.warnings[-1] == "not fitted: outcome 'y' is constant (1 in all 40 rows)"
+    assert res1.warnings_[-1] == "not fitted: outcome 'y' is constant (1 in all 40 rows)"
     summary = res1.summary
     assert summary.height == 7  # intercept, treated, region[y], region[z], sex[M], OR, AME
     assert summary["estimate"].is_nan().all()
@@ -246,15 +246,15 @@ def test_constant_outcome_gives_nan_and_warning() -> None:
 def test_constant_treatment_gives_nan_and_warning() -> None:
     frame = small_frame().with_columns(treated=pl.lit(False))
     res1 = fit_logit(frame, "y", "treated", ["sex"], model="lpm")
-    assert np.isnan(res1.params).all()
-    assert "treatment 'treated' is constant" in res1.warnings[-1]
+    assert np.isnan(res1.params_).all()
+    assert "treatment 'treated' is constant" in res1.warnings_[-1]
 
 
 def test_one_level_covariate_is_dropped_with_warning() -> None:
     res1 = fit_logit(small_frame(), "y", "treated", ["region", "insured_type", "sex"])
     assert res1.converged
     assert res1.dropped_covariates == ("insured_type",)
-    assert "covariate 'insured_type' dropped: one level 'anstalld' (n=40)" in res1.warnings
+    assert "covariate 'insured_type' dropped: one level 'anstalld' (n=40)" in res1.warnings_
     assert not any(t.startswith("insured_type") for t in res1.terms)
 
 
@@ -263,23 +263,23 @@ def test_separation_is_warned_and_still_fitted() -> None:
     res1 = fit_logit(frame, "y", "treated", ["region", "sex"])
     assert any(
         w.startswith("quasi-complete separation: all 8 rows with region=z have outcome 1")
-        for w in res1.warnings
+        for w in res1.warnings_
     )
-    assert np.isfinite(res1.params[1])  # the treatment term is still estimated
+    assert np.isfinite(res1.params_[1])  # the treatment term is still estimated
     lpm = fit_logit(frame, "y", "treated", ["region", "sex"], model="lpm")
-    assert lpm.warnings == ()  # separation does not affect a linear model
+    assert lpm.warnings_ == ()  # separation does not affect a linear model
 
 
 def test_treatment_arm_separation_is_warned() -> None:
     # Every treated row has outcome 1: the log-OR runs off to infinity.
     frame = small_frame().with_columns(y=pl.col("y") | pl.col("treated"))
     res1 = fit_logit(frame, "y", "treated", ["sex"])
-    assert res1.warnings[0].startswith(
+    assert res1.warnings_[0].startswith(
         "quasi-complete separation: all 14 rows with treated=1 have outcome 1; "
         "the treatment effect is not identified"
     )
     assert not res1.converged
-    assert "did not converge in 100 Newton steps" in res1.warnings
+    assert "did not converge in 100 Newton steps" in res1.warnings_
     assert res1.std_err[1] > 1e3  # no spurious star from an unbounded estimate
     assert stars(res1.p_value) == ""
 
@@ -291,7 +291,7 @@ def test_nulls_are_dropped_and_counted() -> None:
     )
     res1 = fit_logit(frame, "y", "treated", ["region", "age"])
     assert (res1.n, res1.n_dropped) == (36, 4)
-    assert "4 of 40 rows dropped for nulls/NaN (region: 3, age: 2)" in res1.warnings
+    assert "4 of 40 rows dropped for nulls/NaN (region: 3, age: 2)" in res1.warnings_
     assert res1.metadata()["n_dropped"] == 4
 
 
@@ -300,14 +300,14 @@ def test_no_rows_left_gives_nan_and_warning() -> None:
     res1 = fit_logit(frame, "y", "treated", ["region"], cluster="age")
     assert (res1.n, res1.n_dropped, res1.n_clusters) == (0, 40, 0)
     assert res1.terms == ("intercept", "treated")
-    assert res1.warnings[-1] == "not fitted: no rows left"
+    assert res1.warnings_[-1] == "not fitted: no rows left"
     assert res1.summary["estimate"].is_nan().all()
 
 
 def test_one_cluster_gives_nan_and_warning() -> None:
     res1 = fit_logit(small_frame(), "y", "treated", ["sex"], cluster="insured_type")
     assert res1.n_clusters == 1
-    assert res1.warnings[-1] == "not fitted: fewer than 2 clusters"
+    assert res1.warnings_[-1] == "not fitted: fewer than 2 clusters"
 
 
 def test_nan_in_float_covariate_counts_as_missing() -> None:
@@ -322,9 +322,9 @@ def test_nan_in_float_covariate_counts_as_missing() -> None:
 def test_aliased_term_is_dropped_with_warning() -> None:
     frame = small_frame().with_columns(region_copy=pl.col("region"))
     res1 = fit_logit(frame, "y", "treated", ["region", "region_copy"])
-    assert "aliased terms dropped: ['region_copy[y]', 'region_copy[z]']" in res1.warnings
+    assert "aliased terms dropped: ['region_copy[y]', 'region_copy[z]']" in res1.warnings_
     np.testing.assert_allclose(
-        res1.params, fit_logit(frame, "y", "treated", ["region"]).params, rtol=1e-9
+        res1.params_, fit_logit(frame, "y", "treated", ["region"]).params_, rtol=1e-9
     )
 
 
@@ -332,7 +332,7 @@ def test_large_scale_numeric_column_is_not_aliased() -> None:
     frame = small_frame().with_columns(income_sek=pl.col("age") * 12_345.0 + 1e6)
     res1 = fit_logit(frame, "y", "treated", ["region", "income_sek"], model="lpm")
     assert res1.terms[-1] == "income_sek"
-    assert res1.warnings == ()
+    assert res1.warnings_ == ()
 
 
 def test_reference_levels() -> None:
@@ -345,7 +345,7 @@ def test_reference_levels() -> None:
     assert chosen.terms == ("intercept", "treated", "region[x]", "region[y]")
     absent = fit_logit(frame, "y", "treated", ["region"], reference={"region": "w"})
     assert absent.reference == {"region": "x"}
-    assert "reference 'w' of 'region' absent; used 'x'" in absent.warnings
+    assert "reference 'w' of 'region' absent; used 'x'" in absent.warnings_
 
 
 def test_bad_arguments_raise() -> None:

@@ -229,7 +229,7 @@ def test_cox_recovers_planted_hazard_ratio() -> None:
     assert res1.converged
     assert res1.n_strata + res1.n_strata_dropped == SIM_SETS
     assert res1.n + res1.n_dropped == frame.height
-    assert abs(res1.params[0] - TRUE_LOG_HR) < 3 * res1.std_err[0]
+    assert abs(res1.params_[0] - TRUE_LOG_HR) < 3 * res1.std_err[0]
     lo, hi = res1.hazard_ratio_ci
     assert lo < math.exp(TRUE_LOG_HR) < hi
     assert 0.5 < res1.concordance < 0.6
@@ -249,9 +249,9 @@ def test_score_residuals_solve_the_score_equation() -> None:
         used["duration_days"].to_numpy().astype(float),
         used["event"].to_numpy(),
         used.select("case", "age").to_numpy().astype(float),
-        res1.params,
+        res1.params_,
     )
-    step = res1.naive_cov @ resid.sum(axis=0)
+    step = res1.naive_cov_ @ resid.sum(axis=0)
     assert (np.abs(step) < 1e-6 * res1.naive_std_err).all(), step
     assert np.abs(resid).max() > 0.5
 
@@ -271,11 +271,11 @@ def test_cox_ignores_row_order_and_id_types() -> None:
         pl.col("case").cast(pl.Int8),
     ).sample(fraction=1.0, shuffle=True, seed=1)
     res2 = fit_stratified_cox(recoded)
-    np.testing.assert_allclose(res2.params, res1.params, rtol=1e-12)
-    np.testing.assert_allclose(res2.cov, res1.cov, rtol=1e-10)
-    np.testing.assert_allclose(res2.cov_two_way, res1.cov_two_way, rtol=1e-10)
+    np.testing.assert_allclose(res2.params_, res1.params_, rtol=1e-12)
+    np.testing.assert_allclose(res2.cov_, res1.cov_, rtol=1e-10)
+    np.testing.assert_allclose(res2.cov_two_way_, res1.cov_two_way_, rtol=1e-10)
     assert res2.concordance == res1.concordance
-    assert res2.warnings == res1.warnings
+    assert res2.warnings_ == res1.warnings_
 
 
 def lifelines_fit(
@@ -325,7 +325,7 @@ def test_fit_matches_lifelines(days_per_unit: int) -> None:
     res2 = lifelines_fit(frame, ("score",))
     assert res1.converged and res1.terms == ("case", "score")
     np.testing.assert_allclose(
-        res1.params, res2.params_.loc[list(res1.terms)], rtol=RTOL_LIFELINES_COEF
+        res1.params_, res2.params_.loc[list(res1.terms)], rtol=RTOL_LIFELINES_COEF
     )
     np.testing.assert_allclose(
         res1.naive_std_err,
@@ -351,7 +351,7 @@ def test_fit_is_invariant_to_covariate_units_and_offsets() -> None:
         frame.with_columns(pl.col("score") * 1e5 + pl.col("set_id") * 1e7),
         covariates=["score"],
     )
-    np.testing.assert_allclose(res2.params * [1, 1e5], res1.params, rtol=1e-9)
+    np.testing.assert_allclose(res2.params_ * [1, 1e5], res1.params_, rtol=1e-9)
     np.testing.assert_allclose(res2.std_err * [1, 1e5], res1.std_err, rtol=1e-8)
 
 
@@ -395,7 +395,7 @@ def test_cox_against_r(r_fits: dict[str, CoxResult], model: str) -> None:
     """R: coxph(Surv(duration_days, event) ~ case [+ age] + strata(set_id), cluster = lopnr)."""
     res1, res2 = r_fits[model], r_results(model)
     assert res1.terms == tuple(res2.filter(quantity="coef")["term"])
-    np.testing.assert_allclose(res1.params, r_quantity(res2, "coef"), rtol=RTOL_COEF)
+    np.testing.assert_allclose(res1.params_, r_quantity(res2, "coef"), rtol=RTOL_COEF)
     np.testing.assert_allclose(res1.naive_std_err, r_quantity(res2, "se_naive"), rtol=RTOL_SE)
     np.testing.assert_allclose(res1.std_err, r_quantity(res2, "se_robust"), rtol=RTOL_SE)
     meta = res1.metadata()
@@ -410,7 +410,7 @@ def test_cox_against_r(r_fits: dict[str, CoxResult], model: str) -> None:
     assert math.isclose(res1.concordance, r_quantity(res2, "concordance")[0], rel_tol=1e-14)
     # R keeps the 4 case-only sets and the 7 sets without events (they add nothing to
     # the partial likelihood or the residuals); we drop them with a warning.
-    assert res1.warnings == (
+    assert res1.warnings_ == (
         "4 of 240 strata (4 rows) dropped: treatment 'case' constant within the stratum "
         "(4 all 1, 0 all 0)",
         "7 of 240 strata (21 rows) dropped: no events",
@@ -463,23 +463,23 @@ def test_uninformative_strata_are_dropped_with_counts(r_fits: dict[str, CoxResul
         }
     )
     res1 = fit_stratified_cox(pl.concat([r_data(), extra]))
-    assert res1.warnings == (
+    assert res1.warnings_ == (
         "7 of 244 strata (10 rows) dropped: treatment 'case' constant within the stratum "
         "(5 all 1, 2 all 0)",
         "8 of 244 strata (23 rows) dropped: no events",
     )
     assert res1.n_strata_dropped == 15
-    np.testing.assert_allclose(res1.params, r_fits["cox_case"].params, rtol=1e-12)
+    np.testing.assert_allclose(res1.params_, r_fits["cox_case"].params_, rtol=1e-12)
     np.testing.assert_allclose(res1.std_err, r_fits["cox_case"].std_err, rtol=1e-12)
 
 
 def test_all_censored_gives_nan_and_warning() -> None:
     frame = simulated_sets(20, seed=5).with_columns(event=pl.lit(False))
     res1 = fit_stratified_cox(frame)
-    assert np.isnan(res1.params).all() and np.isnan(res1.std_err).all()
+    assert np.isnan(res1.params_).all() and np.isnan(res1.std_err).all()
     assert math.isnan(res1.hazard_ratio) and math.isnan(res1.p_value)
     assert not res1.converged
-    assert res1.warnings == (
+    assert res1.warnings_ == (
         f"20 of 20 strata ({frame.height} rows) dropped: no events",
         "not fitted: no strata left",
     )
@@ -496,8 +496,8 @@ def test_monotone_likelihood_gives_nan_and_warning() -> None:
         event=pl.col("event") | pl.col("case"),
     )
     res1 = fit_stratified_cox(frame)
-    assert np.isnan(res1.params).all()
-    assert res1.warnings[-1].startswith(
+    assert np.isnan(res1.params_).all()
+    assert res1.warnings_[-1].startswith(
         "not fitted: treatment effect not identified: every event has the highest 'case'"
     )
 
@@ -510,19 +510,19 @@ def test_nulls_and_negative_durations_are_dropped_and_counted() -> None:
         .otherwise("duration_days"),
     )
     res1 = fit_stratified_cox(frame)
-    assert res1.warnings[:2] == (
+    assert res1.warnings_[:2] == (
         f"3 of {frame.height} rows dropped for nulls/NaN (lopnr: 3)",
         "2 rows dropped: negative 'duration_days'",
     )
     assert res1.n + res1.n_dropped == frame.height
-    assert np.isfinite(res1.params).all()
+    assert np.isfinite(res1.params_).all()
 
 
 def test_covariate_constant_within_strata_is_dropped() -> None:
     frame = simulated_sets(40, seed=8).with_columns(start_month=pl.col("set_id") % 12)
     res1 = fit_stratified_cox(frame, covariates=["start_month", "case"])
     assert res1.terms == ("case",)
-    assert "covariates dropped: constant within every stratum: ['start_month']" in res1.warnings
+    assert "covariates dropped: constant within every stratum: ['start_month']" in res1.warnings_
 
 
 def test_collinear_covariates_give_nan_and_warning() -> None:
@@ -530,8 +530,8 @@ def test_collinear_covariates_give_nan_and_warning() -> None:
         twice=2 * pl.col("score") + 1
     )
     res1 = fit_stratified_cox(frame, covariates=["score", "twice"])
-    assert np.isnan(res1.params).all() and not res1.converged
-    assert res1.warnings[-1] == (
+    assert np.isnan(res1.params_).all() and not res1.converged
+    assert res1.warnings_[-1] == (
         "not fitted: Newton-Raphson failed: singular information matrix (collinear terms?)"
     )
 
@@ -545,11 +545,11 @@ def test_infinite_covariate_coefficient_warns() -> None:
     )
     res1 = fit_stratified_cox(frame, covariates=["first_out"])
     assert not res1.converged
-    assert res1.warnings[-1] == (
+    assert res1.warnings_[-1] == (
         "log-likelihood converged before ['first_out']: coefficient may be infinite "
         "(monotone likelihood, separation)"
     )
-    assert res1.params[1] > 20 and np.isfinite(res1.std_err).all()
+    assert res1.params_[1] > 20 and np.isfinite(res1.std_err).all()
 
 
 def test_bad_arguments_raise() -> None:

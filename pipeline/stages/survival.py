@@ -43,8 +43,8 @@ def member_durations(riskset: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFram
 def hazard_ratio_table(result: Any, se: str) -> pl.DataFrame:
     """The case hazard ratio with 95 % CIs under each robust variance; `reported` marks `se`."""
     rows = []
-    beta = float(result.params[0]) if np.isfinite(result.params[0]) else float("nan")
-    covariances = {"person": result.cov, "set": result.cov_strata, "two_way": result.cov_two_way}
+    beta = float(result.params_[0]) if np.isfinite(result.params_[0]) else float("nan")
+    covariances = {"person": result.cov_, "set": result.cov_strata_, "two_way": result.cov_two_way_}
     for name, cov in covariances.items():
         std_err = float(np.sqrt(cov[0, 0])) if np.all(np.isfinite(cov)) else float("nan")
         rows.append(

@@ -1,8 +1,9 @@
 """The fitted-model base shared by the logit, NB2 and Cox results, and their common helpers.
 
 A result (`FittedModel` subclass) is a frozen record of a finished fit, in the manner of
-lifelines' fitters: estimates `params` on the model's linear scale, their covariance
-`cov`, the rows fitted `n`, and the pre-fit and fit `warnings`. From those it derives
+lifelines' fitters (fitted facts end in an underscore): estimates `params_` on the
+model's linear scale, their covariance `cov_`, the rows fitted `n`, and the pre-fit and
+fit `warnings_`. From those it derives
 `std_err`, the treatment term's `p_value`, the coefficient table, the tidy `summary`
 frame written to `models/*.parquet` (columns `SUMMARY_COLUMNS`) and `metadata()` for
 the model JSON. The helpers here (Wald intervals, safe square roots, JSON-ready
@@ -122,42 +123,42 @@ class FittedModel:
     Attributes:
         name: value of the `model` column of `summary` and of `metadata()["model"]`.
         treatment: the treatment column; its term is named after it.
-        terms: design terms in the order of `params`.
-        params: estimates on the model's linear scale; NaN when not fitted.
-        cov: their covariance (a model may append rows/columns for further
+        terms: design terms in the order of `params_`.
+        params_: estimates on the model's linear scale; NaN when not fitted.
+        cov_: their covariance (a model may append rows/columns for further
             parameters after the terms, e.g. NB2's alpha).
-        n: rows fitted; n_dropped: input rows not fitted (reasons in `warnings`);
+        n: rows fitted; n_dropped: input rows not fitted (reasons in `warnings_`);
             n_clusters: distinct clusters (None when not clustered).
         converged: False when the fit did not converge or nothing was fitted.
-        warnings: pre-fit and fit warnings, with counts; written to the model JSON.
+        warnings_: pre-fit and fit warnings, with counts; written to the model JSON.
     """
 
     name: str
     treatment: str
     terms: tuple[str, ...]
-    params: np.ndarray
-    cov: np.ndarray = field(repr=False)
+    params_: np.ndarray
+    cov_: np.ndarray = field(repr=False)
     n: int
     n_dropped: int
     n_clusters: int | None
     converged: bool
-    warnings: tuple[str, ...]
+    warnings_: tuple[str, ...]
 
     @property
     def std_err(self) -> np.ndarray:
         """Standard errors of `params` (from `cov`), same scale as `params`."""
-        return safe_sqrt(np.diag(self.cov)[: len(self.terms)])
+        return safe_sqrt(np.diag(self.cov_)[: len(self.terms)])
 
     @property
     def p_value(self) -> float:
         """Two-sided Wald p-value of the treatment term."""
         j = self.terms.index(self.treatment)
-        return float(wald(self.params[j], self.std_err[j])[2])
+        return float(wald(self.params_[j], self.std_err[j])[2])
 
     @property
     def coefficients(self) -> pl.DataFrame:
         """One row per design term: estimate, std_err, 95 % CI, p_value (scale of `params`)."""
-        return coefficient_table(self.terms, self.params, self.std_err)
+        return coefficient_table(self.terms, self.params_, self.std_err)
 
     @property
     def summary(self) -> pl.DataFrame:
@@ -180,7 +181,7 @@ class FittedModel:
             "n_dropped": self.n_dropped,
             "n_clusters": self.n_clusters,
             "converged": self.converged,
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings_),
             **self._metadata(),
         }
 
@@ -195,8 +196,8 @@ class FittedModel:
     def _treatment_ratio(self) -> tuple[float, float, float]:
         """exp(b) of the treatment term and exp of its 95 % Wald CI bounds, unitless."""
         j = self.terms.index(self.treatment)
-        lo, hi, _ = wald(self.params[j], self.std_err[j])
-        return math.exp(self.params[j]), math.exp(lo), math.exp(hi)
+        lo, hi, _ = wald(self.params_[j], self.std_err[j])
+        return math.exp(self.params_[j]), math.exp(lo), math.exp(hi)
 
     def _ratio_row(self, label: str) -> dict[str, Any]:
         """Summary row `label(treatment)`: exp(b), delta-method SE exp(b) se(b), exp CI, p."""

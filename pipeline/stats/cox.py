@@ -31,7 +31,7 @@ per-person sandwich above, in R as here, was 19-27 % below the Monte Carlo SD of
 log-HR, even with independent persons: each set's baseline hazard is a nuisance
 parameter estimated from a handful of rows (compare heteroskedasticity-robust SEs with
 many small fixed effects, Stock & Watson 2008). Clustering by matched set
-(`CoxResult.cov_strata`) or two-way by set and person (`cov_two_way`, Cameron, Gelbach
+(`CoxResult.cov_strata_`) or two-way by set and person (`cov_two_way_`, Cameron, Gelbach
 & Miller 2011: V_set + V_person - V_row) came within 2-7 %. Both are in `metadata()`;
 which one §11 reports is the analysis owners' decision.
 """
@@ -79,9 +79,9 @@ class CoxResult(FittedModel):
     durations, dropped strata; `converged` is also False when a coefficient looks
     infinite; `n_clusters` counts rows when there is no cluster column):
         strata, cluster: the column names used (`cluster` None = per row).
-        naive_cov: inverse information (model-based) covariance.
-        cov_strata: the same sandwich with the matched sets as clusters.
-        cov_two_way: cov_strata + cov - (sandwich per row): clustered by set and person.
+        naive_cov_: inverse information (model-based) covariance.
+        cov_strata_: the same sandwich with the matched sets as clusters.
+        cov_two_way_: cov_strata_ + cov_ - (sandwich per row): clustered by set and person.
         n_strata, n_strata_dropped: strata fitted / dropped as uninformative.
         n_events: events in the rows fitted.
         concordance: Harrell's C over pairs within strata (= R `concordance(fit)`).
@@ -89,9 +89,9 @@ class CoxResult(FittedModel):
 
     strata: str
     cluster: str | None
-    naive_cov: np.ndarray = field(repr=False)
-    cov_strata: np.ndarray = field(repr=False)
-    cov_two_way: np.ndarray = field(repr=False)
+    naive_cov_: np.ndarray = field(repr=False)
+    cov_strata_: np.ndarray = field(repr=False)
+    cov_two_way_: np.ndarray = field(repr=False)
     n_strata: int
     n_strata_dropped: int
     n_events: int
@@ -100,7 +100,7 @@ class CoxResult(FittedModel):
     @property
     def naive_std_err(self) -> np.ndarray:
         """Model-based standard errors of `params`, log-HR scale."""
-        return safe_sqrt(np.diag(self.naive_cov))
+        return safe_sqrt(np.diag(self.naive_cov_))
 
     @property
     def hazard_ratio(self) -> float:
@@ -133,8 +133,8 @@ class CoxResult(FittedModel):
             "concordance": json_float(self.concordance),
             "std_err": json_floats(self.std_err),
             "std_err_naive": json_floats(self.naive_std_err),
-            "std_err_cluster_strata": json_floats(safe_sqrt(np.diag(self.cov_strata))),
-            "std_err_two_way": json_floats(safe_sqrt(np.diag(self.cov_two_way))),
+            "std_err_cluster_strata": json_floats(safe_sqrt(np.diag(self.cov_strata_))),
+            "std_err_two_way": json_floats(safe_sqrt(np.diag(self.cov_two_way_))),
         }
 
 
@@ -324,14 +324,14 @@ def fit_stratified_cox(
         nan = np.full((k, k), np.nan)
         return CoxResult(
             **base,
-            params=np.full(k, np.nan),
-            cov=nan,
-            naive_cov=nan,
-            cov_strata=nan,
-            cov_two_way=nan,
+            params_=np.full(k, np.nan),
+            cov_=nan,
+            naive_cov_=nan,
+            cov_strata_=nan,
+            cov_two_way_=nan,
             concordance=math.nan,
             converged=False,
-            warnings=(*notes, *extra, f"not fitted: {why}"),
+            warnings_=(*notes, *extra, f"not fitted: {why}"),
         )
 
     if rows.height == 0:
@@ -370,12 +370,12 @@ def fit_stratified_cox(
     concordance, c_notes = _concordance(s_code, time, sets.dead, x_sorted @ params)
     return CoxResult(
         **base,
-        params=params,
-        cov=cov,
-        naive_cov=naive_cov,
-        cov_strata=cov_strata,
-        cov_two_way=cov_two_way,
+        params_=params,
+        cov_=cov,
+        naive_cov_=naive_cov,
+        cov_strata_=cov_strata,
+        cov_two_way_=cov_two_way,
         concordance=concordance,
         converged=not fit_notes,
-        warnings=(*notes, *fit_notes, *c_notes),
+        warnings_=(*notes, *fit_notes, *c_notes),
     )

@@ -249,10 +249,10 @@ def fit_logit(
         return BinaryModelResult(
             **result_args,
             terms=tuple(terms),
-            params=np.full(k, np.nan),
-            cov=np.full((k, k), np.nan),
+            params_=np.full(k, np.nan),
+            cov_=np.full((k, k), np.nan),
             converged=False,
-            warnings=(*notes, f"not fitted: {why}"),
+            warnings_=(*notes, f"not fitted: {why}"),
             ame_pp=math.nan,
             ame_pp_se=math.nan,
         )
@@ -286,10 +286,10 @@ def fit_logit(
     return BinaryModelResult(
         **result_args,
         terms=tuple(terms),
-        params=params,
-        cov=cov,
+        params_=params,
+        cov_=cov,
         converged=converged,
-        warnings=tuple(notes),
+        warnings_=tuple(notes),
         ame_pp=ame,
         ame_pp_se=ame_se,
     )

@@ -244,14 +244,14 @@ def fit_nb2(
             **common,
             interaction_term=inter_term,
             terms=tuple(terms),
-            params=np.full(k, np.nan),
+            params_=np.full(k, np.nan),
             alpha_=math.nan,
-            cov=np.full((k + 1, k + 1), np.nan),
+            cov_=np.full((k + 1, k + 1), np.nan),
             design=x,
             log_likelihood=math.nan,
             converged=False,
             method=None,
-            warnings=(*notes, f"not fitted: {why}"),
+            warnings_=(*notes, f"not fitted: {why}"),
         )
 
     if rows.height == 0:
@@ -282,14 +282,14 @@ def fit_nb2(
         **common,
         interaction_term=inter_term,
         terms=tuple(terms),
-        params=fit.params[:-1],
+        params_=fit.params[:-1],
         alpha_=float(fit.params[-1]),
-        cov=fit.cov,
+        cov_=fit.cov,
         design=x,
         log_likelihood=fit.llf,
         converged=converged,
         method=fit.method,
-        warnings=tuple(notes),
+        warnings_=tuple(notes),
     )
 
 

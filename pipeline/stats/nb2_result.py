@@ -60,7 +60,7 @@ class NB2Result(FittedModel):
     @property
     def alpha_se(self) -> float:
         """Standard error of `alpha_` from the joint covariance, unitless."""
-        return float(safe_sqrt(self.cov[-1, -1]))
+        return float(safe_sqrt(self.cov_[-1, -1]))
 
     @property
     def alpha_ci(self) -> tuple[float, float]:
@@ -110,14 +110,14 @@ class NB2Result(FittedModel):
         base = base_offset(self.offset, window_days)
         idx = {term: j for j, term in enumerate(self.terms)}
         col_j, inter_j = idx.get(self.interaction_with), idx.get(self.interaction_term or "")
-        if not (self.n and np.isfinite(self.params).all() and col_j is not None):
+        if not (self.n and np.isfinite(self.params_).all() and col_j is not None):
             rows = [(v, *[math.nan] * 6) for v in at]
         else:
             # Columns set per arm: treatment, the column, the interaction (when present);
             # the rest of each row's linear predictor is kept as observed.
             set_j = [1, col_j, *([inter_j] if inter_j is not None else [])]
-            b_set = self.params[set_j]
-            rest = self.design @ self.params - self.design[:, set_j] @ b_set + base
+            b_set = self.params_[set_j]
+            rest = self.design @ self.params_ - self.design[:, set_j] @ b_set + base
             k = len(self.terms)
             rows = []
             for v in at:
@@ -131,7 +131,7 @@ class NB2Result(FittedModel):
                     grad += sign * g
                     mean_mu.append(float(mu.mean()))
                 est = mean_mu[0] - mean_mu[1]
-                se = float(safe_sqrt(grad @ self.cov[:k, :k] @ grad))
+                se = float(safe_sqrt(grad @ self.cov_[:k, :k] @ grad))
                 lo, hi, _ = wald(est, se)
                 rows.append((v, est, se, float(lo), float(hi), *mean_mu))
         names = [self.interaction_with, "extra_days", "std_err", "ci_low", "ci_high"]
