@@ -188,23 +188,22 @@ def suppress_b3(counts: pl.DataFrame, min_count: int) -> pl.DataFrame:
     return suppress_table(counts, min_count, "ownership")
 
 
-def printed_layout(tidy: pl.DataFrame, columns: list[tuple[str, str]]) -> pl.DataFrame:
-    """Published layout: block, category, an "n (percent)" text column per (group, ownership)."""
-    text = (
+def count_percent_text() -> pl.Expr:
+    """A printed cell (String): ".." when suppressed, "n" for `Totalt` rows and withheld
+    percents, else "n (percent)" with the percent as a whole number."""
+    return (
         pl.when(pl.col("suppressed"))
         .then(pl.lit(".."))
-        .when(pl.col("category") == TOTAL)
+        .when((pl.col("category") == TOTAL) | pl.col("percent").is_null())
         .then(pl.col("n").cast(pl.String))
-        .otherwise(
-            pl.format(
-                "{} ({})",
-                pl.col("n"),
-                whole_percent(),
-            )
-        )
+        .otherwise(pl.format("{} ({})", pl.col("n"), whole_percent()))
     )
+
+
+def printed_layout(tidy: pl.DataFrame, columns: list[tuple[str, str]]) -> pl.DataFrame:
+    """Published layout: block, category, an "n (percent)" text column per (group, ownership)."""
     wide = tidy.with_columns(
-        text.alias("text"), pl.format("{} {}", "group", "ownership").alias("col")
+        count_percent_text().alias("text"), pl.format("{} {}", "group", "ownership").alias("col")
     )
     names = [f"{g} {o}" for g, o in columns]
     order = tidy.select("block", "category").unique(maintain_order=True)

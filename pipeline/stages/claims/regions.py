@@ -18,10 +18,10 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.report.formatting import whole_percent
 from pipeline.report.labels import ALL, GROUP_LABEL, TOTAL
 from pipeline.report.table2 import (
     blocks,
+    count_percent_text,
     suppress_b3,
     suppress_table,
     table_b3_counts,
@@ -268,20 +268,7 @@ def _wide(frame: pl.DataFrame, values: str) -> pl.DataFrame:
 def printed_layout(tidy: pl.DataFrame) -> pl.DataFrame:
     """Published layout of `treated_by_region`: block, category and an "n (percent)" text column
     per region name and "Alla" (".." when suppressed; `Totalt` rows and withheld percents: n)."""
-    text = (
-        pl.when(pl.col("suppressed"))
-        .then(pl.lit(".."))
-        .when((pl.col("category") == TOTAL) | pl.col("percent").is_null())
-        .then(pl.col("n").cast(pl.String))
-        .otherwise(
-            pl.format(
-                "{} ({})",
-                pl.col("n"),
-                whole_percent(),
-            )
-        )
-    )
-    return _wide(tidy.with_columns(text.alias("text")), "text")
+    return _wide(tidy.with_columns(count_percent_text().alias("text")), "text")
 
 
 def smd_layout(smd: pl.DataFrame, decimals: int = 2) -> pl.DataFrame:
