@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.report.formatting import whole_percent
-from pipeline.report.labels import GROUP_LABEL, LENGTH_CLASSES
+from pipeline.report.labels import AGE_BLOCK, GROUP_LABEL, LENGTH_CLASSES, SEX_BLOCK
 
 GROUPS = tuple((GROUP_LABEL[t], t) for t in (True, False))  # (printed group, treated)
 TABLE3 = "Tabell 3"
@@ -39,9 +39,9 @@ def b6_blocks(codes: Any) -> list[tuple[str, pl.Expr, list[str]]]:
     labels = {str(g["key"]): str(g["label_b6"]) for g in codes.diagnosis_groups}
     as_b6 = {"default": None, "return_dtype": pl.String}
     return [
-        ("Kön", pl.col("sex").replace_strict(B6_SEX, **as_b6), list(B6_SEX.values())),
+        (SEX_BLOCK, pl.col("sex").replace_strict(B6_SEX, **as_b6), list(B6_SEX.values())),
         (
-            "Ålder",
+            AGE_BLOCK,
             pl.format("{} år", pl.col("age_band")),
             [f"{b['label']} år" for b in codes.age_bands],
         ),

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.report.formatting import whole_percent
-from pipeline.report.labels import GROUP_LABEL, OWNERSHIP_LABEL, TOTAL
+from pipeline.report.labels import AGE_BLOCK, GROUP_LABEL, OWNERSHIP_LABEL, SEX_BLOCK, TOTAL
 from pipeline.stats.disclosure import suppressed_cells
 
 # Printed columns (group, ownership). Treated persons always have a GC001 provider: no
@@ -41,8 +41,8 @@ def blocks(codes: Any) -> list[Block]:
     """The blocks of Table B3 in printed order (Table 2 is the subset with `in_table2`)."""
     diagnosis = tuple(str(g["label"]) for g in codes.diagnosis_groups)
     return [
-        Block("Kön", "sex", tuple(str(v) for v in codes.sex.values())),
-        Block("Ålder", "age_band", tuple(str(b["label"]) for b in codes.age_bands)),
+        Block(SEX_BLOCK, "sex", tuple(str(v) for v in codes.sex.values())),
+        Block(AGE_BLOCK, "age_band", tuple(str(b["label"]) for b in codes.age_bands)),
         Block("Födelseland", "birth_country_group", tuple(codes.birth_country_groups), False),
         Block("Civiltillstånd", "civil_status_group", tuple(codes.civil_status_groups), False),
         Block("Utbildningsnivå", "education_group", tuple(codes.education_groups)),

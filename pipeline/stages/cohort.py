@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.core import config, io, sql
+from pipeline.report.labels import LENGTH_CLASSES
 from pipeline.rules.regions import REGION_BASES, region_of
 
 log = logging.getLogger(__name__)
@@ -168,8 +169,8 @@ def add_covariates(frame: pl.LazyFrame, codes: Any, conf: CohortConfig) -> pl.La
         ),
         pl.col("forsakradtyp").is_in(conf.employed_types).alias("employed_at_start"),
         pl.when(pl.col("gross_days") < conf.long_days)
-        .then(pl.lit("<2 år"))
-        .otherwise(pl.lit("2+ år"))
+        .then(pl.lit(LENGTH_CLASSES[0]))
+        .otherwise(pl.lit(LENGTH_CLASSES[1]))
         .alias("length_class"),
         (pl.col("start") < pl.lit(conf.window_start)).alias("left_truncated"),
         pl.col("vardniva_first")

@@ -16,7 +16,7 @@ import polars as pl
 from pipeline.core import config, io
 from pipeline.report.figures import write_figure
 from pipeline.report.figures.describe import figure8, figure9
-from pipeline.report.labels import GROUP_LABEL, TOTAL
+from pipeline.report.labels import GROUP_LABEL, SEX_BLOCK, TOTAL
 from pipeline.report.table2 import (
     B3_COLUMNS,
     TABLE2_COLUMNS,
@@ -186,7 +186,7 @@ def run(cfg: Any) -> None:
         lengths, "n", ["mean_gross_days", "median_gross_days", "share_censored"], min_count, **by_n
     )
     io.write_csv(lengths, tables / "spell_length_by_care_level.csv")
-    header = b3.filter((pl.col("block") == "Kön") & (pl.col("category") == TOTAL))
+    header = b3.filter((pl.col("block") == SEX_BLOCK) & (pl.col("category") == TOTAL))
     io.write_csv(
         header.select("group", "ownership", "n", "suppressed"), tables / "ownership_split.csv"
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.report.income_tables import GROUPS
+from pipeline.report.income_tables import ANY_INCOME, GROUPS
 from pipeline.report.labels import ALL_LENGTHS, LENGTH_CLASSES
 from pipeline.rules.income_cells import ModelSpec, model_rows
 from pipeline.stats.disclosure import suppressed_cells
@@ -45,7 +45,7 @@ def b5_n_suppression(income_cells: pl.DataFrame) -> dict[tuple[str, str], bool]:
     """B5's decision on its n cells, {(length class, group): hidden}, from the long income
     table (`income_tables_long.csv`): the check prints the same n's."""
     rows = income_cells.filter(
-        (pl.col("table") == "B5") & (pl.col("row") == "n") & (pl.col("block") == "Någon inkomst")
+        (pl.col("table") == "B5") & (pl.col("row") == "n") & (pl.col("block") == ANY_INCOME)
     )
     return {
         (r["length_class"], r["group"]): bool(r["suppressed"]) for r in rows.iter_rows(named=True)

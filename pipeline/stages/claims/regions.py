@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.report.labels import ALL, GROUP_LABEL, TOTAL
+from pipeline.report.labels import AGE_BLOCK, ALL, GROUP_LABEL, MEAN_AGE, TOTAL
 from pipeline.report.table2 import (
     blocks,
     count_percent_text,
@@ -30,7 +30,7 @@ from pipeline.report.table2 import (
 )
 from pipeline.rules.regions import region_of
 
-AGE_BLOCK, AGE_CATEGORY = "Ålder", "Medelålder"
+AGE_CATEGORY = MEAN_AGE
 SUMMARY_BLOCK = "Sammanfattning"
 MAX_ABS = "max |SMD|"
 

@@ -123,7 +123,7 @@ def suppress_income_cells(cells: pl.DataFrame, min_count: int) -> pl.DataFrame:
     for _, part in indexed.group_by(["table", "block", "row", "group"], maintain_order=True):
         by_length = {r["length_class"]: r["cell"] for r in part.iter_rows(named=True)}
         if set(by_length) == set(LENGTH_CLASSES):
-            constraints.append((by_length[ALL_LENGTHS], [by_length["<2 år"], by_length["2+ år"]]))
+            constraints.append((by_length[ALL_LENGTHS], [by_length[c] for c in LENGTH_CLASSES[:2]]))
     hidden = suppressed_cells(indexed["count"].to_list(), constraints, min_count)
     small_n = indexed.select(small_count(pl.col("n"), min_count, hide_zero=True))["n"].to_list()
     mask = pl.Series("suppressed", [h or s for h, s in zip(hidden, small_n, strict=True)])
