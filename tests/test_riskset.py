@@ -262,3 +262,24 @@ def test_every_riskset_file_has_the_documented_columns(run_dir, name):
     documented = documented_columns(f"outputs/{heading}")
     assert documented == documented_columns("outputs/riskset.parquet")
     assert documented == [(n, str(t)) for n, t in written.items()]
+
+
+# --- issue 15: t < 0, the length rule at the index, the data end -------------------------
+
+
+def test_a_case_with_gc001_before_its_start_draws_only_from_its_own_start_month():
+    # The January-in-February bug: a February case with its GC001 four days before its
+    # spell's first day (t = -4, exposure.pre_start_grace_days > 0) took the longest
+    # January spell, because the search key sid * big + t fell into January's range.
+    rows = [
+        (1, 9, 200, None, "Män"),  # spell 0: January, the longest candidate
+        (2, 35, 60, -4, "Män"),  # spell 1: February case, GC001 on day -4
+        (3, 40, 30, None, "Män"),  # spell 2: February control
+    ]
+    sets = build_riskset(cohort_from(rows), conf(k=5))
+    controls = sets.filter(~pl.col("case"))
+    assert controls["spell_id"].to_list() == [2]
+    assert sets["t"].unique().to_list() == [-4]
+    assert sets["n_eligible"].unique().to_list() == [1]
+    # the control's index keeps the case's offset from the spell start
+    assert controls["index_date"].item() == D0 + dt.timedelta(days=40 - 4)

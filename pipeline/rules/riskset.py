@@ -83,6 +83,15 @@ def cases_and_candidates(
     return cases.sort("spell_id"), candidates
 
 
+def _key_span(until: np.ndarray, t: np.ndarray) -> tuple[int, int]:
+    """(lowest day, width) of the search keys: every day d maps to d - lowest in [0, width)."""
+    days = np.concatenate([until, t])
+    if not days.size:
+        return 0, 1
+    low = int(days.min())
+    return low, int(days.max()) - low + 1
+
+
 def _draw_distinct(
     rng: np.random.Generator, size: np.ndarray, k: np.ndarray, forbidden: set[tuple[int, int]]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -117,10 +126,13 @@ def build_riskset(cohort: pl.DataFrame, conf: RiskSetConfig) -> pl.DataFrame:
     case = cases.with_columns(as_id.alias("sid"))
 
     # Eligible candidates of a case: the tail of its stratum with at_risk_until >= t.
-    big = int(max(cand["at_risk_until"].max() or 0, case["t"].max() or 0)) + 2
-    cand_key = cand["sid"].to_numpy() * big + cand["at_risk_until"].to_numpy()
-    case_sid, t = case["sid"].to_numpy(), case["t"].to_numpy()
-    lo = np.searchsorted(cand_key, case_sid * big + t, side="left")
+    # Days are shifted to start at 0 so that a key never leaves its stratum's range
+    # (t and at_risk_until may be negative: a GC001 before the spell's first day).
+    until, t = cand["at_risk_until"].to_numpy(), case["t"].to_numpy()
+    low, span = _key_span(until, t)
+    cand_key = cand["sid"].to_numpy() * span + (until - low)
+    case_sid = case["sid"].to_numpy()
+    lo = np.searchsorted(cand_key, case_sid * span + (t - low), side="left")
     hi = np.searchsorted(cand["sid"].to_numpy(), case_sid, side="right")
     size = np.maximum(hi - lo, 0)
 
