@@ -203,36 +203,57 @@ def test_without_reuse_every_control_serves_one_set_and_stays_eligible(rows, k, 
 # --- the `riskset` stage: both control modes, two candidate frames -----------------------
 
 
+DATA_END = dt.date(2020, 6, 30)
+
+
 def _stage_run(tmp_path, *overrides: str) -> dict[str, pl.DataFrame]:
-    """Run the stage on a small cohort (at-risk spells: those starting after day 10)."""
+    """Run the stage on a small cohort: the population holds the cohort's spells and
+    short controls (< 30 days, not in the cohort); the at-risk spells are the population
+    and a few more spells outside it (those starting after day 50); data end DATA_END."""
     rows = [(1000 + i, i % 60, 40 + i % 90, i % 30, "Män") for i in range(60)]
     rows += [(i, i % 60, 20 + i % 200, None, "Män") for i in range(400)]
-    cohort = cohort_from(rows)
+    rows += [(2000 + i, i % 60, 1 + i % 29, None, "Män") for i in range(40)]
+    population = cohort_from(rows).with_columns(pl.col("spell_id").is_in(range(460)).alias("cohort"))
+    cohort = population.filter("cohort").drop("cohort")
+    long = (pl.col("end") - pl.col("start")).dt.total_days() >= 29
+    cohort = cohort.filter(pl.col("treated") | long)
     cohort.write_parquet(tmp_path / "cohort.parquet")
-    cohort.filter(pl.col("start") > D0 + dt.timedelta(days=10)).write_parquet(
-        tmp_path / "cohort_at_risk.parquet"
+    extra = cohort_from([(3000 + i, 50 + i, 10 + i, None, "Män") for i in range(10)]).with_columns(
+        pl.col("spell_id") + 10_000, pl.lit(False).alias("population_any_length")
     )
-    riskset_stage.run(config.compose([f"paths.outputs={tmp_path}", *overrides]))
+    at_risk = pl.concat(
+        [population.drop("cohort").with_columns(pl.lit(True).alias("population_any_length")), extra]
+    )
+    at_risk.write_parquet(tmp_path / "cohort_at_risk.parquet")
+    riskset_stage.run(
+        config.compose([f"paths.outputs={tmp_path}", f"data.end_date='{DATA_END}'", *overrides])
+    )
     return {p.name: pl.read_parquet(p) for p in tmp_path.glob("riskset*.parquet")}
 
 
+@pytest.mark.parametrize("rule", ["at_index", "whole_spell"])
 @pytest.mark.parametrize("configured", MODES)
 def test_the_stage_writes_both_modes_and_riskset_parquet_is_the_configured_one(
-    tmp_path, configured
+    tmp_path, configured, rule
 ):
-    written = _stage_run(tmp_path, f"riskset.control_mode={configured}", "riskset.seed=5")
+    written = _stage_run(
+        tmp_path,
+        f"riskset.control_mode={configured}",
+        "riskset.seed=5",
+        f"riskset.control_length_rule={rule}",
+    )
     assert set(written) == {
         "riskset.parquet",
         *(f"riskset_{m}.parquet" for m in MODES),
         *(f"riskset_at_risk_{m}.parquet" for m in MODES),
     }
-    frames = {
-        "riskset": pl.read_parquet(tmp_path / "cohort.parquet"),
-        "riskset_at_risk": pl.read_parquet(tmp_path / "cohort_at_risk.parquet"),
-    }
-    for prefix, frame in frames.items():
+    cohort = pl.read_parquet(tmp_path / "cohort.parquet")
+    at_risk = pl.read_parquet(tmp_path / "cohort_at_risk.parquet")
+    pool = cohort if rule == "whole_spell" else at_risk.filter("population_any_length")
+    frames = {"riskset": (cohort, pool), "riskset_at_risk": (at_risk, at_risk)}
+    for prefix, (frame, candidates) in frames.items():
         for mode in MODES:
-            expected = build_riskset(frame, conf(k=5, mode=mode, seed=5))
+            expected = build_riskset(frame, conf(k=5, mode=mode, seed=5), candidates, DATA_END)
             assert written[f"{prefix}_{mode}.parquet"].equals(expected)
             assert written[f"{prefix}_{mode}.parquet"]["control_mode"].unique().to_list() == [mode]
     configured_file = tmp_path / f"riskset_{configured}.parquet"
@@ -241,7 +262,11 @@ def test_the_stage_writes_both_modes_and_riskset_parquet_is_the_configured_one(
 
 @pytest.mark.parametrize(
     ("override", "key"),
-    [("riskset.control_mode=everyone", r"riskset\.control_mode"), ("riskset.k=0", r"riskset\.k")],
+    [
+        ("riskset.control_mode=everyone", r"riskset\.control_mode"),
+        ("riskset.k=0", r"riskset\.k"),
+        ("riskset.control_length_rule=ever", r"riskset\.control_length_rule"),
+    ],
 )
 def test_the_stage_rejects_a_bad_riskset_config(override, key):
     with pytest.raises(PipelineError, match=key):
