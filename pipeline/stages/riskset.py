@@ -19,8 +19,8 @@ spells stage censors), for two groups of cases:
 
 from __future__ import annotations
 
-import logging
 import datetime as dt
+import logging
 from dataclasses import replace
 from typing import Any
 
