@@ -19,6 +19,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.rules.riskset import MODES, RiskSetConfig, build_riskset
 from pipeline.stages import riskset as riskset_stage
 from tests.helpers import documented_columns
+from tests.reference.riskset import plain_eligible
 
 D0 = dt.date(2020, 1, 1)
 
@@ -203,36 +204,60 @@ def test_without_reuse_every_control_serves_one_set_and_stays_eligible(rows, k, 
 # --- the `riskset` stage: both control modes, two candidate frames -----------------------
 
 
+DATA_END = dt.date(2020, 6, 30)
+
+
 def _stage_run(tmp_path, *overrides: str) -> dict[str, pl.DataFrame]:
-    """Run the stage on a small cohort (at-risk spells: those starting after day 10)."""
+    """Run the stage on a small cohort: the population holds the cohort's spells and
+    short controls (< 30 days, not in the cohort); the at-risk spells are the population
+    and a few more spells outside it (those starting after day 50); data end DATA_END."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     rows = [(1000 + i, i % 60, 40 + i % 90, i % 30, "Män") for i in range(60)]
     rows += [(i, i % 60, 20 + i % 200, None, "Män") for i in range(400)]
-    cohort = cohort_from(rows)
-    cohort.write_parquet(tmp_path / "cohort.parquet")
-    cohort.filter(pl.col("start") > D0 + dt.timedelta(days=10)).write_parquet(
-        tmp_path / "cohort_at_risk.parquet"
+    rows += [(2000 + i, i % 60, 1 + i % 29, None, "Män") for i in range(40)]
+    population = cohort_from(rows).with_columns(
+        pl.col("spell_id").is_in(range(460)).alias("cohort")
     )
-    riskset_stage.run(config.compose([f"paths.outputs={tmp_path}", *overrides]))
+    cohort = population.filter("cohort").drop("cohort")
+    long = (pl.col("end") - pl.col("start")).dt.total_days() >= 29
+    cohort = cohort.filter(pl.col("treated") | long)
+    cohort.write_parquet(tmp_path / "cohort.parquet")
+    extra = cohort_from([(3000 + i, 50 + i, 10 + i, None, "Män") for i in range(10)]).with_columns(
+        pl.col("spell_id") + 10_000, pl.lit(False).alias("population_any_length")
+    )
+    at_risk = pl.concat(
+        [population.drop("cohort").with_columns(pl.lit(True).alias("population_any_length")), extra]
+    )
+    at_risk.write_parquet(tmp_path / "cohort_at_risk.parquet")
+    riskset_stage.run(
+        config.compose([f"paths.outputs={tmp_path}", f"data.end_date='{DATA_END}'", *overrides])
+    )
     return {p.name: pl.read_parquet(p) for p in tmp_path.glob("riskset*.parquet")}
 
 
+@pytest.mark.parametrize("rule", ["at_index", "whole_spell"])
 @pytest.mark.parametrize("configured", MODES)
 def test_the_stage_writes_both_modes_and_riskset_parquet_is_the_configured_one(
-    tmp_path, configured
+    tmp_path, configured, rule
 ):
-    written = _stage_run(tmp_path, f"riskset.control_mode={configured}", "riskset.seed=5")
+    written = _stage_run(
+        tmp_path,
+        f"riskset.control_mode={configured}",
+        "riskset.seed=5",
+        f"riskset.control_length_rule={rule}",
+    )
     assert set(written) == {
         "riskset.parquet",
         *(f"riskset_{m}.parquet" for m in MODES),
         *(f"riskset_at_risk_{m}.parquet" for m in MODES),
     }
-    frames = {
-        "riskset": pl.read_parquet(tmp_path / "cohort.parquet"),
-        "riskset_at_risk": pl.read_parquet(tmp_path / "cohort_at_risk.parquet"),
-    }
-    for prefix, frame in frames.items():
+    cohort = pl.read_parquet(tmp_path / "cohort.parquet")
+    at_risk = pl.read_parquet(tmp_path / "cohort_at_risk.parquet")
+    pool = cohort if rule == "whole_spell" else at_risk.filter("population_any_length")
+    frames = {"riskset": (cohort, pool), "riskset_at_risk": (at_risk, at_risk)}
+    for prefix, (frame, candidates) in frames.items():
         for mode in MODES:
-            expected = build_riskset(frame, conf(k=5, mode=mode, seed=5))
+            expected = build_riskset(frame, conf(k=5, mode=mode, seed=5), candidates, DATA_END)
             assert written[f"{prefix}_{mode}.parquet"].equals(expected)
             assert written[f"{prefix}_{mode}.parquet"]["control_mode"].unique().to_list() == [mode]
     configured_file = tmp_path / f"riskset_{configured}.parquet"
@@ -241,7 +266,11 @@ def test_the_stage_writes_both_modes_and_riskset_parquet_is_the_configured_one(
 
 @pytest.mark.parametrize(
     ("override", "key"),
-    [("riskset.control_mode=everyone", r"riskset\.control_mode"), ("riskset.k=0", r"riskset\.k")],
+    [
+        ("riskset.control_mode=everyone", r"riskset\.control_mode"),
+        ("riskset.k=0", r"riskset\.k"),
+        ("riskset.control_length_rule=ever", r"riskset\.control_length_rule"),
+    ],
 )
 def test_the_stage_rejects_a_bad_riskset_config(override, key):
     with pytest.raises(PipelineError, match=key):
@@ -262,3 +291,133 @@ def test_every_riskset_file_has_the_documented_columns(run_dir, name):
     documented = documented_columns(f"outputs/{heading}")
     assert documented == documented_columns("outputs/riskset.parquet")
     assert documented == [(n, str(t)) for n, t in written.items()]
+
+
+# --- issue 15: t < 0, the length rule at the index, the data end -------------------------
+
+
+def test_a_case_with_gc001_before_its_start_draws_only_from_its_own_start_month():
+    # The January-in-February bug: a February case with its GC001 four days before its
+    # spell's first day (t = -4, exposure.pre_start_grace_days > 0) took the longest
+    # January spell, because the search key sid * big + t fell into January's range.
+    rows = [
+        (1, 9, 200, None, "Män"),  # spell 0: January, the longest candidate
+        (2, 35, 60, -4, "Män"),  # spell 1: February case, GC001 on day -4
+        (3, 40, 30, None, "Män"),  # spell 2: February control
+    ]
+    sets = build_riskset(cohort_from(rows), conf(k=5))
+    controls = sets.filter(~pl.col("case"))
+    assert controls["spell_id"].to_list() == [2]
+    assert sets["t"].unique().to_list() == [-4]
+    assert sets["n_eligible"].unique().to_list() == [1]
+    # the control's index keeps the case's offset from the spell start
+    assert controls["index_date"].item() == D0 + dt.timedelta(days=40 - 4)
+
+
+def test_a_case_before_its_start_with_not_yet_treated_controls_uses_the_same_day():
+    # case t = -4; candidates treated on day -6 (treated before the index: never
+    # eligible), day -4 (treated on the index day: not eligible), day -2 (not yet
+    # treated on day -4: eligible), and an untreated spell (eligible).
+    rows = [
+        (1, 35, 60, -4, "Män"),
+        (2, 36, 60, -6, "Män"),
+        (3, 37, 60, -4, "Män"),
+        (4, 38, 60, -2, "Män"),
+        (5, 39, 60, None, "Män"),
+    ]
+    sets = build_riskset(cohort_from(rows), conf(k=5, mode="not_yet_treated"))
+    first = sets.filter((pl.col("set_id") == 0) & ~pl.col("case"))
+    assert first["spell_id"].to_list() == [3, 4]
+
+
+def test_at_the_index_a_short_control_on_sick_leave_at_t_serves_a_case_with_t_below_30():
+    # case t = 10; control A lasts 20 days (on sick leave on day 10, shorter than 30:
+    # outside the cohort), control B lasts 90 days (in the cohort), control C lasts 8
+    # days (off sick leave on day 10).
+    rows = [(1, 0, 100, 10, "Män"), (2, 1, 20, None, "Män"), (3, 2, 90, None, "Män")]
+    rows += [(4, 3, 8, None, "Män")]
+    population = cohort_from(rows)
+    cohort = population.filter(pl.col("spell_id") != 1)  # the 30-day rule drops A
+    at_index = build_riskset(cohort, conf(k=5), population)  # the population of any length
+    whole = build_riskset(cohort, conf(k=5))  # the report's reading: the cohort's controls
+    assert at_index.filter(~pl.col("case"))["spell_id"].to_list() == [1, 2]
+    assert whole.filter(~pl.col("case"))["spell_id"].to_list() == [2]
+    # and the case itself comes from the cohort either way
+    assert at_index.filter("case")["spell_id"].to_list() == [0]
+
+
+def test_a_candidate_is_not_at_risk_after_the_data_end():
+    # data end = day 45 of January's spells. Spell 2 (200 days) runs past it.
+    # Case t = 40 (index on or before the data end): spell 2 eligible.
+    # Case t = 50 (index after the data end): nothing is eligible, whatever the length.
+    rows = [(1, 0, 100, 40, "Män"), (2, 0, 200, None, "Män"), (3, 0, 100, 50, "Män")]
+    cohort = cohort_from(rows)
+    end = D0 + dt.timedelta(days=45)
+    sets = build_riskset(cohort, conf(k=5), None, end)
+    assert sets.filter((pl.col("set_id") == 0) & ~pl.col("case"))["spell_id"].to_list() == [1]
+    assert sets.filter(pl.col("set_id") == 1)["n_eligible"].to_list() == [0]
+    assert build_riskset(cohort, conf(k=5)).filter(pl.col("set_id") == 1)["n_eligible"][0] == 1
+
+
+def test_the_stage_draws_short_controls_at_the_index_and_not_under_whole_spell(tmp_path):
+    at_index = _stage_run(tmp_path / "a", "riskset.control_length_rule=at_index")
+    whole = _stage_run(tmp_path / "b", "riskset.control_length_rule=whole_spell")
+    cohort_ids = set(pl.read_parquet(tmp_path / "a" / "cohort.parquet")["spell_id"].to_list())
+    controls_a = set(at_index["riskset.parquet"].filter(~pl.col("case"))["spell_id"].to_list())
+    controls_b = set(whole["riskset.parquet"].filter(~pl.col("case"))["spell_id"].to_list())
+    assert controls_b <= cohort_ids
+    assert controls_a - cohort_ids  # short controls serve under at_index
+    # the at-risk sets do not depend on the rule
+    for mode in MODES:
+        name = f"riskset_at_risk_{mode}.parquet"
+        assert at_index[name].equals(whole[name])
+
+
+populations = st.lists(
+    st.tuples(
+        st.integers(1, 12),  # lopnr
+        st.integers(0, 70),  # start offset: three calendar months
+        st.integers(1, 120),  # length
+        st.one_of(st.none(), st.integers(-6, 60)),  # first GC001 day (< 0: before the start)
+        st.sampled_from(["Kvinnor", "Män"]),
+        st.booleans(),  # in the cohort (else a spell of the wider pool only)
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=populations,
+    k=st.integers(1, 4),
+    mode=st.sampled_from(MODES),
+    match=st.booleans(),
+    end_day=st.one_of(st.none(), st.integers(0, 200)),
+    reuse=st.booleans(),
+)
+def test_sets_agree_with_a_plain_eligibility_reference(rows, k, mode, match, end_day, reuse):
+    rows = [(p, s, n, f if f is None or f < n else None, x, c) for p, s, n, f, x, c in rows]
+    pool = cohort_from([r[:5] for r in rows])
+    in_cohort = [i for i, r in enumerate(rows) if r[5]]
+    cohort = pool.filter(pl.col("spell_id").is_in(in_cohort))
+    match_on = ("sex",) if match else ()
+    data_end = None if end_day is None else D0 + dt.timedelta(days=end_day)
+    c = RiskSetConfig(k, mode, match_on, seed=2, reuse_controls=reuse)
+    sets = build_riskset(cohort, c, pool, data_end)
+    candidates = list(pool.iter_rows(named=True))
+    by_id = {r["spell_id"]: r for r in candidates}
+    assert (
+        sets.filter("case")["spell_id"].to_list() == cohort.filter("treated")["spell_id"].to_list()
+    )
+    for _, members in sets.group_by("set_id"):
+        case = by_id[members.filter("case")["spell_id"].item()]
+        eligible = plain_eligible(case, candidates, mode, match_on, data_end)
+        chosen = members.filter(~pl.col("case"))["spell_id"].to_list()
+        assert set(chosen) <= eligible and len(set(chosen)) == len(chosen)
+        assert members["n_eligible"].unique().to_list() == [len(eligible)]
+        if reuse:
+            assert len(chosen) == min(k, len(eligible))
+        t = (case["first_gc001"] - case["start"]).days
+        for control in members.filter(~pl.col("case")).iter_rows(named=True):
+            assert control["index_date"] == by_id[control["spell_id"]]["start"] + dt.timedelta(t)

@@ -40,4 +40,5 @@ def test_cohort_documents_every_column_beyond_spells_and_exposure(run_dir):
 def test_at_risk_spells_have_the_cohort_columns_before_the_unit_flags(run_dir):
     cohort = list(pl.read_parquet_schema(run_dir / "outputs/cohort.parquet").items())
     at_risk = list(pl.read_parquet_schema(run_dir / "outputs/cohort_at_risk.parquet").items())
-    assert at_risk == cohort[: [n for n, _ in cohort].index("care_level_group") + 1]
+    before_flags = cohort[: [n for n, _ in cohort].index("care_level_group") + 1]
+    assert at_risk == [*before_flags, ("population_any_length", pl.Boolean)]

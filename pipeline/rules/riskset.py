@@ -1,22 +1,33 @@
 """Risk-set sampling of controls for each GC001 case (analysis-spec.md §6.2).
 
 For every case (a treated cohort spell, index day t = its first GC001, day 0 =
-the spell's first day) up to k controls are drawn among the spells that on
-day t are still on sick leave, started in the same calendar month (and share
-the optional matching variables), belong to another person and are not treated
-at the index: never treated (`never_treated`, the report's rule) or not yet
-treated (`not_yet_treated`, textbook incidence-density sampling).
+the spell's first day) up to k controls are drawn among the candidate spells
+(the cohort's, or a wider pool the caller passes) that on day t are still on
+sick leave and before the data end, started in the same calendar month (and
+share the optional matching variables), belong to another person and are not
+treated at the index: never treated (`never_treated`, the report's rule) or not
+yet treated (`not_yet_treated`, textbook incidence-density sampling).
 
 Each candidate has one number, `at_risk_until`: the last spell day on which it
-can serve. Eligible at t means `at_risk_until >= t`, so after one sort per
-stratum the eligible candidates of every case are a contiguous tail found by
-binary search, and k distinct positions are drawn from it for all cases at once
-(rounds of redraws over the few collisions, never a loop over cases). Controls
-recur across sets. Same seed, input and config give the same sets.
+can serve (its last sick day, the data end's spell day, and for a treated spell
+the day before its first GC001, whichever is earliest). Eligible at t means
+`at_risk_until >= t`, so after one sort per stratum the eligible candidates of
+every case are a contiguous tail found by binary search, and k distinct
+positions are drawn from it for all cases at once (rounds of redraws over the
+few collisions, never a loop over cases). Controls recur across sets. Same
+seed, input and config give the same sets.
+
+A case with t < 0 (its GC001 before the spell's first day, allowed by
+`exposure.pre_start_grace_days`) is matched on that same day: every candidate of
+its stratum that is not treated on or before day t is eligible (no spell of
+the stratum is on sick leave before day 0, the case's neither, and every one is
+from day 0), and a control's index date is its start + t, before its spell
+like the case's.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,26 +72,46 @@ def stratum_key(match_on: tuple[str, ...]) -> pl.Expr:
 
 
 def cases_and_candidates(
-    cohort: pl.DataFrame, conf: RiskSetConfig
+    cohort: pl.DataFrame,
+    conf: RiskSetConfig,
+    candidates: pl.DataFrame | None = None,
+    data_end: dt.date | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cases (spell_id, lopnr, start, t, stratum) and candidates (spell_id, lopnr, start,
-    at_risk_until, stratum) of the cohort; days are 0-based spell days."""
-    base = cohort.with_columns(stratum_key(conf.match_on).alias("stratum"))
-    last_day = _day0("end")  # on sick leave through this day
-    cases = base.filter("treated").select(
-        "spell_id", "lopnr", "start", _day0("first_gc001").alias("t"), "stratum"
+    """Cases (spell_id, lopnr, start, t, stratum): the treated spells of `cohort`; candidates
+    (spell_id, lopnr, start, at_risk_until, stratum): the spells of `candidates` (default
+    `cohort`) that can serve as controls. Days are 0-based spell days."""
+    pool = cohort if candidates is None else candidates
+    cases = (
+        cohort.filter("treated")
+        .with_columns(stratum_key(conf.match_on).alias("stratum"))
+        .select("spell_id", "lopnr", "start", _day0("first_gc001").alias("t"), "stratum")
     )
+    last_day = _day0("end")  # on sick leave through this day
+    if data_end is not None:  # censored at the data end: not at risk after its last day
+        data_end_day = (pl.lit(data_end) - pl.col("start")).dt.total_days().cast(pl.Int64)
+        last_day = pl.min_horizontal(last_day, data_end_day)
     if conf.control_mode == "never_treated":
-        candidates = base.filter(~pl.col("treated")).with_columns(last_day.alias("at_risk_until"))
+        pool = pool.filter(~pl.col("treated"))
+        until = last_day
     else:  # a treated spell is a candidate until the day before its own first GC001
         until = (
             pl.when(pl.col("treated"))
             .then(pl.min_horizontal(last_day, _day0("first_gc001") - 1))
             .otherwise(last_day)
         )
-        candidates = base.with_columns(until.alias("at_risk_until"))
-    candidates = candidates.select("spell_id", "lopnr", "start", "at_risk_until", "stratum")
+    candidates = pool.with_columns(
+        until.alias("at_risk_until"), stratum_key(conf.match_on).alias("stratum")
+    ).select("spell_id", "lopnr", "start", "at_risk_until", "stratum")
     return cases.sort("spell_id"), candidates
+
+
+def _key_span(until: np.ndarray, t: np.ndarray) -> tuple[int, int]:
+    """(lowest day, width) of the search keys: every day d maps to d - lowest in [0, width)."""
+    days = np.concatenate([until, t])
+    if not days.size:
+        return 0, 1
+    low = int(days.min())
+    return low, int(days.max()) - low + 1
 
 
 def _draw_distinct(
@@ -107,9 +138,18 @@ def _draw_distinct(
     return row, offset
 
 
-def build_riskset(cohort: pl.DataFrame, conf: RiskSetConfig) -> pl.DataFrame:
-    """One row per member of every matched set (RISKSET_COLUMNS), cases first within a set."""
-    cases, candidates = cases_and_candidates(cohort, conf)
+def build_riskset(
+    cohort: pl.DataFrame,
+    conf: RiskSetConfig,
+    candidates: pl.DataFrame | None = None,
+    data_end: dt.date | None = None,
+) -> pl.DataFrame:
+    """One row per member of every matched set (RISKSET_COLUMNS), cases first within a set.
+
+    Cases are the treated spells of `cohort`; controls are drawn among the spells of
+    `candidates` (default `cohort`) that are at risk on the case's spell day t, at risk
+    ending at `data_end` (the last day of data; None = no cut)."""
+    cases, candidates = cases_and_candidates(cohort, conf, candidates, data_end)
     strata = pl.concat([cases["stratum"], candidates["stratum"]]).unique().sort()
     stratum_id = {s: i for i, s in enumerate(strata.to_list())}
     as_id = pl.col("stratum").replace_strict(stratum_id, return_dtype=pl.Int64)
@@ -117,10 +157,13 @@ def build_riskset(cohort: pl.DataFrame, conf: RiskSetConfig) -> pl.DataFrame:
     case = cases.with_columns(as_id.alias("sid"))
 
     # Eligible candidates of a case: the tail of its stratum with at_risk_until >= t.
-    big = int(max(cand["at_risk_until"].max() or 0, case["t"].max() or 0)) + 2
-    cand_key = cand["sid"].to_numpy() * big + cand["at_risk_until"].to_numpy()
-    case_sid, t = case["sid"].to_numpy(), case["t"].to_numpy()
-    lo = np.searchsorted(cand_key, case_sid * big + t, side="left")
+    # Days are shifted to start at 0 so that a key never leaves its stratum's range
+    # (t and at_risk_until may be negative: a GC001 before the spell's first day).
+    until, t = cand["at_risk_until"].to_numpy(), case["t"].to_numpy()
+    low, span = _key_span(until, t)
+    cand_key = cand["sid"].to_numpy() * span + (until - low)
+    case_sid = case["sid"].to_numpy()
+    lo = np.searchsorted(cand_key, case_sid * span + (t - low), side="left")
     hi = np.searchsorted(cand["sid"].to_numpy(), case_sid, side="right")
     size = np.maximum(hi - lo, 0)
 

@@ -6,7 +6,9 @@ can go from the delivery's row counts to every table's n (`outputs/attrition.csv
 Covariates come from `bakgrund` in the covariate year (§3.4-3.5); the unit
 flags pick one spell per person for Table 2/B3 (`person_row`) and for the income
 tables (`income_row`). `outputs/cohort_at_risk.parquet` keeps the spells before
-the three filters that select on exposure or length, for the GC001 life table.
+the three filters that select on exposure or length, for the GC001 life table,
+and flags those that pass every filter but the 30-day rule (the risk set's pool
+of controls of any length).
 """
 
 from __future__ import annotations
@@ -262,6 +264,9 @@ def unit_flags(cohort: pl.LazyFrame) -> pl.LazyFrame:
 # after it do (persons whose GC001 lies outside their spells, untreated spells of treated
 # persons, short controls). Their spells are all at risk of a first GC001 in the spell.
 AT_RISK_STEP = "insured_type"
+# The 30-day rule, the last population filter: the at-risk spells that reach it carry
+# `population_any_length` (the risk set's `control_length_rule: at_index` pool).
+LENGTH_STEP = "min_days"
 
 
 def build_cohort(
@@ -274,7 +279,8 @@ def build_cohort(
 ) -> tuple[pl.DataFrame, list[dict[str, Any]], pl.DataFrame]:
     """The cohort (one row per kept spell, covariates, unit flags), its attrition rows, and
     the at-risk spells: the population after `AT_RISK_STEP`, before any filter that selects
-    on exposure or length (the GC001 life table's denominator, §4.12)."""
+    on exposure or length (the GC001 life table's denominator, §4.12), with
+    `population_any_length`: the spell passes every population filter but the 30-day rule."""
     joined = spells.lazy().join(exposure.lazy(), on="spell_id")
     frame = (
         attach_background(joined, bakgrund, conf.year_basis, conf.education_fallback)
@@ -284,11 +290,14 @@ def build_cohort(
     )  # fmt: skip
     steps = [count_step(frame, "spells", "all sick-leave spells built from staged periods")]
     for step, description, keep in population_filters(conf, persons_with_intervention):
+        if step == LENGTH_STEP:
+            any_length = pl.col("spell_id").is_in(frame["spell_id"].implode())
         frame = frame.filter(keep)
         steps.append(count_step(frame, step, description))
         if step == AT_RISK_STEP:
             at_risk = frame
     cohort = unit_flags(frame.lazy()).collect()
+    at_risk = at_risk.with_columns(any_length.alias("population_any_length"))
     persons = cohort.filter("person_row")
     steps.append(count_step(persons, "person_row", "one spell per person: Table 2/B3 unit (§3.4)"))
     return cohort, steps, at_risk

@@ -2,11 +2,16 @@
 
 The sampling itself is `pipeline.rules.riskset`; this stage reads the `riskset`
 configuration and draws the sets of both control modes with the same k,
-matching variables and seed, among two candidate frames:
+matching variables and seed, every spell's time at risk ending at the data end
+(`data.end_date`; null = the largest `tom_datum` of staged sjukpenning, as the
+spells stage censors), for two groups of cases:
 
-- the cohort spells (cohort.parquet): outputs/riskset_<mode>.parquet for each
-  mode, and outputs/riskset.parquet, the sets of the configured
-  `riskset.control_mode` (the file nb_model, survival and claims analyse);
+- the cohort's treated spells (cohort.parquet): outputs/riskset_<mode>.parquet
+  for each mode, and outputs/riskset.parquet, the sets of the configured
+  `riskset.control_mode` (the file nb_model, survival and claims analyse). Their
+  controls come from the population before the 30-day rule
+  (`riskset.control_length_rule: at_index`: cohort_at_risk.parquet rows with
+  `population_any_length`) or from the cohort's own spells (`whole_spell`);
 - the spells at risk of a first GC001 (cohort_at_risk.parquet):
   outputs/riskset_at_risk_<mode>.parquet, the sets of claims' length-rank test
   (`claims.rank_control_mode` picks the mode).
@@ -14,6 +19,7 @@ matching variables and seed, among two candidate frames:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import replace
 from typing import Any
@@ -26,6 +32,8 @@ from pipeline.rules.riskset import MODES, RiskSetConfig, build_riskset
 
 log = logging.getLogger(__name__)
 
+LENGTH_RULES = ("at_index", "whole_spell")
+
 
 def riskset_config(cfg: Any) -> RiskSetConfig:
     """The `riskset` configuration as typed settings, the choices checked."""
@@ -37,7 +45,12 @@ def riskset_config(cfg: Any) -> RiskSetConfig:
         int(r.seed),
         bool(r.reuse_controls),
     )
-    config.check_choices({"riskset.control_mode": (conf.control_mode, MODES)})
+    config.check_choices(
+        {
+            "riskset.control_mode": (conf.control_mode, MODES),
+            "riskset.control_length_rule": (str(r.control_length_rule), LENGTH_RULES),
+        }
+    )
     if conf.k < 1:
         raise PipelineError(f"config riskset.k={conf.k}: expected at least 1")
     return conf
@@ -59,20 +72,43 @@ def log_sets(name: str, riskset: pl.DataFrame, k: int) -> None:
     )
 
 
+def data_end(cfg: Any) -> dt.date:
+    """The last day of data: `data.end_date`, else the largest staged `tom_datum` (a date)."""
+    end = cfg.data.end_date
+    if end:
+        return dt.date.fromisoformat(str(end))
+    periods = config.resolve_path(cfg.paths.staged) / "sjukpenning.parquet"
+    return pl.scan_parquet(periods).select(pl.col("tom_datum").max()).collect().item()
+
+
+def control_pool(cohort: pl.DataFrame, at_risk: pl.DataFrame, rule: str) -> pl.DataFrame:
+    """The spells the cohort's controls are drawn from under `riskset.control_length_rule`:
+    the population of any length (`at_index`) or the cohort itself (`whole_spell`)."""
+    if rule == "whole_spell":
+        return cohort
+    return at_risk.filter("population_any_length")
+
+
 def run(cfg: Any) -> None:
     """Read the cohort and the at-risk spells; write the sets of both control modes."""
     conf = riskset_config(cfg)
+    end = data_end(cfg)
     outputs = config.resolve_path(cfg.paths.outputs)
-    candidates = {
-        "riskset": pl.read_parquet(outputs / "cohort.parquet"),
-        "riskset_at_risk": pl.read_parquet(outputs / "cohort_at_risk.parquet"),
-    }
-    drawn = {
-        f"{prefix}_{mode}.parquet": build_riskset(frame, replace(conf, control_mode=mode))
-        for prefix, frame in candidates.items()
-        for mode in MODES
-    }
+    cohort = pl.read_parquet(outputs / "cohort.parquet")
+    at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet")
+    pool = control_pool(cohort, at_risk, str(cfg.riskset.control_length_rule))
+    drawn: dict[str, pl.DataFrame] = {}
+    for mode in MODES:
+        mode_conf = replace(conf, control_mode=mode)
+        drawn[f"riskset_{mode}.parquet"] = build_riskset(cohort, mode_conf, pool, end)
+        drawn[f"riskset_at_risk_{mode}.parquet"] = build_riskset(at_risk, mode_conf, None, end)
     drawn["riskset.parquet"] = drawn[f"riskset_{conf.control_mode}.parquet"]
+    log.info(
+        "riskset: controls %s (%d candidate spells), at risk until %s",
+        cfg.riskset.control_length_rule,
+        pool.height,
+        end,
+    )
     for name, riskset in drawn.items():
         io.write_parquet(riskset, outputs / name)
         log_sets(name, riskset, conf.k)
