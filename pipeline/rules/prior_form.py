@@ -52,7 +52,7 @@ class PriorForm:
             return dict(zip(self.names, natural_cubic(p / self.window, self.knots), strict=True))
         return {
             name: ((p >= lo) & (p < hi)).astype(float)
-            for name, lo, hi in zip(self.names, self.edges[1:], self.edges[2:], strict=True)
+            for name, lo, hi in zip(self.names, self.edges[1:-1], self.edges[2:], strict=True)
         }
 
 
