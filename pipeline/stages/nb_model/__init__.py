@@ -107,7 +107,11 @@ def run(cfg: Any) -> None:
         "report": report,
     }
     data = pl.concat(
-        [rows.with_columns(pl.lit(name).alias("design")) for name, rows in designs.items()],
+        [
+            rows.with_row_index("row_id")
+            .with_columns(pl.col("row_id").cast(pl.Int64), pl.lit(name).alias("design"))
+            for name, rows in designs.items()
+        ],
         how="diagonal_relaxed",
     ).with_columns(pl.col("exposure_days").log().alias("log_exposure_days"))
     io.write_parquet(data, outputs / "models" / "nb_data.parquet")

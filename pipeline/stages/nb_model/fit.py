@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.rules.prior_form import PriorForm, build_form
+from pipeline.stats.base import wald
 from pipeline.stats.nb2 import fit_nb2, lr_test
 from pipeline.stats.nb2_slope import fit_nb2_slope
 
@@ -104,13 +105,19 @@ def fit_design(
     points, curve = extra(list(conf.extra_days_at)), extra(grid)
     check_bounds(points, design, conf.window_days)
     check_bounds(curve, design, conf.window_days)
-    extra_rows = points.filter(~pl.col("extrapolated")).select(
-        pl.format("extra_days(prior_days={})", pl.col("prior_days").round(1)).alias("term"),
-        pl.col("extra_days").alias("estimate"),
-        "std_err",
-        "ci_low",
-        "ci_high",
-        pl.lit(math.nan).alias("p_value"),
+    shown = points.filter(~pl.col("extrapolated"))
+    extra_rows = pl.DataFrame(
+        {
+            "model": [fit.name] * shown.height,
+            "term": [f"extra_days(prior_days={v:g})" for v in shown["prior_days"]],
+            "estimate": shown["extra_days"],
+            "std_err": shown["std_err"],
+            "ci_low": shown["ci_low"],
+            "ci_high": shown["ci_high"],
+            "p_value": wald(shown["extra_days"], shown["std_err"])[2],
+            "n": shown["n"],
+        },
+        schema=fit.summary.schema,
     )
     summary = pl.concat([fit.summary, extra_rows], how="diagonal_relaxed").with_columns(
         pl.lit(design).alias("design"), pl.lit(conf.prior_form).alias("prior_form")
