@@ -50,14 +50,22 @@ def heldout_loglik(rows: pl.DataFrame, conf: SimpleNamespace) -> float:
     for k in range(FOLDS):
         train, test = rows.filter(fold != k), rows.filter(fold == k)
         form = build_form(
-            conf.prior_form, train["prior_days"].to_numpy(), conf.window_days,
-            conf.spline_knots, conf.prior_bands,
+            conf.prior_form,
+            train["prior_days"].to_numpy(),
+            conf.window_days,
+            conf.spline_knots,
+            conf.prior_bands,
         )
         tr, basis, inter = with_basis(train, form)
         te, _, _ = with_basis(test, form)
         fit = fit_nb2(
-            tr, "after_days", "treated", list(conf.covariates), interaction_with=None,
-            numeric=[*basis, *inter], extra_at=(),
+            tr,
+            "after_days",
+            "treated",
+            list(conf.covariates),
+            interaction_with=None,
+            numeric=[*basis, *inter],
+            extra_at=(),
         )
         x = design_matrix(fit.terms, te.with_columns(pl.col("treated").cast(pl.Float64)))
         mu = np.exp(x @ fit.params_)
@@ -78,7 +86,8 @@ def main(outputs: Path) -> None:
     for design in ("riskset", "report"):
         rows = data.filter(pl.col("design") == design)
         truths = truth_summary(true_extra_days(rows, truth, int(cfg.nb.window_days), end), points)
-        print(design, "truth:", dict(zip(truths["what"], truths["true_extra_days"].round(1))))
+        written = zip(truths["what"], truths["true_extra_days"].round(1), strict=True)
+        print(design, "truth:", dict(written))
         for form in FORMS:
             conf = SimpleNamespace(**{**dict(cfg.nb), "prior_form": form})
             conf.covariates = tuple(conf.covariates)
@@ -90,11 +99,20 @@ def main(outputs: Path) -> None:
                 continue
             k = fit["summary"].filter(pl.col("term").str.starts_with("IRR(")).height + 1
             aic = 2 * k - 2 * fit["notes"]["log_likelihood_full"]
-            est = fit["points"].select(
-                pl.format("{}:{} ({}-{}){}", "prior_days", pl.col("extra_days").round(1),
-                          pl.col("ci_low").round(1), pl.col("ci_high").round(1),
-                          pl.when("extrapolated").then(pl.lit("*")).otherwise(pl.lit("")))
-            )["prior_days"].to_list()
+            est = (
+                fit["points"]
+                .select(
+                    pl.format(
+                        "{}:{} ({}-{}){}",
+                        "prior_days",
+                        pl.col("extra_days").round(1),
+                        pl.col("ci_low").round(1),
+                        pl.col("ci_high").round(1),
+                        pl.when("extrapolated").then(pl.lit("*")).otherwise(pl.lit("")),
+                    )
+                )["prior_days"]
+                .to_list()
+            )
             print(f"  {form:7s} AIC {aic:10.1f}  held-out loglik/row {ll:.4f}  {est}")
 
 

@@ -14,7 +14,9 @@ import pytest
 from pipeline.__main__ import main
 from pipeline.rules.nb_truth import true_extra_days, truth_summary
 from pipeline.rules.prior_form import build_form, natural_cubic
+from pipeline.stages.nb_model.fit import check_bounds, support, with_basis
 from pipeline.stages.nb_model.rows import add_sick_days, report_rows
+from pipeline.stats.nb2 import fit_nb2
 from tests.helpers import E2E_PERSONS
 
 D = dt.date
@@ -116,7 +118,7 @@ def test_truth_counts_extension_days_inside_the_window_and_the_data():
     out = true_extra_days(rows, truth, W, D(2021, 1, 1))
     assert out["true_extra_days"].to_list() == [4.0, 6.0, 0.0]  # Jan 11-14; Jan 25-30
     summary = truth_summary(out, [3.0], band_edges=(0, 5, 366), half_width=1)
-    assert dict(zip(summary["what"], summary["true_extra_days"])) == {
+    assert dict(zip(summary["what"], summary["true_extra_days"], strict=True)) == {
         "overall": pytest.approx(10 / 3),
         "band [0, 5)": 2.0,
         "band [5, 366)": 6.0,
@@ -195,3 +197,63 @@ def test_every_printed_extra_day_and_predicted_mean_is_possible(run_dir):
     for col in ("mean_treated", "mean_control"):
         assert shown[col].min() >= 0 and shown[col].max() <= 365
     assert not math.isnan(shown["std_err"].max())
+
+
+def test_g_computation_over_a_spline_basis_matches_a_direct_computation():
+    rng = np.random.default_rng(7)
+    n = 800
+    prior = rng.uniform(0, 365, n)
+    treated = rng.random(n) < 0.4
+    mu = np.exp(3 + 0.004 * prior + treated * (0.3 - 0.001 * prior))
+    y = rng.negative_binomial(2, 2 / (2 + mu))
+    rows = pl.DataFrame(
+        {"lopnr": np.arange(n), "prior_days": prior, "treated": treated, "after_days": y}
+    )
+    form = build_form("spline", prior, 365, [0.05, 0.35, 0.65, 0.95], [])
+    frame, basis, inter = with_basis(rows, form)
+    fit = fit_nb2(frame, "after_days", "treated", [], None, [*basis, *inter], extra_at=())
+
+    def basis_at(v: float) -> dict[str, float]:
+        return {k: float(c[0]) for k, c in form.columns(np.array([v])).items()}
+
+    got = fit.extra_days_by([0.0, 180.0], basis_at, "prior_days")
+    cols = {t: j for j, t in enumerate(fit.terms)}
+
+    def contrast(beta: np.ndarray, v: float) -> float:
+        means = []
+        for arm in (1.0, 0.0):
+            x = fit.design.copy()
+            x[:, cols["treated"]] = arm
+            for name, value in basis_at(v).items():
+                x[:, cols[name]] = value
+                x[:, cols[f"treated:{name}"]] = arm * value
+            means.append(np.exp(x @ beta).mean())
+        return means[0] - means[1]
+
+    k = len(fit.terms)
+    for v, est, se in got.select("prior_days", "extra_days", "std_err").iter_rows():
+        assert est == pytest.approx(contrast(fit.params_, v), rel=1e-9)
+        step = 1e-6
+        grad = np.array(
+            [
+                (contrast(fit.params_ + step * np.eye(k)[j], v) - contrast(fit.params_, v)) / step
+                for j in range(k)
+            ]
+        )
+        assert se == pytest.approx(float(np.sqrt(grad @ fit.cov_[:k, :k] @ grad)), rel=1e-3)
+
+
+def test_support_flags_and_the_bound_check():
+    rows = pl.DataFrame({"treated": [True, True, False, False], "prior_days": [5.0, 300, 0, 200]})
+    assert support(rows) == (5.0, 200.0)
+    table = pl.DataFrame(
+        {
+            "prior_days": [0.0, 100.0],
+            "mean_treated": [10.0, 20.0],
+            "mean_control": [900.0, 400.0],
+            "extrapolated": [True, False],
+        }
+    )
+    with pytest.raises(ValueError, match=r"report design predicts mean_control = 400.0 .* = 100"):
+        check_bounds(table, "report", 365)
+    check_bounds(table.head(1), "report", 365)  # extrapolated points are not checked

@@ -22,7 +22,14 @@ ATTRITION_COUNTS = (
 )
 
 
-EXTRAPOLATED_RESULTS = ("extra_days", "std_err", "ci_low", "ci_high", "mean_treated", "mean_control")
+EXTRAPOLATED_RESULTS = (
+    "extra_days",
+    "std_err",
+    "ci_low",
+    "ci_high",
+    "mean_treated",
+    "mean_control",
+)
 
 
 def read_table(path: Path) -> pl.DataFrame:

@@ -15,7 +15,9 @@ ATTRITION_SHEET = ("attrition.csv", "Urval")  # (name, title) of the first sheet
 
 
 SHEET_EXTRA = {
-    "nb_extra_days.csv": " Tomma resultat: extrapolerat (utanför båda gruppernas tidigare sjukdagar).",
+    "nb_extra_days.csv": (
+        " Tomma resultat: extrapolerat (utanför båda gruppernas tidigare sjukdagar)."
+    ),
     "nb_l1334.csv": " L1334: insatsgruppen, IRR per 30 dagars senare första GC001.",
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from itertools import pairwise
 
 import polars as pl
 
@@ -77,7 +78,7 @@ def truth_summary(
     |prior_days - p| <= half_width); columns what, prior_lo, prior_hi, n, true_extra_days."""
     cases = rows.filter(pl.col("treated"))
     spans = [("overall", -1e18, 1e18)]
-    spans += [(f"band [{lo}, {hi})", lo, hi - 1e-9) for lo, hi in zip(band_edges, band_edges[1:])]
+    spans += [(f"band [{lo}, {hi})", lo, hi - 1e-9) for lo, hi in pairwise(band_edges)]
     spans += [(f"at {p:g}", p - half_width, p + half_width) for p in points]
     out = []
     for what, lo, hi in spans:

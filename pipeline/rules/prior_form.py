@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class PriorForm:
             return ["log1p_prior_days"]
         if self.form == "spline":
             return [f"prior_ns{j + 1}" for j in range(max(len(self.knots) - 1, 1))]
-        return [f"prior_band[{lo:g},{hi:g})" for lo, hi in zip(self.edges[1:], self.edges[2:])]
+        return [f"prior_band[{lo:g},{hi:g})" for lo, hi in pairwise(self.edges[1:])]
 
     def columns(self, prior_days: np.ndarray) -> dict[str, np.ndarray]:
         """Basis columns (name -> float array, one value per prior-days value)."""

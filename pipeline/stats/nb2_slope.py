@@ -27,9 +27,10 @@ def fit_nb2_slope(
     cluster: str | None,
     per: float,
 ) -> tuple[pl.DataFrame, list[str]]:
-    """(One row per term: estimate, std_err, 95 % Wald CI, p on the log-rate scale, then
-    `IRR(<slope> per <per>)`: exp(per b) with its CI; notes); grain: one fit."""
-    used = list(dict.fromkeys([outcome, slope, *numeric, *covariates, *([cluster] if cluster else [])]))
+    """(`IRR(<slope> per <per>)`: exp(per b) with its CI, then one row per term: estimate,
+    std_err, 95 % Wald CI, p on the log-rate scale; notes); grain: one fit."""
+    extras = [cluster] if cluster else []
+    used = list(dict.fromkeys([outcome, slope, *numeric, *covariates, *extras]))
     rows, notes = drop_missing(frame, used, inf=True)
     s = rows[slope].cast(pl.Float64).to_numpy()
     cols, terms, _, _, _ = build_design(rows, s, covariates, {}, notes)
@@ -62,4 +63,4 @@ def fit_nb2_slope(
         },
         schema=table.schema,
     )
-    return pl.concat([table, irr]).with_columns(pl.lit(rows.height, pl.Int64).alias("n")), notes
+    return pl.concat([irr, table]).with_columns(pl.lit(rows.height, pl.Int64).alias("n")), notes

@@ -108,8 +108,9 @@ def run(cfg: Any) -> None:
     }
     data = pl.concat(
         [
-            rows.with_row_index("row_id")
-            .with_columns(pl.col("row_id").cast(pl.Int64), pl.lit(name).alias("design"))
+            rows.with_row_index("row_id").with_columns(
+                pl.col("row_id").cast(pl.Int64), pl.lit(name).alias("design")
+            )
             for name, rows in designs.items()
         ],
         how="diagonal_relaxed",

@@ -33,9 +33,7 @@ def with_basis(rows: pl.DataFrame, form: PriorForm) -> tuple[pl.DataFrame, list[
     cols = form.columns(rows["prior_days"].to_numpy())
     treated = rows["treated"].cast(pl.Float64).to_numpy()
     inter = {f"treated:{name}": treated * values for name, values in cols.items()}
-    frame = rows.with_columns(
-        [pl.Series(n, v, pl.Float64) for n, v in {**cols, **inter}.items()]
-    )
+    frame = rows.with_columns([pl.Series(n, v, pl.Float64) for n, v in {**cols, **inter}.items()])
     return frame, list(cols), list(inter)
 
 

@@ -107,9 +107,13 @@ def add_sick_days(
         out = out.join(days, on="_row", how="left")
     window_end = pl.col("index_date") + pl.duration(days=window - 1)
     inside = (pl.lit(data_end) - pl.col("index_date")).dt.total_days() + 1
-    out = out.sort("_row").drop("_row").with_columns(
-        pl.min_horizontal(inside, pl.lit(window)).alias("exposure_days"),
-        (window_end > pl.lit(data_end)).alias("truncated"),
+    out = (
+        out.sort("_row")
+        .drop("_row")
+        .with_columns(
+            pl.min_horizontal(inside, pl.lit(window)).alias("exposure_days"),
+            (window_end > pl.lit(data_end)).alias("truncated"),
+        )
     )
     if truncation == "exclude":
         out = out.filter(~pl.col("truncated"))
