@@ -112,8 +112,14 @@ class NB2Result(FittedModel):
         def setter(v: float) -> dict[str, float]:
             return {col: v}
 
-        return self.extra_days_by(
+        table = self.extra_days_by(
             at, setter, col, window_days, interactions={col: inter} if inter else {}
+        )
+        if col in self.terms:
+            return table
+        # the column was dropped (zero variance): nothing to set, so no extra days
+        return table.with_columns(
+            pl.lit(math.nan, pl.Float64).alias(c) for c in table.columns if c not in (col, "n")
         )
 
     def extra_days_by(
