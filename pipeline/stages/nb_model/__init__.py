@@ -30,6 +30,7 @@ from pipeline.report.figures.nb import extra_days
 from pipeline.rules.prior_form import FORMS
 from pipeline.stages.nb_model.fit import fit_design, fit_l1334
 from pipeline.stages.nb_model.rows import add_sick_days, complete, report_rows, riskset_rows
+from pipeline.stats.base import json_float
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def run(cfg: Any) -> None:
     }
     l1334, l1334_notes = fit_l1334(data.filter(pl.col("design") == "riskset"), conf)
     notes = {
-        "mean_t_report_design": mean_t,
+        "mean_t_report_design": json_float(mean_t),
         **{design: fit["notes"] for design, fit in fits.items()},
         "l1334": {"design": "riskset", "warnings": l1334_notes},
     }

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.rules.prior_form import PriorForm, build_form
-from pipeline.stats.base import wald
+from pipeline.stats.base import json_float, wald
 from pipeline.stats.nb2 import fit_nb2, lr_test
 from pipeline.stats.nb2_slope import fit_nb2_slope
 
@@ -123,10 +123,10 @@ def fit_design(
     notes = {
         "fit": fit.metadata(),
         "prior_form": _jsonable(asdict(form)),
-        "support_prior_days": [lo, hi],
+        "support_prior_days": [json_float(lo), json_float(hi)],
         "lr_test_interaction": _jsonable(asdict(lr_test(main, full))),
-        "log_likelihood_main": main.log_likelihood,
-        "log_likelihood_full": full.log_likelihood,
+        "log_likelihood_main": json_float(main.log_likelihood),
+        "log_likelihood_full": json_float(full.log_likelihood),
     }
     return {"summary": summary, "notes": notes, "points": points, "curve": curve}
 
