@@ -22,9 +22,29 @@ ATTRITION_COUNTS = (
 )
 
 
+EXTRAPOLATED_RESULTS = (
+    "extra_days",
+    "std_err",
+    "ci_low",
+    "ci_high",
+    "mean_treated",
+    "mean_control",
+)
+
+
 def read_table(path: Path) -> pl.DataFrame:
-    """A table CSV with every column as text, exactly as written."""
-    return pl.read_csv(path, infer_schema_length=0)
+    """A table CSV with every column as text, as written, except that a row marked
+    `extrapolated = true` (outside the observed support) has its results blanked: the
+    report never prints an extrapolated estimate (analysis-spec.md §6.5, issue 15)."""
+    frame = pl.read_csv(path, infer_schema_length=0)
+    if "extrapolated" not in frame.columns:
+        return frame
+    outside = pl.col("extrapolated") == "true"
+    return frame.with_columns(
+        pl.when(outside).then(pl.lit("")).otherwise(pl.col(c)).alias(c)
+        for c in EXTRAPOLATED_RESULTS
+        if c in frame.columns
+    )
 
 
 def table_value(frame: pl.DataFrame, column: str, **where: str) -> float | None:

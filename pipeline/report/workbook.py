@@ -14,9 +14,20 @@ from pipeline.report.formatting import display
 ATTRITION_SHEET = ("attrition.csv", "Urval")  # (name, title) of the first sheet
 
 
+SHEET_EXTRA = {
+    "nb_extra_days.csv": (
+        " Tomma resultat: extrapolerat (utanför båda gruppernas tidigare sjukdagar)."
+    ),
+    "nb_l1334.csv": " L1334: insatsgruppen, IRR per 30 dagars senare första GC001.",
+}
+
+
 def sheet_notes(files: list[str]) -> dict[str, str]:
     """The notes row of each table file's sheet: where it comes from, where terms are defined."""
-    return {f: f"Källa: outputs/tables/{f}. Definitioner: docs/methods.md." for f in files}
+    return {
+        f: f"Källa: outputs/tables/{f}. Definitioner: docs/methods.md.{SHEET_EXTRA.get(f, '')}"
+        for f in files
+    }
 
 
 def write_workbook(

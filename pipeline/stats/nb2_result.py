@@ -7,7 +7,7 @@ Conventions (covariances, g-computation of the extra days) are in the docstring 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,37 +104,80 @@ class NB2Result(FittedModel):
                 offset / missing with one.
         """
         at = self.extra_at if at is None else tuple(float(v) for v in at)
-        window_days = self.window_days if window_days is None else window_days
         if self.interaction_with is None:
             raise ValueError("the model has no numeric column to set")
+        col = self.interaction_with
+        inter = self.interaction_term
+
+        def setter(v: float) -> dict[str, float]:
+            return {col: v}
+
+        table = self.extra_days_by(
+            at, setter, col, window_days, interactions={col: inter} if inter else {}
+        )
+        if col in self.terms:
+            return table
+        # the column was dropped (zero variance): nothing to set, so no extra days
+        return table.with_columns(
+            pl.lit(math.nan, pl.Float64).alias(c) for c in table.columns if c not in (col, "n")
+        )
+
+    def extra_days_by(
+        self,
+        at: Sequence[float],
+        basis: Callable[[float], Mapping[str, float]],
+        label: str,
+        window_days: float | None = None,
+        interactions: Mapping[str, str] | None = None,
+    ) -> pl.DataFrame:
+        """One row per value v of `at`: treated - control mean days, delta-method CI (days).
+
+        g-computation over all model rows: each arm sets the treatment term to 1 / 0,
+        every term `basis(v)` names to its value and each interaction term
+        (`interactions[term]`, default `<treatment>:<term>`) to arm x value; terms not
+        in the model (dropped) are skipped; the rest of each row's linear predictor is
+        kept as observed. Columns: `label` (v), `extra_days`, `std_err`, `ci_low`,
+        `ci_high` (95 % Wald), `mean_treated`, `mean_control` (days), `n` (rows averaged).
+        """
+        window_days = self.window_days if window_days is None else window_days
         base = base_offset(self.offset, window_days)
         idx = {term: j for j, term in enumerate(self.terms)}
-        col_j, inter_j = idx.get(self.interaction_with), idx.get(self.interaction_term or "")
-        if not (self.n and np.isfinite(self.params_).all() and col_j is not None):
-            rows = [(v, *[math.nan] * 6) for v in at]
-        else:
-            # Columns set per arm: treatment, the column, the interaction (when present);
-            # the rest of each row's linear predictor is kept as observed.
-            set_j = [1, col_j, *([inter_j] if inter_j is not None else [])]
+        inter_of = dict(interactions or {})
+        rows = []
+        fitted = self.n and np.isfinite(self.params_).all()
+        for v in at:
+            if not fitted:
+                rows.append((v, *[math.nan] * 6))
+                continue
+            values = basis(v)
+            set_j, per_arm = [1], [[1.0], [0.0]]
+            for term, value in values.items():
+                if term in idx:
+                    set_j.append(idx[term])
+                    per_arm[0].append(value)
+                    per_arm[1].append(value)
+                name = inter_of.get(term, f"{self.treatment}:{term}")
+                if name in idx:
+                    set_j.append(idx[name])
+                    per_arm[0].append(value)
+                    per_arm[1].append(0.0)
             b_set = self.params_[set_j]
             rest = self.design @ self.params_ - self.design[:, set_j] @ b_set + base
+            mean_mu, grad = [], np.zeros(len(self.terms))
+            for arm_values, sign in zip(per_arm, (1.0, -1.0), strict=True):
+                arm = np.asarray(arm_values)
+                mu = np.exp(rest + arm @ b_set)
+                # d mean(mu) / d beta = mean(mu x) with x's set columns replaced
+                g = mu @ self.design / self.n
+                g[set_j] = mu.mean() * arm
+                grad += sign * g
+                mean_mu.append(float(mu.mean()))
+            est = mean_mu[0] - mean_mu[1]
             k = len(self.terms)
-            rows = []
-            for v in at:
-                mean_mu, grad = [], np.zeros(k)
-                for arm, sign in ((1.0, 1.0), (0.0, -1.0)):
-                    values = np.array([arm, v, arm * v][: len(set_j)])
-                    mu = np.exp(rest + values @ b_set)
-                    # d mean(mu) / d beta = mean(mu x) with x's set columns replaced
-                    g = mu @ self.design / self.n
-                    g[set_j] = mu.mean() * values
-                    grad += sign * g
-                    mean_mu.append(float(mu.mean()))
-                est = mean_mu[0] - mean_mu[1]
-                se = float(safe_sqrt(grad @ self.cov_[:k, :k] @ grad))
-                lo, hi, _ = wald(est, se)
-                rows.append((v, est, se, float(lo), float(hi), *mean_mu))
-        names = [self.interaction_with, "extra_days", "std_err", "ci_low", "ci_high"]
+            se = float(safe_sqrt(grad @ self.cov_[:k, :k] @ grad))
+            lo, hi, _ = wald(est, se)
+            rows.append((v, est, se, float(lo), float(hi), *mean_mu))
+        names = [label, "extra_days", "std_err", "ci_low", "ci_high"]
         names += ["mean_treated", "mean_control"]
         return pl.DataFrame(
             rows, schema=dict.fromkeys(names, pl.Float64), orient="row"

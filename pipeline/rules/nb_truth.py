@@ -1,0 +1,98 @@
+"""The planted sick-days effect that lands in each NB model row's outcome window (§6.4-6.5).
+
+The synthetic generator (`pipeline.stages.synth.spells`, docs/synthetic.md) appends
+`extra_days` full-time days to a treated spell right after its baseline end:
+days [start + base_days, start + base_days + extra_days - 1]. A model row's true
+effect is the number of those days inside its after-window [index, index + W - 1]
+and on or before the data end: what its `after_days` would lose had the person not
+been treated (net = gross days, the extension is at 100 % and overlaps no other
+period of the person). Pure functions of frames; nb_model never reads the truth, so
+the stage runs unchanged on a real delivery. Used by tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from itertools import pairwise
+
+import polars as pl
+
+BAND_EDGES = (0, 1, 30, 90, 150, 210, 300, 366)  # prior-days bands (days, [lo, hi))
+POINT_HALF_WIDTH = 30  # cases within +- this many prior days of a g-computation point
+
+
+def true_extra_days(
+    rows: pl.DataFrame, truth: pl.DataFrame, window_days: int, data_end: dt.date
+) -> pl.DataFrame:
+    """`rows` with `true_extra_days` (days, float): planted extension days inside the row's
+    after-window and <= data_end, over all the person's true spells; grain: one model row.
+
+    `rows` needs lopnr and index_date; `truth` the synth truth spells (lopnr, start,
+    base_days, extra_days).
+    """
+    ext = truth.filter(pl.col("extra_days") > 0).select(
+        "lopnr",
+        (pl.col("start") + pl.duration(days=pl.col("base_days"))).alias("ext_from"),
+        (pl.col("start") + pl.duration(days=pl.col("base_days") + pl.col("extra_days") - 1)).alias(
+            "ext_to"
+        ),
+    )
+    keyed = rows.with_row_index("_row")
+    w_end = pl.min_horizontal(
+        pl.col("index_date") + pl.duration(days=window_days - 1), pl.lit(data_end)
+    )
+    overlap = (
+        keyed.select("_row", "lopnr", "index_date", w_end.alias("_w_end"))
+        .join(ext, on="lopnr", how="inner")
+        .with_columns(
+            (
+                (
+                    pl.min_horizontal("ext_to", "_w_end")
+                    - pl.max_horizontal("ext_from", "index_date")
+                ).dt.total_days()
+                + 1
+            )
+            .clip(lower_bound=0)
+            .alias("_days")
+        )
+        .group_by("_row")
+        .agg(pl.col("_days").sum())
+    )
+    return (
+        keyed.join(overlap, on="_row", how="left")
+        .with_columns(pl.col("_days").fill_null(0).cast(pl.Float64).alias("true_extra_days"))
+        .sort("_row")
+        .drop("_row", "_days")
+    )
+
+
+def truth_summary(
+    rows: pl.DataFrame,
+    points: Sequence[float],
+    band_edges: Sequence[int] = BAND_EDGES,
+    half_width: float = POINT_HALF_WIDTH,
+) -> pl.DataFrame:
+    """Mean `true_extra_days` (days) of the treated rows: one row `overall`, one per
+    prior-days band `band [lo, hi)`, one per g-computation point `at p` (cases with
+    |prior_days - p| <= half_width); columns what, prior_lo, prior_hi, n, true_extra_days."""
+    cases = rows.filter(pl.col("treated"))
+    spans = [("overall", -1e18, 1e18)]
+    spans += [(f"band [{lo}, {hi})", lo, hi - 1e-9) for lo, hi in pairwise(band_edges)]
+    spans += [(f"at {p:g}", p - half_width, p + half_width) for p in points]
+    out = []
+    for what, lo, hi in spans:
+        part = cases.filter(pl.col("prior_days").is_between(lo, hi))
+        mean = part["true_extra_days"].mean() if part.height else None
+        out.append((what, float(max(lo, 0)), float(min(hi, 1e9)), part.height, mean))
+    return pl.DataFrame(
+        out,
+        schema={
+            "what": pl.String,
+            "prior_lo": pl.Float64,
+            "prior_hi": pl.Float64,
+            "n": pl.Int64,
+            "true_extra_days": pl.Float64,
+        },
+        orient="row",
+    )

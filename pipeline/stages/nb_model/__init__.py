@@ -1,0 +1,156 @@
+"""`nb_model` stage: sick days after GC001, negative binomial (analysis-spec.md §6.3-6.5).
+
+Two designs, both fitted and written (§10 item 24), rows built in `rows`:
+- `riskset` (the pipeline's own): every member of every matched set of
+  `outputs/riskset.parquet`. Controls recur: SEs cluster by person.
+- `report` (to compare with the published +20 / +40 days): one row per person;
+  controls indexed at start + round(mean_t), mean_t from the treated model rows.
+
+Per row: `after_days` = sick days in [index, index + W - 1], `prior_days` = sick days
+in [index - W, index - 1] (net or gross, `nb.day_measure`), over all the person's
+spells. Rows whose after-window passes the data end are dropped (`nb.truncation:
+exclude`) or kept with log(observed days) as offset (`offset`). Prior days enter in
+the form `nb.prior_form` (`pipeline.rules.prior_form`), interacted with treatment;
+extra days are reported only inside both arms' observed prior days (`fit`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import polars as pl
+
+from pipeline.core import config
+from pipeline.report.figures import write_figure
+from pipeline.report.figures.nb import extra_days
+from pipeline.rules.prior_form import FORMS
+from pipeline.stages.nb_model.fit import fit_design, fit_l1334
+from pipeline.stages.nb_model.rows import add_sick_days, complete, report_rows, riskset_rows
+from pipeline.stats.base import json_float
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NBConfig:
+    """The `nb` slice of the configuration (conf/analysis/report.yaml)."""
+
+    window_days: int
+    day_measure: str
+    truncation: str
+    interaction: bool
+    covariates: tuple[str, ...]
+    report_control_spell: str
+    extra_days_at: tuple[float, ...]
+    cluster: str | None
+    prior_form: str
+    spline_knots: tuple[float, ...]
+    prior_bands: tuple[float, ...]
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> NBConfig:
+        """Build from the composed configuration, checking the choices."""
+        nb = cfg.nb
+        conf = cls(
+            window_days=int(nb.window_days),
+            day_measure=str(nb.day_measure),
+            truncation=str(nb.truncation),
+            interaction=bool(nb.interaction),
+            covariates=tuple(str(c) for c in nb.covariates),
+            report_control_spell=str(nb.report_control_spell),
+            extra_days_at=tuple(float(v) for v in nb.extra_days_at),
+            cluster=str(nb.cluster) if nb.cluster else None,
+            prior_form=str(nb.prior_form),
+            spline_knots=tuple(float(v) for v in nb.spline_knots),
+            prior_bands=tuple(float(v) for v in nb.prior_bands),
+        )
+        choices = {
+            "nb.day_measure": (conf.day_measure, {"net", "gross"}),
+            "nb.truncation": (conf.truncation, {"exclude", "offset"}),
+            "nb.report_control_spell": (conf.report_control_spell, {"first", "latest"}),
+            "nb.prior_form": (conf.prior_form, set(FORMS)),
+        }
+        config.check_choices(choices)
+        return conf
+
+
+def run(cfg: Any) -> None:
+    """Fit both designs; write models/nb_data.parquet, models/nb.parquet, models/nb.json,
+    tables/nb_extra_days.csv, tables/nb_l1334.csv and figures/nb_extra_days.png."""
+    from pipeline.core import io
+
+    conf = NBConfig.from_config(cfg)
+    outputs = config.resolve_path(cfg.paths.outputs)
+    periods = config.resolve_path(cfg.paths.staged) / "sjukpenning.parquet"
+    end = cfg.data.end_date
+    data_end = (
+        dt.date.fromisoformat(str(end))
+        if end
+        else pl.scan_parquet(periods).select(pl.col("tom_datum").max()).collect().item()
+    )
+    cohort = pl.read_parquet(outputs / "cohort.parquet")
+    riskset = pl.read_parquet(outputs / "riskset.parquet")
+    sick_days = partial(
+        add_sick_days,
+        periods=periods,
+        window=conf.window_days,
+        measure=conf.day_measure,
+        truncation=conf.truncation,
+        data_end=data_end,
+    )
+    report, mean_t = report_rows(cohort, conf.report_control_spell, sick_days, conf.covariates)
+    designs = {
+        "riskset": complete(sick_days(riskset_rows(riskset, cohort)), conf.covariates),
+        "report": report,
+    }
+    data = pl.concat(
+        [
+            rows.with_row_index("row_id").with_columns(
+                pl.col("row_id").cast(pl.Int64), pl.lit(name).alias("design")
+            )
+            for name, rows in designs.items()
+        ],
+        how="diagonal_relaxed",
+    ).with_columns(pl.col("exposure_days").log().alias("log_exposure_days"))
+    io.write_parquet(data, outputs / "models" / "nb_data.parquet")
+
+    offset = "log_exposure_days" if conf.truncation == "offset" else None
+    grid = sorted({*range(0, conf.window_days + 1, 15), *conf.extra_days_at})
+    fits = {
+        design: fit_design(data.filter(pl.col("design") == design), design, conf, grid, offset)
+        for design in designs
+    }
+    l1334, l1334_notes = fit_l1334(data.filter(pl.col("design") == "riskset"), conf)
+    notes = {
+        "mean_t_report_design": json_float(mean_t),
+        **{design: fit["notes"] for design, fit in fits.items()},
+        "l1334": {"design": "riskset", "warnings": l1334_notes},
+    }
+    summaries = [fit["summary"] for fit in fits.values()]
+    io.write_parquet(
+        pl.concat(summaries, how="diagonal_relaxed"), outputs / "models" / "nb.parquet"
+    )
+    io.write_json(outputs / "models" / "nb.json", notes)
+    extra = pl.concat([fit["points"] for fit in fits.values()])
+    io.write_csv(extra, outputs / "tables" / "nb_extra_days.csv")
+    io.write_csv(l1334, outputs / "tables" / "nb_l1334.csv")
+    curves = pl.concat([fit["curve"] for fit in fits.values()]).filter(~pl.col("extrapolated"))
+    write_figure(
+        extra_days(curves, extra.filter(~pl.col("extrapolated"))),
+        outputs / "figures" / "nb_extra_days.png",
+    )
+    for row in extra.iter_rows(named=True):
+        log.info(
+            "%s design: %+.1f extra sick days (95 %% CI %.1f to %.1f) at %g prior days, n = %d%s",
+            row["design"],
+            row["extra_days"],
+            row["ci_low"],
+            row["ci_high"],
+            row["prior_days"],
+            row["n"],
+            " (extrapolated: outside both arms' prior days)" if row["extrapolated"] else "",
+        )

@@ -1,0 +1,141 @@
+"""Model rows of the `nb_model` stage: index dates per design and sick days around them
+(analysis-spec.md §6.3-6.4).
+
+- `riskset`: every member of every matched set; index = the case's first GC001 / the
+  control's start + the case's day t.
+- `report`: one row per person; the treated at their first GC001, the controls at the
+  start of their first (or latest) qualifying spell + round(mean_t), mean_t the mean
+  day of first GC001 of the treated rows that enter the model (after truncation and
+  null drops). Controls whose spell ended before their index stay in (§6.3 zeros).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.rules.sickdays import window_days
+
+COVARIATE_COLUMNS = ["age", "sex", "diagnosis_group", "lan"]
+
+
+def riskset_rows(riskset: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFrame:
+    """Riskset design: one row per set member with its index date, the set's day of first
+    GC001 `gc001_day` (days from the case's spell start) and its spell's covariates."""
+    spell_covariates = cohort.select("spell_id", *COVARIATE_COLUMNS)
+    return riskset.select(
+        "set_id",
+        "spell_id",
+        "lopnr",
+        pl.col("case").alias("treated"),
+        "index_date",
+        pl.col("t").cast(pl.Int64).alias("gc001_day"),
+    ).join(spell_covariates, on="spell_id", how="left")
+
+
+def report_treated(cohort: pl.DataFrame) -> pl.DataFrame:
+    """Report design, treated: one row per person at the first GC001 of their first treated
+    spell; `gc001_day` = days from that spell's start."""
+    treated = (
+        cohort.filter("treated")
+        .sort("first_gc001", "spell_id")
+        .group_by("lopnr", maintain_order=True)
+        .first()
+    )
+    return treated.select(
+        "spell_id",
+        "lopnr",
+        pl.lit(True).alias("treated"),
+        pl.col("first_gc001").alias("index_date"),
+        (pl.col("first_gc001") - pl.col("start")).dt.total_days().alias("gc001_day"),
+        *COVARIATE_COLUMNS,
+    )
+
+
+def report_controls(cohort: pl.DataFrame, control_spell: str, mean_t: float) -> pl.DataFrame:
+    """Report design, controls: one row per never-treated person at the start of their
+    first (or `latest`) qualifying spell + round(mean_t) days."""
+    controls = cohort.filter(~pl.col("treated")).sort(
+        "start", "spell_id", descending=control_spell == "latest"
+    )
+    controls = controls.group_by("lopnr", maintain_order=True).first()
+    return controls.select(
+        "spell_id",
+        "lopnr",
+        pl.lit(False).alias("treated"),
+        (pl.col("start") + pl.duration(days=round(mean_t))).alias("index_date"),
+        pl.lit(None, pl.Int64).alias("gc001_day"),
+        *COVARIATE_COLUMNS,
+    )
+
+
+def add_sick_days(
+    rows: pl.DataFrame,
+    periods: pl.DataFrame | Path,
+    window: int,
+    measure: str,
+    truncation: str,
+    data_end: dt.date,
+) -> pl.DataFrame:
+    """Rows with `after_days`, `prior_days` (days, `measure` net|gross), `exposure_days`
+    (after-window days inside the data), `truncated`; rows whose after-window passes
+    `data_end` dropped when `truncation` is `exclude`, rows with no day inside dropped."""
+    rows = rows.with_row_index("_row")
+    windows = {
+        "after": (pl.col("index_date"), pl.col("index_date") + pl.duration(days=window - 1)),
+        "prior": (
+            pl.col("index_date") - pl.duration(days=window),
+            pl.col("index_date") - pl.duration(days=1),
+        ),
+    }
+    column = "net_days" if measure == "net" else "gross_days"
+    out = rows
+    for name, (start, end) in windows.items():
+        members = rows.select(
+            pl.col("_row").cast(pl.Int64).alias("member_id"),
+            "lopnr",
+            start.alias("window_start"),
+            end.alias("window_end"),
+        )
+        days = window_days(members, periods).select(
+            pl.col("member_id").cast(pl.UInt32).alias("_row"),
+            pl.col(column).cast(pl.Float64).alias(f"{name}_days"),
+        )
+        out = out.join(days, on="_row", how="left")
+    window_end = pl.col("index_date") + pl.duration(days=window - 1)
+    inside = (pl.lit(data_end) - pl.col("index_date")).dt.total_days() + 1
+    out = (
+        out.sort("_row")
+        .drop("_row")
+        .with_columns(
+            pl.min_horizontal(inside, pl.lit(window)).alias("exposure_days"),
+            (window_end > pl.lit(data_end)).alias("truncated"),
+        )
+    )
+    if truncation == "exclude":
+        out = out.filter(~pl.col("truncated"))
+    return out.filter(pl.col("exposure_days") > 0)
+
+
+def complete(rows: pl.DataFrame, covariates: Sequence[str]) -> pl.DataFrame:
+    """`rows` without a null outcome, prior days, person or covariate (the rows a fit keeps)."""
+    return rows.drop_nulls(["after_days", "prior_days", "lopnr", *covariates])
+
+
+def report_rows(
+    cohort: pl.DataFrame,
+    control_spell: str,
+    sick_days: Callable[[pl.DataFrame], pl.DataFrame],
+    covariates: Sequence[str],
+) -> tuple[pl.DataFrame, float]:
+    """Report design model rows with sick days (`sick_days(rows)` adds them), and mean_t
+    (days): the mean `gc001_day` of the treated rows left after truncation and null drops."""
+    treated = complete(sick_days(report_treated(cohort)), covariates)
+    mean_t = float(treated["gc001_day"].mean()) if treated.height else float("nan")
+    controls = report_controls(cohort, control_spell, 0.0 if mean_t != mean_t else mean_t)
+    controls = complete(sick_days(controls), covariates)
+    rows = pl.concat([treated, controls], how="vertical_relaxed")
+    return rows.with_columns(pl.lit(None, pl.Int64).alias("set_id")).sort("lopnr"), mean_t

@@ -1,0 +1,259 @@
+"""The nb_model stage: row building on hand-built persons, the prior-days basis, the
+planted truth, and end to end the CI against the written truth and the bounds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from functools import partial
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipeline.__main__ import main
+from pipeline.rules.nb_truth import true_extra_days, truth_summary
+from pipeline.rules.prior_form import build_form, natural_cubic
+from pipeline.stages.nb_model.fit import check_bounds, support, with_basis
+from pipeline.stages.nb_model.rows import add_sick_days, report_rows
+from pipeline.stats.nb2 import fit_nb2
+from tests.helpers import E2E_PERSONS
+
+D = dt.date
+W = 10  # a short window keeps the hand counts readable
+
+
+def periods(*rows: tuple[int, dt.date, dt.date, int]) -> pl.DataFrame:
+    """Benefit periods (lopnr, from, tom, extent %)."""
+    return pl.DataFrame(
+        rows, schema=["lopnr", "from_datum", "tom_datum", "omfattning"], orient="row"
+    ).with_columns(pl.col("omfattning").cast(pl.Int64))
+
+
+def rows_at(*index: tuple[int, dt.date]) -> pl.DataFrame:
+    """Model rows (lopnr, index_date, treated=True)."""
+    return pl.DataFrame(index, schema=["lopnr", "index_date"], orient="row").with_columns(
+        pl.lit(True).alias("treated")
+    )
+
+
+def test_sick_days_count_window_edges_overlaps_and_part_time():
+    # after-window [Jan 11, Jan 20], prior window [Jan 1, Jan 10]
+    per = periods(
+        (1, D(2020, 1, 10), D(2020, 1, 11), 100),  # one day in each window (edges)
+        (1, D(2020, 1, 20), D(2020, 1, 25), 50),  # last after day at half time
+        (1, D(2020, 1, 15), D(2020, 1, 16), 100),  # full time ...
+        (1, D(2020, 1, 15), D(2020, 1, 16), 25),  # ... overlapped by a quarter: counted once
+        (1, D(2019, 12, 1), D(2019, 12, 31), 100),  # before the prior window
+        (2, D(2020, 1, 21), D(2020, 2, 1), 100),  # person 2: after its window
+    )
+    out = add_sick_days(
+        rows_at((1, D(2020, 1, 11)), (2, D(2020, 1, 11))), per, W, "net", "exclude", D(2021, 1, 1)
+    )
+    assert out["after_days"].to_list() == [1 + 0.5 + 2, 0.0]
+    assert out["prior_days"].to_list() == [1.0, 0.0]
+    gross = add_sick_days(rows_at((1, D(2020, 1, 11))), per, W, "gross", "exclude", D(2021, 1, 1))
+    assert gross["after_days"].to_list() == [4.0]
+
+
+def test_truncation_at_the_data_end():
+    per = periods((1, D(2020, 1, 1), D(2020, 3, 1), 100))
+    rows = rows_at((1, D(2020, 1, 11)), (1, D(2020, 1, 12)), (1, D(2020, 1, 21)))
+    end = D(2020, 1, 20)  # row 1's window ends on the data end, row 2's one day after
+    kept = add_sick_days(rows, per, W, "net", "exclude", end)
+    assert kept["index_date"].to_list() == [D(2020, 1, 11)]
+    offset = add_sick_days(rows, per, W, "net", "offset", end)
+    # the row indexed after the data end has no day inside and is dropped in both modes
+    assert offset["exposure_days"].to_list() == [10, 9]
+    assert offset["truncated"].to_list() == [False, True]
+
+
+def test_report_controls_are_indexed_at_start_plus_round_mean_t_of_the_model_rows():
+    cohort = pl.DataFrame(
+        {
+            "spell_id": [1, 2, 3, 4, 5],
+            "lopnr": [1, 2, 3, 4, 4],
+            "start": [D(2020, 1, 1), D(2020, 1, 1), D(2020, 12, 20), D(2020, 3, 1), D(2020, 6, 1)],
+            "treated": [True, True, True, False, False],
+            "first_gc001": [D(2020, 1, 3), D(2020, 1, 6), D(2020, 12, 21), None, None],
+            "age": [40, 50, 60, 30, 30],
+            "sex": ["1", "2", "1", "2", "2"],
+            "diagnosis_group": ["a", "a", None, "a", "a"],
+            "lan": ["01"] * 5,
+        }
+    )
+    per = periods((4, D(2020, 3, 1), D(2020, 3, 2), 100))  # control's spell ends before its index
+    sick = partial(
+        add_sick_days,
+        periods=per,
+        window=W,
+        measure="net",
+        truncation="exclude",
+        data_end=D(2020, 12, 25),
+    )
+    rows, mean_t = report_rows(cohort, "first", sick, ["age", "sex", "diagnosis_group", "lan"])
+    # person 3 is truncated (and has a null covariate): mean_t over persons 1 and 2 = (2 + 5) / 2
+    assert mean_t == 3.5
+    control = rows.filter(~pl.col("treated"))
+    assert control["index_date"].to_list() == [D(2020, 3, 1) + dt.timedelta(days=round(3.5))]
+    assert control["after_days"].to_list() == [0.0]  # zeros kept (§6.3)
+    assert sorted(rows["lopnr"].to_list()) == [1, 2, 4]
+
+
+def test_truth_counts_extension_days_inside_the_window_and_the_data():
+    truth = pl.DataFrame(
+        {
+            "lopnr": [1, 2, 3],
+            "start": [D(2020, 1, 1)] * 3,
+            "base_days": [10, 10, 10],  # baseline ends Jan 10, extension from Jan 11
+            "extra_days": [20, 20, 0],
+        }
+    )
+    rows = rows_at((1, D(2020, 1, 5)), (2, D(2020, 1, 25)), (3, D(2020, 1, 5))).with_columns(
+        pl.Series("prior_days", [3.0, 10.0, 3.0])
+    )
+    out = true_extra_days(rows, truth, W, D(2020, 1, 12))
+    # row 1: window Jan 5-14 cut at Jan 12 -> Jan 11-12; row 2: window starts after the data end
+    assert out["true_extra_days"].to_list() == [2.0, 0.0, 0.0]
+    out = true_extra_days(rows, truth, W, D(2021, 1, 1))
+    assert out["true_extra_days"].to_list() == [4.0, 6.0, 0.0]  # Jan 11-14; Jan 25-30
+    summary = truth_summary(out, [3.0], band_edges=(0, 5, 366), half_width=1)
+    assert dict(zip(summary["what"], summary["true_extra_days"], strict=True)) == {
+        "overall": pytest.approx(10 / 3),
+        "band [0, 5)": 2.0,
+        "band [5, 366)": 6.0,
+        "at 3": 2.0,
+    }
+
+
+def test_natural_spline_is_linear_beyond_its_boundary_knots_and_cubic_between():
+    knots = [0.1, 0.3, 0.6, 0.9]
+    x = np.linspace(-0.5, 1.5, 401)
+    basis = np.column_stack(natural_cubic(x, knots))
+    assert basis.shape[1] == len(knots) - 1
+    second = np.diff(basis, n=2, axis=0)
+    outside = (x[1:-1] < knots[0] - 0.01) | (x[1:-1] > knots[-1] + 0.01)
+    assert np.abs(second[outside]).max() < 1e-9
+    assert np.abs(second[~outside]).max() > 1e-6
+    form = build_form("bands", np.array([0.0, 100.0]), 365, [], [0, 1, 90])
+    cols = form.columns(np.array([0.0, 1.0, 89.0, 90.0, 365.0]))
+    assert [c.tolist() for c in cols.values()] == [[0, 1, 1, 0, 0], [0, 0, 0, 1, 1]]
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+NB_STAGES = ("synth", "stage", "spells", "exposure", "cohort", "riskset", "nb_model")
+
+
+def _run(base, *extra: str) -> pl.DataFrame:
+    """nb_model's extra days on a not_yet_treated run of E2E_PERSONS persons, with the
+    written truth of the riskset design's treated rows at each point."""
+    overrides = [
+        "synth.size=small",
+        f"synth.sizes.small={E2E_PERSONS}",
+        f"synth.out_dir={base}/delivery",
+        f"synth.truth_dir={base}/truth",
+        f"paths.staged={base}/staged",
+        f"paths.quarantine={base}/quarantine",
+        f"paths.outputs={base}/outputs",
+        "riskset.control_mode=not_yet_treated",
+        *extra,
+    ]
+    for stage in NB_STAGES:
+        assert main([stage, *overrides]) == 0, stage
+    extra_days = pl.read_csv(base / "outputs" / "tables" / "nb_extra_days.csv")
+    data = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
+    rows = data.filter(pl.col("design") == "riskset")
+    truth = pl.read_parquet(base / "truth" / "spells.parquet")
+    end = D(2025, 5, 31)
+    written = truth_summary(true_extra_days(rows, truth, 365, end), [0, 90, 180, 365])
+    at = written.filter(pl.col("what").str.starts_with("at ")).select(
+        pl.col("what").str.slice(3).cast(pl.Float64).alias("prior_days"), "true_extra_days"
+    )
+    return extra_days.filter(pl.col("design") == "riskset").join(at, on="prior_days")
+
+
+@pytest.mark.parametrize("effect", ["default", "zero"])
+def test_riskset_ci_covers_the_planted_truth(tmp_path, effect):
+    extra = (
+        []
+        if effect == "default"
+        else ["synth.effect.extra_days_intercept=0", "synth.effect.extra_days_slope_per_180=0"]
+    )
+    table = _run(tmp_path, *extra).filter(~pl.col("extrapolated"))
+    assert table.height >= 2
+    for row in table.iter_rows(named=True):
+        truth = row["true_extra_days"] if effect == "default" else 0.0
+        assert row["ci_low"] <= truth <= row["ci_high"], row
+
+
+def test_every_printed_extra_day_and_predicted_mean_is_possible(run_dir):
+    table = pl.read_csv(run_dir / "outputs" / "tables" / "nb_extra_days.csv")
+    assert set(table["design"]) == {"riskset", "report"}
+    shown = table.filter(~pl.col("extrapolated"))
+    assert shown.height > 0
+    for col in ("extra_days",):
+        assert shown[col].abs().max() <= 365
+    for col in ("mean_treated", "mean_control"):
+        assert shown[col].min() >= 0 and shown[col].max() <= 365
+    assert not math.isnan(shown["std_err"].max())
+
+
+def test_g_computation_over_a_spline_basis_matches_a_direct_computation():
+    rng = np.random.default_rng(7)
+    n = 800
+    prior = rng.uniform(0, 365, n)
+    treated = rng.random(n) < 0.4
+    mu = np.exp(3 + 0.004 * prior + treated * (0.3 - 0.001 * prior))
+    y = rng.negative_binomial(2, 2 / (2 + mu))
+    rows = pl.DataFrame(
+        {"lopnr": np.arange(n), "prior_days": prior, "treated": treated, "after_days": y}
+    )
+    form = build_form("spline", prior, 365, [0.05, 0.35, 0.65, 0.95], [])
+    frame, basis, inter = with_basis(rows, form)
+    fit = fit_nb2(frame, "after_days", "treated", [], None, [*basis, *inter], extra_at=())
+
+    def basis_at(v: float) -> dict[str, float]:
+        return {k: float(c[0]) for k, c in form.columns(np.array([v])).items()}
+
+    got = fit.extra_days_by([0.0, 180.0], basis_at, "prior_days")
+    cols = {t: j for j, t in enumerate(fit.terms)}
+
+    def contrast(beta: np.ndarray, v: float) -> float:
+        means = []
+        for arm in (1.0, 0.0):
+            x = fit.design.copy()
+            x[:, cols["treated"]] = arm
+            for name, value in basis_at(v).items():
+                x[:, cols[name]] = value
+                x[:, cols[f"treated:{name}"]] = arm * value
+            means.append(np.exp(x @ beta).mean())
+        return means[0] - means[1]
+
+    k = len(fit.terms)
+    for v, est, se in got.select("prior_days", "extra_days", "std_err").iter_rows():
+        assert est == pytest.approx(contrast(fit.params_, v), rel=1e-9)
+        step = 1e-6
+        grad = np.array(
+            [
+                (contrast(fit.params_ + step * np.eye(k)[j], v) - contrast(fit.params_, v)) / step
+                for j in range(k)
+            ]
+        )
+        assert se == pytest.approx(float(np.sqrt(grad @ fit.cov_[:k, :k] @ grad)), rel=1e-3)
+
+
+def test_support_flags_and_the_bound_check():
+    rows = pl.DataFrame({"treated": [True, True, False, False], "prior_days": [5.0, 300, 0, 200]})
+    assert support(rows) == (5.0, 200.0)
+    table = pl.DataFrame(
+        {
+            "prior_days": [0.0, 100.0],
+            "mean_treated": [10.0, 20.0],
+            "mean_control": [900.0, 400.0],
+            "extrapolated": [True, False],
+        }
+    )
+    with pytest.raises(ValueError, match=r"report design predicts mean_control = 400.0 .* = 100"):
+        check_bounds(table, "report", 365)
+    check_bounds(table.head(1), "report", 365)  # extrapolated points are not checked
