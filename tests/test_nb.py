@@ -6,7 +6,7 @@ byte for byte; `--make-data` first rewrites `data.csv` from its seed). R is not
 needed here. Ours is `res1`, R's is `res2`.
 
 SE conventions reconciled below (N rows, K coefficients, G clusters; alpha = 1/theta):
-- Model-based: ours (statsmodels) = inverse OBSERVED information of the joint
+- Model-based: ours (= statsmodels') = inverse OBSERVED information of the joint
   (beta, alpha) log-likelihood = fit.R's `joint_model`, coded from the analytic NB2
   second derivatives in R. R's `vcov(glm.nb)` is the inverse EXPECTED information
   (X'WX)^-1, W = mu / (1 + alpha mu), with theta fixed: not the same matrix (up to ~1 %
@@ -17,10 +17,15 @@ SE conventions reconciled below (N rows, K coefficients, G clusters; alpha = 1/t
   = fit.R's `joint_cluster`. R `vcovCL(glm.nb fit, cluster = ~lopnr, type = "HC1")`
   uses the bread (X'WX)^-1 with theta fixed and G/(G-1) * (N-1)/(N-K): up to ~4 %
   apart in SE here; rebuilt exactly from our fit in `test_glm_nb_conventions`.
+- Set / two-way: the same with set_id, and V_person + V_set - V_person x set, each
+  meat with its own G/(G-1) (= fit.R's `joint_set`, `joint_two_way`, and statsmodels'
+  `cov_cluster_2groups`). R's `vcovCL(cluster = ~ lopnr + set_id, multi0 = FALSE,
+  type = "HC1")` treats theta as fixed (bread (X'WX)^-1, factor (N-1)/(N-K)): pinned by
+  rebuilding it from our fit in `test_glm_nb_conventions`, as for one-way.
 - Extra days: delta method with the beta block of the same covariance; R uses a
   central-difference gradient, we use the analytic one.
 
-Tolerances: both fits are run to the optimum (statsmodels Newton, step < 1e-8; glm.nb
+Tolerances: both fits are run to the optimum (our Newton, decrement < 1e-14; glm.nb
 with epsilon = 1e-12). The coefficients then agree to ~1e-10 relative, but MASS's
 theta.ml stops its Newton steps on theta at .Machine$double.eps^0.25, which leaves
 theta (so alpha and every SE, which depend on it) ~3e-8 relative apart; R's numeric
@@ -37,7 +42,9 @@ import numpy as np
 import polars as pl
 import pytest
 from statsmodels.discrete.discrete_model import NegativeBinomial
+from statsmodels.stats.sandwich_covariance import cov_cluster_2groups
 
+from pipeline.stats import _nb2_fit
 from pipeline.stats.base import SUMMARY_COLUMNS
 from pipeline.stats.nb2 import fit_nb2, lr_test, lr_test_interaction
 from pipeline.stats.nb2_result import NB2Result
@@ -45,6 +52,7 @@ from pipeline.stats.nb2_result import NB2Result
 R_DIR = Path(__file__).parent / "reference_r" / "nb"
 R_COVARIATES = ["sex", "diagnosis_group", "region", "age"]
 R_AT = (0.0, 90.0, 180.0, 365.0)
+N_SETS = 954  # distinct set_id in data.csv (1 000 drawn with replacement for 3 000 rows)
 WINDOW_DAYS = 365  # nb.window_days (analysis-spec.md §6.4)
 RTOL_PARAMS = 1e-6  # see module docstring: observed differences <= 1e-7
 RTOL_ALPHA = 1e-6  # theta.ml's stopping rule leaves ~3e-8
@@ -157,7 +165,7 @@ def r_scalar(model: str, term: str) -> float:
     return rows.filter(model=model, term=term)["estimate"].item()
 
 
-def fit_r_model(model: str, cluster: str | None) -> NB2Result:
+def fit_r_model(model: str, cluster: str | tuple[str, str] | None) -> NB2Result:
     """Our fit of one of fit.R's models."""
     with_offset = model != "no_offset"
     return fit_nb2(
@@ -176,16 +184,22 @@ def fit_r_model(model: str, cluster: str | None) -> NB2Result:
 @pytest.mark.parametrize("model", ["interaction", "main", "no_offset"])
 @pytest.mark.parametrize(
     ("vcov", "cluster"),
-    [("joint_model", None), ("joint_cluster", "lopnr")],
+    [
+        ("joint_model", None),
+        ("joint_cluster", "lopnr"),
+        ("joint_set", "set_id"),
+        ("joint_two_way", ("set_id", "lopnr")),
+    ],
 )
-def test_against_r(model: str, vcov: str, cluster: str | None) -> None:
+def test_against_r(model: str, vcov: str, cluster: str | tuple[str, str] | None) -> None:
     """R: glm.nb(after_days ~ treated * prior_days + sex + diagnosis_group + region +
     age [+ offset(log(exposure_days))]); joint (beta, alpha) covariance; see fit.R."""
     res1 = fit_r_model(model, cluster)
     res2 = r_results(model, vcov)
     assert (res1.converged, res1.method, res1.warnings_) == (True, "newton", ())
     assert res1.reference == {"sex": "K", "diagnosis_group": "F", "region": "01"}
-    assert (res1.n, res1.n_clusters) == (3000, 1200 if cluster else None)
+    clusters = {None: None, "lopnr": 1200, "set_id": N_SETS, ("set_id", "lopnr"): N_SETS}
+    assert (res1.n, res1.n_clusters) == (3000, clusters[cluster])
     ours = res1.summary.filter(~pl.col("term").str.starts_with("IRR("))
     assert sorted(ours["term"]) == sorted(res2["term"])
     joined = ours.join(res2, on="term", suffix="_r")
@@ -227,6 +241,22 @@ def test_glm_nb_conventions() -> None:
     r_cluster = r_results("interaction", "glmnb_cluster")["std_err"][:k].to_numpy()
     np.testing.assert_allclose(np.sqrt(np.diag(vcovcl))[order], r_cluster, rtol=RTOL_SE)
 
+    # Two-way (vcovCL(cluster = ~ lopnr + set_id, multi0 = FALSE)): the three meats
+    # (person, set, person x set subtracted) each with its own G/(G-1).
+    sets = data["set_id"].to_numpy()
+    pairs = np.unique(
+        np.column_stack([data["lopnr"].to_numpy(), sets]), axis=0, return_inverse=True
+    )
+    meat = np.zeros((k, k))
+    for codes, sign in ((ids, 1), (np.unique(sets, return_inverse=True)[1], 1), (pairs[1], -1)):
+        sums = np.zeros((codes.max() + 1, k))
+        np.add.at(sums, codes.ravel(), scores)
+        g = len(sums)
+        meat += sign * g / (g - 1) * sums.T @ sums
+    two_way = (n - 1) / (n - k) * bread @ meat @ bread
+    r_two_way = r_results("interaction", "glmnb_two_way")["std_err"][:k].to_numpy()
+    np.testing.assert_allclose(np.sqrt(np.diag(two_way))[order], r_two_way, rtol=RTOL_SE)
+
     # ... and ours is genuinely not R's glm.nb convention (not a tolerance question).
     assert np.abs(model_res.std_err[order] / r_model - 1).max() > 5e-3
     assert np.abs(cluster_res.std_err[order] / r_cluster - 1).max() > 2e-2
@@ -253,6 +283,26 @@ def test_cluster_cov_is_statsmodels_cov_type_cluster() -> None:
     np.testing.assert_allclose(res1.cov_, res2.cov_params(), rtol=1e-10)
 
 
+def test_two_way_cov_is_statsmodels_cov_cluster_2groups() -> None:
+    # statsmodels' own two-way estimator (cov0 + cov1 - cov01, each with
+    # use_correction) on its fit equals ours: an implementation independent of ours.
+    data = r_data()
+    res1 = fit_r_model("interaction", ("lopnr", "set_id"))
+    model = NegativeBinomial(
+        data["after_days"].to_numpy(),
+        res1.design,
+        loglike_method="nb2",
+        offset=data["log_exposure_days"].to_numpy(),
+    )
+    res2 = model.fit(method="newton", disp=False, maxiter=100)
+    groups = [np.unique(data[c].to_numpy(), return_inverse=True)[1] for c in ("lopnr", "set_id")]
+    cov2 = cov_cluster_2groups(res2, groups[0], groups[1], use_correction=True)[0]
+    np.testing.assert_allclose(res1.cov_, cov2, rtol=1e-6)
+    assert res1.cov_type == "cluster_two_way"
+    with pytest.raises(ValueError, match="two distinct"):
+        fit_r_model("interaction", ("lopnr", "lopnr"))
+
+
 def test_lr_test_against_r() -> None:
     """R: anova(main, interaction) for negbin fits; p from pchisq(upper tail)."""
     res1 = lr_test_interaction(
@@ -271,6 +321,16 @@ def test_lr_test_against_r() -> None:
     main = fit_r_model("main", None)
     full = fit_r_model("interaction", None)
     assert lr_test(main, full).statistic == res1.statistic
+    reused = lr_test_interaction(
+        r_data(),
+        "after_days",
+        "treated",
+        R_COVARIATES,
+        offset="log_exposure_days",
+        window_days=WINDOW_DAYS,
+        full=fit_r_model("interaction", "lopnr"),
+    )
+    assert reused.statistic == res1.statistic
     with pytest.raises(ValueError, match="nested"):
         lr_test(full, main)
 
@@ -483,9 +543,10 @@ def test_zero_outcome_arm_is_warned() -> None:
     assert any(w.startswith("all 60 rows with region=z have outcome 0") for w in res1.warnings_)
 
 
-def test_optimiser_falls_back_when_newton_fails() -> None:
-    # Little overdispersion (alpha = 0.01): Newton from statsmodels' Poisson start
-    # steps to alpha < 0; BFGS (on log alpha) converges.
+def test_little_overdispersion_and_optimiser_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Little overdispersion (alpha = 0.01): statsmodels' Newton (on alpha) stepped to
+    # alpha < 0 here; ours works on log alpha and reaches the maximum statsmodels' BFGS
+    # finds. When our Newton fails, BFGS takes over with the same estimates.
     rng = np.random.default_rng(0)
     n = 3000
     treated = rng.random(n) < 0.3
@@ -500,10 +561,19 @@ def test_optimiser_falls_back_when_newton_fails() -> None:
         }
     )
     res1 = fit_nb2(frame, "after_days", "treated", [])
-    assert res1.converged
-    assert res1.method == "bfgs"
-    assert res1.warnings_[0].startswith("optimiser 'newton' failed (")
+    assert (res1.converged, res1.method, res1.warnings_) == (True, "newton", ())
     assert 0 < res1.alpha_ < 0.05
+    res2 = NegativeBinomial(frame["after_days"].to_numpy(), res1.design, loglike_method="nb2").fit(
+        method="bfgs", maxiter=2000, disp=False
+    )
+    np.testing.assert_allclose(res1.params_, res2.params[:-1], rtol=1e-4)
+    assert math.isclose(res1.alpha_, res2.params[-1], rel_tol=1e-3)
+    failing = (np.full(res1.design.shape[1] + 1, 0.1), "x", None)
+    monkeypatch.setattr(_nb2_fit, "_newton", lambda counts, x, off: failing)
+    res3 = fit_nb2(frame, "after_days", "treated", [])
+    assert (res3.converged, res3.method) == (True, "bfgs")
+    assert res3.warnings_[0].startswith("optimiser 'newton' failed (x)")
+    np.testing.assert_allclose(res3.params_, res1.params_, rtol=1e-4)
 
 
 def test_no_overdispersion_is_flagged_as_not_converged() -> None:
@@ -524,7 +594,7 @@ def test_no_overdispersion_is_flagged_as_not_converged() -> None:
     assert not res1.converged
     assert any(w.startswith("did not converge (newton: ") for w in res1.warnings_)
     assert any(w.startswith("alpha at the boundary") for w in res1.warnings_)
-    assert res1.method == "bfgs"
+    assert res1.method == "newton"  # the highest log-likelihood of the three, nearest 0
     assert res1.alpha_ < 1e-4
     assert abs(res1.params_[1] - 0.5) < 0.1  # the Poisson-like estimates are still usable
     assert np.isnan(res1.std_err).all()

@@ -36,6 +36,7 @@ Conventions reconciled below (G clusters = persons `lopnr`):
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -47,7 +48,9 @@ from lifelines import CoxPHFitter
 from polars.testing import assert_frame_equal
 from scipy import stats
 
+from pipeline.__main__ import main
 from pipeline.report.figures.km import X_LABEL, Y_LABEL, km_figure, plot_km
+from pipeline.stages.survival import member_durations
 from pipeline.stats._efron import _efron_score_residuals, _segment_scan
 from pipeline.stats.base import SUMMARY_COLUMNS
 from pipeline.stats.cox import CoxResult, fit_stratified_cox
@@ -605,3 +608,47 @@ def test_plot_km_is_atomic_and_byte_stable(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
     assert b"Software" not in first.read_bytes()
     assert sorted(p.name for p in first.parent.iterdir()) == ["km.png"]  # no temp file left
+
+
+# --- the survival stage: the reported SE in every result file -----------------------
+
+
+@pytest.mark.parametrize("se", ["person", "set", "two_way"])
+def test_stage_files_carry_the_se_survival_se_names(tmp_path: Path, se: str) -> None:
+    # The stage on planted matched sets (one spell per member): survival.parquet and
+    # survival.json carry the SE that cox_hr.csv reports, under each survival.se, and
+    # it is the fit's covariance of that name (so the choices give different SEs).
+    frame = simulated_sets().with_row_index("spell_id")
+    index = dt.date(2021, 1, 1)
+    frame.select(
+        "set_id", "spell_id", "lopnr", "case", pl.lit(index).alias("index_date")
+    ).write_parquet(tmp_path / "riskset.parquet")
+    frame.select(
+        "spell_id",
+        (pl.lit(index) + pl.duration(days="duration_days")).alias("end"),
+        (~pl.col("event")).alias("censored"),
+    ).write_parquet(tmp_path / "cohort.parquet")
+    assert main(["survival", f"paths.outputs={tmp_path}", f"survival.se={se}"]) == 0
+    table = pl.read_csv(tmp_path / "tables" / "cox_hr.csv")
+    reported = table.filter(pl.col("reported"))
+    assert reported["variance"].to_list() == [se]
+    summary = pl.read_parquet(tmp_path / "models" / "survival.parquet")
+    case = summary.row(by_predicate=pl.col("term") == "case", named=True)
+    assert math.isclose(case["std_err"], reported["log_hr_std_err"].item(), rel_tol=1e-12)
+    hr = summary.row(by_predicate=pl.col("term") == "HR(case)", named=True)
+    assert math.isclose(hr["ci_low"], reported["ci_low"].item(), rel_tol=1e-12)
+    assert math.isclose(hr["ci_high"], reported["ci_high"].item(), rel_tol=1e-12)
+    meta = json.loads((tmp_path / "models" / "survival.json").read_text())
+    assert meta["se"] == se
+    assert math.isclose(meta["std_err"][0], case["std_err"], rel_tol=1e-12)
+    res1 = fit_stratified_cox(
+        member_durations(
+            pl.read_parquet(tmp_path / "riskset.parquet"),
+            pl.read_parquet(tmp_path / "cohort.parquet"),
+        ),
+        cluster="lopnr",
+    )
+    own = {"person": res1.cov_, "set": res1.cov_strata_, "two_way": res1.cov_two_way_}[se]
+    assert math.isclose(case["std_err"], math.sqrt(own[0, 0]), rel_tol=1e-12)
+    assert math.isclose(meta["std_err_person"][0], math.sqrt(res1.cov_[0, 0]), rel_tol=1e-12)
+    assert table["log_hr_std_err"].n_unique() == 3  # the choice matters

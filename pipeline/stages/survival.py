@@ -11,6 +11,7 @@ the spell's last day, and the event is the spell ending before the data end
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,8 @@ import polars as pl
 from pipeline.core import config, io
 from pipeline.report.figures.km import plot_km
 from pipeline.report.labels import GROUP_LABEL
-from pipeline.stats.cox import fit_stratified_cox
+from pipeline.stats.base import json_floats, safe_sqrt
+from pipeline.stats.cox import CoxResult, fit_stratified_cox
 from pipeline.stats.km import kaplan_meier, median_table
 
 log = logging.getLogger(__name__)
@@ -40,12 +42,30 @@ def member_durations(riskset: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFram
     )
 
 
-def hazard_ratio_table(result: Any, se: str) -> pl.DataFrame:
+def covariances(result: CoxResult) -> dict[str, np.ndarray]:
+    """The robust covariances of the log-HRs by `survival.se` choice: person, set, two_way."""
+    return {"person": result.cov_, "set": result.cov_strata_, "two_way": result.cov_two_way_}
+
+
+def reported_model(result: CoxResult, se: str) -> tuple[CoxResult, dict[str, Any]]:
+    """`result` with `cov_` the robust covariance `se` names, and its JSON metadata.
+
+    The summary (models/survival.parquet) and `std_err` in the metadata then carry the
+    SE that tables/cox_hr.csv reports; the metadata adds `se` and the per-person SEs.
+    """
+    reported = replace(result, cov_=covariances(result)[se])
+    meta = reported.metadata()
+    meta["cov_type"] = {"person": "robust_cluster", "set": "robust_set", "two_way": "two_way"}[se]
+    meta["se"] = se
+    meta["std_err_person"] = json_floats(safe_sqrt(np.diag(result.cov_)))
+    return reported, meta
+
+
+def hazard_ratio_table(result: CoxResult, se: str) -> pl.DataFrame:
     """The case hazard ratio with 95 % CIs under each robust variance; `reported` marks `se`."""
     rows = []
     beta = float(result.params_[0]) if np.isfinite(result.params_[0]) else float("nan")
-    covariances = {"person": result.cov_, "set": result.cov_strata_, "two_way": result.cov_two_way_}
-    for name, cov in covariances.items():
+    for name, cov in covariances(result).items():
         std_err = float(np.sqrt(cov[0, 0])) if np.all(np.isfinite(cov)) else float("nan")
         rows.append(
             {
@@ -87,8 +107,9 @@ def run(cfg: Any) -> None:
         GROUP_LABEL,
     )
     result = fit_stratified_cox(members, cluster="lopnr", name="cox_stratified_by_set")
-    io.write_parquet(result.summary, outputs / "models" / "survival.parquet")
-    io.write_json(outputs / "models" / "survival.json", result.metadata())
+    reported_fit, meta = reported_model(result, se)
+    io.write_parquet(reported_fit.summary, outputs / "models" / "survival.parquet")
+    io.write_json(outputs / "models" / "survival.json", meta)
     table = hazard_ratio_table(result, se)
     io.write_csv(table, outputs / "tables" / "cox_hr.csv")
     reported = table.filter("reported").row(0, named=True)

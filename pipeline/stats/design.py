@@ -1,9 +1,9 @@
 """Design matrices of the regression models: dummies, reference levels, aliasing, clusters.
 
-Used by `pipeline.stats.logit` and `pipeline.stats.nb2`. A categorical (string)
-covariate gets one 0/1 column `col[level]` per non-reference level; its reference is
-the wanted level if present, else the most frequent level, ties broken by the
-smallest name in code-point order. Numeric and bool covariates enter as is.
+Used by `pipeline.stats.logit`, `pipeline.stats.nb2` and `pipeline.stats.fractional`.
+A categorical (string) covariate gets one 0/1 column `col[level]` per non-reference
+level; its reference is the wanted level if present, else the most frequent level,
+ties broken by the smallest name in code-point order. Numeric and bool covariates enter as is.
 """
 
 from __future__ import annotations
@@ -76,6 +76,49 @@ def build_design(
     return cols, terms, reference, levels_of, tuple(dropped)
 
 
+def treatment_design(
+    rows: pl.DataFrame,
+    t: np.ndarray,
+    treatment: str,
+    numeric: Sequence[str],
+    interaction_with: str | None,
+    covariates: Sequence[str],
+    wanted: Mapping[str, str],
+    notes: list[str],
+) -> tuple[
+    np.ndarray, list[str], str | None, dict[str, str], Mapping[str, np.ndarray], tuple[str, ...]
+]:
+    """Design matrix, terms, interaction term, reference levels, categorical levels, dropped.
+
+    The design of the NB2 and fractional-logit models (`pipeline.stats.nb2`,
+    `pipeline.stats.fractional`), one row per model row.
+
+    Columns: intercept, treatment, `numeric` (zero-variance ones dropped with a warning),
+    treatment x `interaction_with` (if kept), covariate terms (`pipeline.stats.design`'s
+    rule: dummies per non-reference level, numeric as is, one-level ones dropped).
+    """
+    cols, terms, ref, levels_of, dropped = build_design(
+        rows, t, covariates if rows.height else [], wanted, notes
+    )
+    terms[1] = treatment
+    main_cols, main_terms = [], []
+    for col in numeric:
+        values = rows[col].cast(pl.Float64).to_numpy()
+        if rows.height and np.ptp(values) == 0:
+            notes.append(f"numeric column {col!r} dropped: zero variance (all {values[0]:g})")
+            dropped = (*dropped, col)
+            continue
+        main_cols.append(values)
+        main_terms.append(col)
+    inter_term = None
+    if interaction_with in main_terms:
+        inter_term = f"{treatment}:{interaction_with}"
+        main_cols.append(t * main_cols[main_terms.index(interaction_with)])
+        main_terms.append(inter_term)
+    x = np.column_stack([*cols[:2], *main_cols, *cols[2:]])
+    return x, [*terms[:2], *main_terms, *terms[2:]], inter_term, ref, levels_of, dropped
+
+
 def aliased(x: np.ndarray) -> list[int]:
     """Indices of columns that are linear combinations of earlier columns (as R's glm).
 
@@ -103,6 +146,45 @@ def cluster_groups(rows: pl.DataFrame, cluster: str | None) -> tuple[np.ndarray 
         return None, None
     groups = np.unique(rows[cluster].to_numpy(), return_inverse=True)[1]
     return groups, int(groups.max()) + 1 if rows.height else 0
+
+
+def cluster_codes(
+    rows: pl.DataFrame, cluster: str | Sequence[str] | None
+) -> tuple[tuple[np.ndarray, ...] | None, int | None]:
+    """Per clustering column, each row's 0-based cluster code; and the fewest clusters.
+
+    `cluster`: one column (one-way) or a pair (two-way). (None, None) without `cluster`.
+    """
+    if cluster is None:
+        return None, None
+    columns = [cluster] if isinstance(cluster, str) else list(cluster)
+    codes = tuple(cluster_groups(rows, col)[0] for col in columns)
+    return codes, min((int(c.max()) + 1 if rows.height else 0) for c in codes)
+
+
+def cluster_meat(scores: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Sum over clusterings of sign G/(G-1) S'S, S the per-cluster score sums (params x params).
+
+    `scores`: one row per model row. `groups`: one code array (one-way: +) or two
+    (two-way, Cameron-Gelbach-Miller: + a, + b, - their intersection); clusters coded
+    0..G-1. R sandwich's `meatCL` (cadjust, multi0 = FALSE) times N, before its
+    (N-1)/(N-K).
+    """
+    ways = [(codes, 1.0) for codes in groups]
+    if len(groups) == 2:
+        a, b = (codes.astype(np.int64) for codes in groups)
+        pair = np.unique(a * (int(b.max()) + 1) + b, return_inverse=True)[1].ravel()
+        ways.append((pair, -1.0))
+    k = scores.shape[1]
+    meat = np.zeros((k, k))
+    columns = np.asfortranarray(scores)
+    for codes, sign in ways:
+        g = int(codes.max()) + 1
+        sums = np.column_stack(
+            [np.bincount(codes, weights=columns[:, j], minlength=g) for j in range(k)]
+        )
+        meat += sign * g / (g - 1) * (sums.T @ sums)
+    return meat
 
 
 def outcome_groups(

@@ -15,7 +15,7 @@ import polars as pl
 
 from pipeline.stats._nb2_fit import best_fit
 from pipeline.stats.base import coefficient_table, drop_missing, safe_sqrt, wald
-from pipeline.stats.design import build_design, cluster_groups
+from pipeline.stats.design import build_design, cluster_codes
 
 
 def fit_nb2_slope(
@@ -24,12 +24,12 @@ def fit_nb2_slope(
     slope: str,
     numeric: Sequence[str],
     covariates: Sequence[str],
-    cluster: str | None,
+    cluster: str | Sequence[str] | None,
     per: float,
 ) -> tuple[pl.DataFrame, list[str]]:
     """(`IRR(<slope> per <per>)`: exp(per b) with its CI, then one row per term: estimate,
     std_err, 95 % Wald CI, p on the log-rate scale; notes); grain: one fit."""
-    extras = [cluster] if cluster else []
+    extras = ([cluster] if isinstance(cluster, str) else list(cluster)) if cluster else []
     used = list(dict.fromkeys([outcome, slope, *numeric, *covariates, *extras]))
     rows, notes = drop_missing(frame, used, inf=True)
     s = rows[slope].cast(pl.Float64).to_numpy()
@@ -39,7 +39,7 @@ def fit_nb2_slope(
     x = np.column_stack([*cols[:2], *extra, *cols[2:]])
     terms = [*terms[:2], *numeric, *terms[2:]]
     y = rows[outcome].cast(pl.Float64).to_numpy()
-    groups, n_clusters = cluster_groups(rows, cluster)
+    groups, n_clusters = cluster_codes(rows, cluster)
     ok = rows.height > x.shape[1] + 1 and y.any() and np.ptp(s) > 0
     if not ok or (n_clusters is not None and n_clusters < 2):
         k = len(terms)

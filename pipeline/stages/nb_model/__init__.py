@@ -2,7 +2,7 @@
 
 Two designs, both fitted and written (§10 item 24), rows built in `rows`:
 - `riskset` (the pipeline's own): every member of every matched set of
-  `outputs/riskset.parquet`. Controls recur: SEs cluster by person.
+  `outputs/riskset.parquet`. Controls recur: SEs cluster per `nb.cluster` (person, set or two-way).
 - `report` (to compare with the published +20 / +40 days): one row per person;
   controls indexed at start + round(mean_t), mean_t from the treated model rows.
 
@@ -35,6 +35,10 @@ from pipeline.stats.base import json_float
 log = logging.getLogger(__name__)
 
 
+# nb.cluster -> fit_nb2's cluster columns in the riskset design (analysis-spec.md §11 item 2)
+CLUSTER_COLUMNS = {"person": "lopnr", "set": "set_id", "two_way": ("set_id", "lopnr")}
+
+
 @dataclass(frozen=True)
 class NBConfig:
     """The `nb` slice of the configuration (conf/analysis/report.yaml)."""
@@ -46,7 +50,7 @@ class NBConfig:
     covariates: tuple[str, ...]
     report_control_spell: str
     extra_days_at: tuple[float, ...]
-    cluster: str | None
+    cluster: str
     prior_form: str
     spline_knots: tuple[float, ...]
     prior_bands: tuple[float, ...]
@@ -63,7 +67,7 @@ class NBConfig:
             covariates=tuple(str(c) for c in nb.covariates),
             report_control_spell=str(nb.report_control_spell),
             extra_days_at=tuple(float(v) for v in nb.extra_days_at),
-            cluster=str(nb.cluster) if nb.cluster else None,
+            cluster=str(nb.cluster),
             prior_form=str(nb.prior_form),
             spline_knots=tuple(float(v) for v in nb.spline_knots),
             prior_bands=tuple(float(v) for v in nb.prior_bands),
@@ -73,9 +77,15 @@ class NBConfig:
             "nb.truncation": (conf.truncation, {"exclude", "offset"}),
             "nb.report_control_spell": (conf.report_control_spell, {"first", "latest"}),
             "nb.prior_form": (conf.prior_form, set(FORMS)),
+            "nb.cluster": (conf.cluster, set(CLUSTER_COLUMNS)),
         }
         config.check_choices(choices)
         return conf
+
+    def cluster_for(self, design: str) -> str | tuple[str, str]:
+        """fit_nb2's `cluster` column(s) for `design`: `nb.cluster` mapped in the riskset
+        design; by person in the others (one row per person, no matched sets)."""
+        return CLUSTER_COLUMNS[self.cluster] if design == "riskset" else "lopnr"
 
 
 def run(cfg: Any) -> None:

@@ -78,7 +78,7 @@ def fit_design(
         "outcome": "after_days",
         "treatment": "treated",
         "covariates": list(conf.covariates),
-        "cluster": conf.cluster,
+        "cluster": conf.cluster_for(design),
         "offset": offset,
         "window_days": conf.window_days if offset else None,
         "interaction_with": None,
@@ -150,6 +150,6 @@ def fit_l1334(rows: pl.DataFrame, conf: Any) -> tuple[pl.DataFrame, list[str]]:
         "gc001_day",
         basis,
         list(conf.covariates),
-        conf.cluster,
+        conf.cluster_for("l1334"),
         L1334_PER,
     )

@@ -28,10 +28,17 @@
 #                  (checked against central differences of the analytic score). Row
 #                  "alpha" = 1/theta with its SE. This is statsmodels' model-based
 #                  covariance (and Stata nbreg's OIM) -- the pipeline's convention.
+#   glmnb_two_way  sandwich::vcovCL(fit, cluster = ~ lopnr + set_id, multi0 = FALSE,
+#                  type = "HC1"): Cameron-Gelbach-Miller two-way, each of the three meats
+#                  (lopnr, set_id, their intersection, the last subtracted) with its own
+#                  G/(G-1), then (N-1)/(N-K); bread as glmnb_model (theta fixed).
 #   joint_cluster  cluster sandwich on the joint (beta, alpha) scores with the observed
 #                  joint information as bread and statsmodels' use_correction factor
 #                  G/(G-1) * (N-1)/(N-(K+1)) (statsmodels counts alpha as a parameter):
 #                  the pipeline's cluster convention.
+#   joint_set      the same clustered by set_id.
+#   joint_two_way  the same two-way: meats G/(G-1) M_g for lopnr + set_id - intersection,
+#                  then (N-1)/(N-(K+1)), joint bread: the pipeline's two-way convention.
 # Extra days (term extra_days(prior_days=v), v = 0, 90, 180, 365): g-computation, mean
 #   over all rows of mu(treated = 1, prior_days = v) - mu(treated = 0, prior_days = v),
 #   other covariates as observed, offset log(365) for every row (full window; no offset
@@ -76,9 +83,13 @@ make_data <- function() {
     c(F = 0.3, M = 0, other = -0.2)[diagnosis_group] +
     c("01" = 0, "12" = 0.15, "14" = -0.1, "25" = 0.2)[region] + 0.01 * (age - 45)
   after_days <- rnbinom(n_rows, size = 1.25, mu = exp(eta) * frailty)
+  # Drawn last (added later, so the columns above are unchanged): a matched set per row,
+  # 1 000 sets crossing the persons, for set and two-way clustering.
+  set_id <- sample(1000, n_rows, replace = TRUE)
   out <- data.frame(lopnr = lopnr, after_days = after_days, treated = treated,
                     prior_days = prior_days, sex = sex, diagnosis_group = diagnosis_group,
-                    region = region, age = age, exposure_days = exposure_days)
+                    region = region, age = age, exposure_days = exposure_days,
+                    set_id = set_id)
   write.csv(out, data_path, row.names = FALSE, quote = TRUE)
 }
 
@@ -87,7 +98,7 @@ if ("--make-data" %in% commandArgs(trailingOnly = TRUE)) make_data()
 d <- read.csv(data_path, colClasses = c(
   lopnr = "integer", after_days = "integer", treated = "integer", prior_days = "integer",
   sex = "character", diagnosis_group = "character", region = "character",
-  age = "integer", exposure_days = "integer"))
+  age = "integer", exposure_days = "integer", set_id = "integer"))
 
 as_factor <- function(x) {
   counts <- table(factor(x, levels = sort(unique(x), method = "radix")))
@@ -168,14 +179,22 @@ fit_model <- function(label, form, use_offset) {
   stopifnot(max(abs(num_hess - hess) / pmax(1, abs(hess))) < 1e-5)
 
   info_inv <- solve(-hess)
-  g <- length(unique(d$lopnr))
-  meat <- crossprod(rowsum(score, d$lopnr))
-  joint_cluster <- g / (g - 1) * (n - 1) / (n - (k + 1)) * info_inv %*% meat %*% info_inv
+  # G/(G-1) * crossprod of the per-cluster score sums, for one clustering.
+  adjusted_meat <- function(cl) {
+    g <- length(unique(cl))
+    g / (g - 1) * crossprod(rowsum(score, cl))
+  }
+  joint_from_meat <- function(meat) (n - 1) / (n - (k + 1)) * info_inv %*% meat %*% info_inv
+  pair <- paste(d$lopnr, d$set_id, sep = "_")
   vcovs <- list(
     glmnb_model = vcov(fit),
     glmnb_cluster = vcovCL(fit, cluster = ~lopnr, type = "HC1"),
+    glmnb_two_way = vcovCL(fit, cluster = ~ lopnr + set_id, multi0 = FALSE, type = "HC1"),
     joint_model = info_inv,
-    joint_cluster = joint_cluster
+    joint_cluster = joint_from_meat(adjusted_meat(d$lopnr)),
+    joint_set = joint_from_meat(adjusted_meat(d$set_id)),
+    joint_two_way = joint_from_meat(
+      adjusted_meat(d$lopnr) + adjusted_meat(d$set_id) - adjusted_meat(pair))
   )
 
   # g-computation of extra days; predict() builds treated:prior_days from the formula.
