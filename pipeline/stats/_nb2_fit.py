@@ -6,7 +6,8 @@ moment estimate of alpha (`newton`); if that is not an accepted maximum, statsmo
 discrete `NegativeBinomial(loglike_method="nb2")` with its Newton (it converges where
 ours meets an indefinite Hessian on the way, e.g. the report design's spline fit),
 then BFGS and then Nelder-Mead, from its Poisson start. Every optimiser sees the
-design's columns scaled to a largest absolute value of 1 (`best_fit`). A fit counts as converged when the parameters are finite, alpha >
+design's columns scaled to a largest absolute value of 1 (`best_fit`).
+A fit counts as converged when the parameters are finite, alpha >
 0, the negative Hessian in (beta, alpha) is positive definite and the Newton decrement
 s' (-H)^-1 s is below `DECREMENT_TOL` (the log-likelihood is within ~DECREMENT_TOL / 2
 of the local maximum). Newton on log alpha fails when alpha is near 0 (no
