@@ -19,7 +19,7 @@ import polars as pl
 
 from pipeline.core import config, io
 from pipeline.report.figures.km import plot_km
-from pipeline.report.labels import GROUP_LABEL
+from pipeline.report.labels import GROUP_LABEL, KM_TIME
 from pipeline.stats.base import json_floats, safe_sqrt
 from pipeline.stats.cox import CoxResult, fit_stratified_cox
 from pipeline.stats.km import kaplan_meier, median_table
@@ -103,7 +103,7 @@ def run(cfg: Any) -> None:
     plot_km(
         km.filter(pl.col("at_risk") >= min_count),
         outputs / "figures" / "km.png",
-        "Tid från index till sjukperiodens slut",
+        KM_TIME,
         GROUP_LABEL,
     )
     result = fit_stratified_cox(members, cluster="lopnr", name="cox_stratified_by_set")
