@@ -1,7 +1,7 @@
 """Stage `stage`: one test per bad-row kind, normalisation, duplicates, errors, outputs.
 
 Most tests stage hand-built text frames in memory (`stage_frames`); the last
-ones run `pipeline.stage.run` and the CLI on files under tmp_path.
+ones run `pipeline.stages.stage.run` and the CLI on files under tmp_path.
 """
 
 from __future__ import annotations

@@ -49,7 +49,8 @@ from polars.testing import assert_frame_equal
 from scipy import stats
 
 from pipeline.__main__ import main
-from pipeline.report.figures.km import X_LABEL, Y_LABEL, km_figure, plot_km
+from pipeline.report.figures import write_figure
+from pipeline.report.figures.km import X_LABEL, Y_LABEL, km_figure
 from pipeline.stages.survival import member_durations
 from pipeline.stats._efron import _efron_score_residuals, _segment_scan
 from pipeline.stats.base import SUMMARY_COLUMNS
@@ -596,13 +597,13 @@ def test_km_figure_labels() -> None:
         Y_LABEL,
         "Tid till avslut",
     )
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Kontroller", "Fall (GC001)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Kontroll", "Insats"]
 
 
-def test_plot_km_is_atomic_and_byte_stable(tmp_path: Path) -> None:
+def test_the_km_figure_is_written_atomically_and_byte_stable(tmp_path: Path) -> None:
     km = kaplan_meier(hand_frame())
-    first = plot_km(km, tmp_path / "a" / "km.png", "Tid till avslut")
-    second = plot_km(km, tmp_path / "b" / "km.png", "Tid till avslut")
+    first = write_figure(km_figure(km, "Tid till avslut"), tmp_path / "a" / "km.png")
+    second = write_figure(km_figure(km, "Tid till avslut"), tmp_path / "b" / "km.png")
     assert first == tmp_path / "a" / "km.png"
     assert first.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert first.read_bytes() == second.read_bytes()

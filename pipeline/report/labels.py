@@ -25,7 +25,7 @@ CARE_LEVEL_LABEL = {
 
 SEX_BLOCK, AGE_BLOCK = "Kön", "Ålder"  # Table 2 / B3 / B6 block names
 MEAN_AGE = "Medelålder"  # the age row of Table 2 by region
-KM_TIME = "Tid från index till sjukperiodens slut"  # x axis of the Kaplan-Meier figure
+KM_TITLE = "Tid från index till sjukperiodens slut"  # title of the Kaplan-Meier figure
 
 ALL_LENGTHS = ALL  # the pooled length class of the income tables
 LENGTH_CLASSES = ("<2 år", "2+ år", ALL_LENGTHS)  # cohort `length_class` values, then the pool

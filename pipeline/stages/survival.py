@@ -18,8 +18,9 @@ import numpy as np
 import polars as pl
 
 from pipeline.core import config, io
-from pipeline.report.figures.km import plot_km
-from pipeline.report.labels import GROUP_LABEL, KM_TIME
+from pipeline.report.figures import write_figure
+from pipeline.report.figures.km import km_figure
+from pipeline.report.labels import GROUP_LABEL, KM_TITLE
 from pipeline.stats.base import json_floats, safe_sqrt
 from pipeline.stats.cox import CoxResult, fit_stratified_cox
 from pipeline.stats.km import kaplan_meier, median_table
@@ -100,11 +101,9 @@ def run(cfg: Any) -> None:
         ).filter(pl.col("n") >= min_count),
         outputs / "tables" / "km_medians.csv",
     )
-    plot_km(
-        km.filter(pl.col("at_risk") >= min_count),
+    write_figure(
+        km_figure(km.filter(pl.col("at_risk") >= min_count), KM_TITLE, GROUP_LABEL),
         outputs / "figures" / "km.png",
-        KM_TIME,
-        GROUP_LABEL,
     )
     result = fit_stratified_cox(members, cluster="lopnr", name="cox_stratified_by_set")
     reported_fit, meta = reported_model(result, se)

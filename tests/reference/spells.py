@@ -1,7 +1,7 @@
 """A plain, independent implementation of spell chaining (analysis-spec.md §2), for tests.
 
 Dictionaries and loops over days, no polars: slow and obviously right. The
-stage (`pipeline.spells`) must agree with it exactly.
+stage (`pipeline.stages.spells`) must agree with it exactly.
 """
 
 from __future__ import annotations

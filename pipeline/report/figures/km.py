@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 from matplotlib.figure import Figure
 
-from pipeline.report.figures import write_figure
+from pipeline.report.labels import GROUP_LABEL
 
-GROUP_LABELS: Mapping[Any, str] = {True: "Fall (GC001)", False: "Kontroller"}  # 1/0 match too
 X_LABEL = "Dagar från index"
 Y_LABEL = "Andel fortfarande sjukskrivna"
 
@@ -23,9 +21,9 @@ def km_figure(
 
     `km_table` is `pipeline.stats.km.kaplan_meier`'s frame (survival 0-1 by time, days).
     Swedish axis labels (`X_LABEL`, `Y_LABEL`); `labels` maps group values to legend
-    text, default `GROUP_LABELS` (cases / controls), else the value as text.
+    text, default `report.labels.GROUP_LABEL` (Insats / Kontroll), else the value as text.
     """
-    labels = GROUP_LABELS if labels is None else labels
+    labels = GROUP_LABEL if labels is None else labels
     fig = Figure(figsize=(7, 4.5), dpi=150)
     ax = fig.subplots()
     for i, value in enumerate(km_table["group"].unique().sort().to_list()):
@@ -48,16 +46,3 @@ def km_figure(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
     return fig
-
-
-def plot_km(
-    km_table: pl.DataFrame,
-    path: str | Path,
-    title: str,
-    labels: Mapping[Any, str] | None = None,
-) -> Path:
-    """Write `km_figure(km_table, title, labels)` to `path` as a byte-stable PNG; returns path.
-
-    Laid out and written atomically by `write_figure`.
-    """
-    return write_figure(km_figure(km_table, title, labels), path)

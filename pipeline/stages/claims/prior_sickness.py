@@ -1,6 +1,6 @@
 """Sick absence before the spell and before the index, treated vs control (§4.12, L1420, L1087).
 
-Net sick days (`pipeline.sickdays.window_days`: each calendar day once, at its
+Net sick days (`pipeline.rules.sickdays.window_days`: each calendar day once, at its
 highest extent) in the `window_days` days before the anchor, all of the person's
 benefit periods counted:
 

@@ -5,7 +5,7 @@ Table 2's rows for the treated persons (cohort rows with `person_row` and
 analysed region plus the pooled column "Alla", with the standardised mean
 difference (SMD) of each region against the pooled treated. Regions follow the
 cohort's region filter (`cohort.region_basis`). Counts are suppressed like
-Table 2 (`pipeline.disclosure`): within each region and block the categories
+Table 2 (`pipeline.stats.disclosure`): within each region and block the categories
 sum to the block total, and across regions each cell sums to its "Alla" cell;
 the "Alla" cells, printed in Table 2 too, keep Table 2's decision, so that the
 two tables read together reveal no hidden cell.

@@ -4,7 +4,7 @@ A *fault* is one (reason, column, detail, condition). The faults of a table
 are ordered by `contract.REASON_ORDER`, then by contract column order, and a
 row's `_fault` is the index of the first one whose condition holds (null when
 none does). `exact_duplicate` needs the whole table and is decided later
-(`pipeline.stage.dedup`), on the rows that pass every rule here.
+(`pipeline.stages.stage.dedup`), on the rows that pass every rule here.
 
 Fine print applied (data-contract.md, "Fine print"):
 - a missing date -> `unparseable_date`; a missing region -> `unknown_region`,
