@@ -132,7 +132,8 @@ def suppress_table(
     column_total: str = TOTAL,
     elsewhere: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """Counts with `suppressed` (bool) and `percent` (of the block total; null when hidden).
+    """`counts` (one row per block, category, group and `column` level) with `suppressed` (bool)
+    and `percent` (of the block total; null when hidden).
 
     `counts` as from `table_counts`, with column dimension `column`. Constraints:
     each block's categories sum to its `Totalt` row, and each row's `column`
@@ -180,7 +181,8 @@ def suppress_table(
 
 
 def suppress_b3(counts: pl.DataFrame, min_count: int) -> pl.DataFrame:
-    """Counts with `suppressed` (bool) and `percent` (of the block total; null when hidden).
+    """Table B3's counts (block, category, group, ownership) with `suppressed` (bool) and
+    `percent` (of the block total; null when hidden): `suppress_table` over ownership.
 
     Constraints: each block's categories sum to its `Totalt` row, and each
     row's ownership columns sum to its `Totalt` column, within each group.

@@ -43,7 +43,8 @@ def model_specs(windows: tuple[int, ...]) -> Iterator[ModelSpec]:
 
 
 def model_rows(outcomes: pl.DataFrame, spec: ModelSpec) -> pl.DataFrame:
-    """The analysis rows of one model: its table's population, income group and length class."""
+    """The rows of `outcomes` (one per spell) in one model's table population, income group
+    and length class."""
     population = "in_income_tables" if spec.table == "B4/B5" else "in_table3"
     rows = outcomes.filter(pl.col(population) & pl.col(spec.income_group).fill_null(False))
     if spec.length_class != ALL_LENGTHS:

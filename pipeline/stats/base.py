@@ -27,7 +27,8 @@ COEFFICIENT_SCHEMA = {"term": pl.String, **dict.fromkeys(SUMMARY_COLUMNS[2:7], p
 
 
 def wald(est: Any, se: Any, level: float = LEVEL) -> tuple[Any, Any, Any]:
-    """Wald CI bounds and two-sided normal p-value for `est` with standard error `se`."""
+    """(ci_low, ci_high, p): Wald CI bounds on the scale of `est` and the two-sided normal p,
+    each shaped like `est`; `se` its standard error."""
     z = stats.norm.ppf(0.5 + level / 2)
     est, se = np.asarray(est, dtype=float), np.asarray(se, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -84,7 +84,8 @@ def kaplan_meier(
 
 
 def median_table(km_table: pl.DataFrame) -> pl.DataFrame:
-    """One row per group: rows `n`, `n_events`, median time and its CI (unit of `time`, days).
+    """One row per group: columns `n` (members at risk at the start), `n_events`, the median
+    time and its CI (unit of `time`, days).
 
     The median is the first time with survival <= 0.5; the CI bounds are the first
     times the lower/upper pointwise bands reach 0.5 (lifelines `median_survival_time_`
