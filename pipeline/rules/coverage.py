@@ -13,7 +13,7 @@ EXTENT_LEVELS = (25, 50, 75, 100)  # percent; max extent = 25 x (levels reached)
 
 
 def covered_days(periods: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    """LazyFrame of `keys` + `days`: per group, the distinct calendar days its periods cover (int)."""
+    """LazyFrame of `keys` + `days`: per group, the distinct calendar days its periods cover."""
     latest_end = pl.col("tom_datum").cum_max().shift(1).over(keys)
     covered_from = pl.max_horizontal(
         pl.col("from_datum"), (latest_end + pl.duration(days=1)).fill_null(pl.col("from_datum"))
