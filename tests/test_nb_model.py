@@ -347,3 +347,54 @@ def test_fractional_sensitivity_beside_the_nb(run_dir):
     )
     assert summary["estimate"].item() == pytest.approx(glm.params[1], rel=1e-6)
     assert summary["std_err"].item() == pytest.approx(glm.bse[1], rel=1e-4)
+
+
+def test_fractional_fits_complete_windows_only_and_the_nb_basis():
+    """With truncated rows (nb.truncation: offset keeps them) the fractional logit leaves
+    them out and says how many; it fits the basis and interactions it is given."""
+    from pipeline.stages.nb_model import NBConfig
+    from pipeline.stages.nb_model.fit import fit_fractional_design
+
+    rng = np.random.default_rng(11)
+    n = 1200
+    prior = rng.uniform(0, 365, n)
+    treated = rng.random(n) < 0.4
+    prior[:20], treated[:20] = 0.0, np.arange(20) % 2 == 0  # 0 inside both arms' support
+    exposure = np.where(rng.random(n) < 0.25, rng.integers(30, 365, n), 365)
+    share = 1 / (1 + np.exp(-(-1 + 0.004 * prior + 0.3 * treated)))
+    rows = pl.DataFrame(
+        {
+            "lopnr": np.arange(n),
+            "prior_days": prior,
+            "treated": treated,
+            "after_days": rng.binomial(exposure, share).astype(float),
+            "exposure_days": exposure,
+        }
+    )
+    conf = NBConfig(
+        365,
+        "net",
+        "offset",
+        True,
+        (),
+        "first",
+        (0.0, 180.0),
+        "person",
+        "spline",
+        (0.05, 0.35, 0.65, 0.95),
+        (),
+    )
+    form = build_form("spline", prior, 365, conf.spline_knots, ())
+    frame, basis, inter = with_basis(rows, form)
+
+    def basis_at(v: float) -> dict[str, float]:
+        return {k: float(c[0]) for k, c in form.columns(np.array([v])).items()}
+
+    got = fit_fractional_design(frame, basis, inter, "report", conf, basis_at)
+    complete = int((exposure == 365).sum())
+    assert got["notes"]["rows_incomplete_window_dropped"] == n - complete
+    assert set(got["points"]["n"]) == {complete}
+    assert got["points"]["design"].to_list() == ["report", "report"]
+    terms = got["summary"]["term"].to_list()
+    assert terms[: 2 + 2 * len(basis)] == ["intercept", "treated", *basis, *inter]
+    assert terms[-2:] == ["extra_days(prior_days=0)", "extra_days(prior_days=180)"]

@@ -24,10 +24,11 @@ tests/test_fractional.py):
   the other covariates as observed; delta-method SE sqrt(g' V g),
   g = W mean_i [mu_i1 (1 - mu_i1) x_i1 - mu_i0 (1 - mu_i0) x_i0]. CIs Wald, normal.
 
-Rows: complete windows only (no offset; the `nb.truncation: exclude` reading); rows
-with y outside [0, W] are dropped with a warning. The NB2's extra-days code
-(`NB2Result.extra_days`) is the same g-computation with exp for expit; they could
-share one function of (design, params, cov, inverse link) later.
+Rows: complete windows only (no offset; the `nb_model` stage passes only rows whose
+after-window is complete); rows with y outside [0, W] are dropped with a warning.
+`extra_days_by` sets a whole basis (the `nb_model` prior-days form and its
+`treated:` columns) as `NB2Result.extra_days_by` does, with expit for exp; the two
+could share one function of (design, params, cov, inverse link) later.
 """
 
 from __future__ import annotations
