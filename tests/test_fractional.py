@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 from scipy.special import expit
 
+from pipeline.rules.prior_form import build_form
 from pipeline.stats.base import SUMMARY_COLUMNS
 from pipeline.stats.fractional import fit_fractional
 
@@ -177,3 +178,67 @@ def test_unfittable_models_give_nan_and_say_why() -> None:
     assert one.warnings_[-1] == "not fitted: fewer than 2 clusters"
     with pytest.raises(ValueError, match="window_days"):
         fit_fractional(frame, "after_days", "treated", [], 0)
+
+
+def test_extra_days_by_over_a_spline_basis_matches_a_direct_computation() -> None:
+    # The nb_model stage fits the basis and its `treated:` columns as plain numeric terms
+    # and sets them at each prior-days value; a hand-built g-computation must agree.
+    frame, _ = simulated(n=4000, seed=3)
+    form = build_form("spline", frame["prior_days"].to_numpy(), 365, [0.05, 0.5, 0.95], [])
+    cols = form.columns(frame["prior_days"].to_numpy())
+    treated = frame["treated"].cast(pl.Float64).to_numpy()
+    inter = {f"treated:{k}": treated * v for k, v in cols.items()}
+    rows = frame.with_columns(pl.Series(k, v) for k, v in {**cols, **inter}.items())
+    res1 = fit_fractional(
+        rows, "after_days", "treated", ["region"], WINDOW_DAYS, None, [*cols, *inter], "lopnr"
+    )
+    assert res1.terms == ("intercept", "treated", *cols, *inter, "region[B]")
+
+    def basis_at(v: float) -> dict[str, float]:
+        return {k: float(c[0]) for k, c in form.columns(np.array([v])).items()}
+
+    def contrast(beta: np.ndarray, v: float) -> float:
+        means = []
+        for arm in (1.0, 0.0):
+            x = res1.design.copy()
+            x[:, 1] = arm
+            for j, (name, value) in enumerate(basis_at(v).items()):
+                x[:, 2 + j] = value
+                x[:, 2 + len(cols) + j] = arm * value
+                assert res1.terms[2 + j] == name
+            means.append(WINDOW_DAYS * expit(x @ beta).mean())
+        return means[0] - means[1]
+
+    got = res1.extra_days_by([0.0, 90.0, 365.0], basis_at, "prior_days")
+    k = len(res1.terms)
+    for v, est, se in got.select("prior_days", "extra_days", "std_err").iter_rows():
+        assert math.isclose(est, contrast(res1.params_, v), rel_tol=1e-10)
+        grad = np.array(
+            [
+                (contrast(res1.params_ + 1e-6 * e, v) - contrast(res1.params_ - 1e-6 * e, v)) / 2e-6
+                for e in np.eye(k)
+            ]
+        )
+        assert math.isclose(se, math.sqrt(grad @ res1.cov_ @ grad), rel_tol=1e-6)
+
+
+def test_extra_days_by_with_a_linear_basis_is_extra_days() -> None:
+    frame, _ = simulated(n=3000, seed=4)
+    rows = frame.with_columns(
+        (pl.col("treated").cast(pl.Float64) * pl.col("prior_days")).alias("treated:prior_days")
+    )
+    res1 = fit_fractional(frame, "after_days", "treated", ["region"], WINDOW_DAYS)
+    res2 = fit_fractional(
+        rows,
+        "after_days",
+        "treated",
+        ["region"],
+        WINDOW_DAYS,
+        None,
+        ["prior_days", "treated:prior_days"],
+    )
+    np.testing.assert_allclose(res2.params_, res1.params_, rtol=1e-10)
+    by = res2.extra_days_by([0.0, 180.0], lambda v: {"prior_days": v}, "prior_days")
+    want = res1.extra_days([0.0, 180.0])
+    for col in ("extra_days", "std_err", "mean_treated", "mean_control"):
+        np.testing.assert_allclose(by[col], want[col], rtol=1e-8)

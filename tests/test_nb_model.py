@@ -276,3 +276,125 @@ def test_support_flags_and_the_bound_check():
     with pytest.raises(ValueError, match=r"report design predicts mean_control = 400.0 .* = 100"):
         check_bounds(table, "report", 365)
     check_bounds(table.head(1), "report", 365)  # extrapolated points are not checked
+
+
+def test_fractional_sensitivity_beside_the_nb(run_dir):
+    """nb_extra_days_fractional.csv: the NB's designs and points, possible values, the
+    complete-window rows of nb_data, and the report design's estimates equal to an
+    independent quasi-binomial fit (statsmodels GLM, cluster by person) of the same basis."""
+    import json
+
+    import statsmodels.api as sm
+    from scipy.special import expit
+
+    out = run_dir / "outputs"
+    nb = pl.read_csv(out / "tables" / "nb_extra_days.csv")
+    frac = pl.read_csv(out / "tables" / "nb_extra_days_fractional.csv")
+    assert frac.columns == nb.columns
+    assert frac.select("design", "prior_days").equals(nb.select("design", "prior_days"))
+    shown = frac.filter(~pl.col("extrapolated"))
+    assert shown.height > 0
+    assert shown["extra_days"].abs().max() <= 365
+    for col in ("mean_treated", "mean_control"):
+        assert shown[col].min() >= 0 and shown[col].max() <= 365
+    data = pl.read_parquet(out / "models" / "nb_data.parquet")
+    notes = json.loads((out / "models" / "nb.json").read_text())
+    for design in ("riskset", "report"):
+        rows = data.filter(design=design, exposure_days=365)
+        assert set(frac.filter(design=design)["n"]) == {rows.height}
+        lo = rows.group_by("treated").agg(pl.col("prior_days").min())["prior_days"].max()
+        hi = rows.group_by("treated").agg(pl.col("prior_days").max())["prior_days"].min()
+        flags = frac.filter(design=design)
+        assert flags["extrapolated"].to_list() == [not lo <= v <= hi for v in flags["prior_days"]]
+    # independent fit of the report design: statsmodels' binomial GLM on the share
+    rows = data.filter(design="report", exposure_days=365).sort("lopnr")
+    form = notes["report"]["prior_form"]
+    basis = build_form("spline", np.zeros(1), 365, [0.5], [])
+    basis = type(basis)(form["form"], tuple(form["knots"]), tuple(form["edges"]), form["window"])
+    cols = basis.columns(rows["prior_days"].to_numpy())
+    t = rows["treated"].cast(pl.Float64).to_numpy()
+    dummies = rows.select(
+        pl.col("age").cast(pl.Float64),
+        *[
+            (pl.col(c) == level).cast(pl.Float64).alias(f"{c}={level}")
+            for c in ("sex", "diagnosis_group", "lan")
+            for level in sorted(rows[c].unique().drop_nulls())[1:]
+        ],
+    ).to_numpy()
+
+    def design(arm: np.ndarray, b: dict[str, np.ndarray]) -> np.ndarray:
+        values = list(b.values())
+        return np.column_stack(
+            [np.ones(rows.height), arm, *values, *[arm * v for v in values], dummies]
+        )
+
+    x = design(t, cols)
+    share = rows["after_days"].to_numpy() / 365
+    glm = sm.GLM(share, x, family=sm.families.Binomial()).fit(
+        cov_type="cluster", cov_kwds={"groups": rows["lopnr"].to_numpy()}, tol=1e-12
+    )
+    want = []
+    for v in frac.filter(design="report")["prior_days"]:
+        at = {k: np.full(rows.height, float(c[0])) for k, c in basis.columns(np.array([v])).items()}
+        means = [
+            365 * expit(design(np.full(rows.height, a), at) @ glm.params).mean() for a in (1, 0)
+        ]
+        want.append(means[0] - means[1])
+    got = frac.filter(design="report")["extra_days"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    summary = pl.read_parquet(out / "models" / "nb_fractional.parquet").filter(
+        design="report", term="treated"
+    )
+    assert summary["estimate"].item() == pytest.approx(glm.params[1], rel=1e-6)
+    assert summary["std_err"].item() == pytest.approx(glm.bse[1], rel=1e-4)
+
+
+def test_fractional_fits_complete_windows_only_and_the_nb_basis():
+    """With truncated rows (nb.truncation: offset keeps them) the fractional logit leaves
+    them out and says how many; it fits the basis and interactions it is given."""
+    from pipeline.stages.nb_model import NBConfig
+    from pipeline.stages.nb_model.fit import fit_fractional_design
+
+    rng = np.random.default_rng(11)
+    n = 1200
+    prior = rng.uniform(0, 365, n)
+    treated = rng.random(n) < 0.4
+    prior[:20], treated[:20] = 0.0, np.arange(20) % 2 == 0  # 0 inside both arms' support
+    exposure = np.where(rng.random(n) < 0.25, rng.integers(30, 365, n), 365)
+    share = 1 / (1 + np.exp(-(-1 + 0.004 * prior + 0.3 * treated)))
+    rows = pl.DataFrame(
+        {
+            "lopnr": np.arange(n),
+            "prior_days": prior,
+            "treated": treated,
+            "after_days": rng.binomial(exposure, share).astype(float),
+            "exposure_days": exposure,
+        }
+    )
+    conf = NBConfig(
+        365,
+        "net",
+        "offset",
+        True,
+        (),
+        "first",
+        (0.0, 180.0),
+        "person",
+        "spline",
+        (0.05, 0.35, 0.65, 0.95),
+        (),
+    )
+    form = build_form("spline", prior, 365, conf.spline_knots, ())
+    frame, basis, inter = with_basis(rows, form)
+
+    def basis_at(v: float) -> dict[str, float]:
+        return {k: float(c[0]) for k, c in form.columns(np.array([v])).items()}
+
+    got = fit_fractional_design(frame, basis, inter, "report", conf, basis_at)
+    complete = int((exposure == 365).sum())
+    assert got["notes"]["rows_incomplete_window_dropped"] == n - complete
+    assert set(got["points"]["n"]) == {complete}
+    assert got["points"]["design"].to_list() == ["report", "report"]
+    terms = got["summary"]["term"].to_list()
+    assert terms[: 2 + 2 * len(basis)] == ["intercept", "treated", *basis, *inter]
+    assert terms[-2:] == ["extra_days(prior_days=0)", "extra_days(prior_days=180)"]

@@ -109,11 +109,15 @@ def key_metrics(tables_dir: Path) -> dict[str, Any]:
         (f"Table 3|income_before|{ALL_LENGTHS}|durable_any", "ame_pp_durable_any_income_before"),
     ):
         metrics[key] = table_value(adjusted, "ame_pp", model=model)
-    extra = read_table(tables_dir / "nb_extra_days.csv")
-    for design in ("riskset", "report"):
-        for prior in ("0.0", "180.0"):
-            key = f"nb_extra_days_{design}_prior_{prior.split('.')[0]}"
-            metrics[key] = table_value(extra, "extra_days", design=design, prior_days=prior)
+    for file, prefix in (
+        ("nb_extra_days.csv", "nb_extra_days"),
+        ("nb_extra_days_fractional.csv", "fractional_extra_days"),
+    ):
+        extra = read_table(tables_dir / file)
+        for design in ("riskset", "report"):
+            for prior in ("0.0", "180.0"):
+                key = f"{prefix}_{design}_prior_{prior.split('.')[0]}"
+                metrics[key] = table_value(extra, "extra_days", design=design, prior_days=prior)
     rank = read_table(tables_dir / "gc001_length_rank.csv")
     primary = rank["design"][0] if rank.height else ""
     metrics["length_rank_gehan_z"] = table_value(rank, "gehan_z", design=primary)

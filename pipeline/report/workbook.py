@@ -18,6 +18,10 @@ SHEET_EXTRA = {
     "nb_extra_days.csv": (
         " Tomma resultat: extrapolerat (utanför båda gruppernas tidigare sjukdagar)."
     ),
+    "nb_extra_days_fractional.csv": (
+        " Känslighetsanalys: fraktionell logit av sjukdagar / fönstrets dagar, samma"
+        " g-beräkning som den negativa binomialen. Tomma resultat: extrapolerat."
+    ),
     "nb_l1334.csv": " L1334: insatsgruppen, IRR per 30 dagars senare första GC001.",
 }
 

@@ -24,16 +24,17 @@ tests/test_fractional.py):
   the other covariates as observed; delta-method SE sqrt(g' V g),
   g = W mean_i [mu_i1 (1 - mu_i1) x_i1 - mu_i0 (1 - mu_i0) x_i0]. CIs Wald, normal.
 
-Rows: complete windows only (no offset; the `nb.truncation: exclude` reading); rows
-with y outside [0, W] are dropped with a warning. The NB2's extra-days code
-(`NB2Result.extra_days`) is the same g-computation with exp for expit; they could
-share one function of (design, params, cov, inverse link) later.
+Rows: complete windows only (no offset; the `nb_model` stage passes only rows whose
+after-window is complete); rows with y outside [0, W] are dropped with a warning.
+`extra_days_by` sets a whole basis (the `nb_model` prior-days form and its
+`treated:` columns) as `NB2Result.extra_days_by` does, with expit for exp; the two
+could share one function of (design, params, cov, inverse link) later.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,35 +100,73 @@ class FractionalResult(FittedModel):
         at = self.extra_at if at is None else tuple(float(v) for v in at)
         if self.interaction_with is None:
             raise ValueError("the model has no numeric column to set")
+        col, inter = self.interaction_with, self.interaction_term
+        table = self.extra_days_by(
+            at, lambda v: {col: v}, col, interactions={col: inter} if inter else {}
+        )
+        if col in self.terms:
+            return table
+        # the column was dropped (zero variance): nothing to set, so no extra days
+        return table.with_columns(
+            pl.lit(math.nan, pl.Float64).alias(c) for c in table.columns if c not in (col, "n")
+        )
+
+    def extra_days_by(
+        self,
+        at: Sequence[float],
+        basis: Callable[[float], Mapping[str, float]],
+        label: str,
+        interactions: Mapping[str, str] | None = None,
+    ) -> pl.DataFrame:
+        """One row per value v of `at`: treated - control mean days, delta-method CI (days).
+
+        As `NB2Result.extra_days_by` with expit for exp: each arm sets the treatment term
+        to 1 / 0, every term `basis(v)` names to its value and each interaction term
+        (`interactions[term]`, default `<treatment>:<term>`) to arm x value; terms not in
+        the model (dropped) are skipped; the rest of each row's linear predictor is kept
+        as observed; means are W x mean share. Columns: `label` (v), `extra_days`,
+        `std_err`, `ci_low`, `ci_high` (95 % Wald), `mean_treated`, `mean_control`
+        (days per window), `n` (rows averaged).
+        """
         idx = {term: j for j, term in enumerate(self.terms)}
-        col_j, inter_j = idx.get(self.interaction_with), idx.get(self.interaction_term or "")
+        inter_of = dict(interactions or {})
+        fitted = self.n and np.isfinite(self.params_).all()
+        w = self.window_days
         rows = []
-        if not (self.n and np.isfinite(self.params_).all() and col_j is not None):
-            rows = [(v, *[math.nan] * 6) for v in at]
-        else:
-            set_j = [1, col_j, *([inter_j] if inter_j is not None else [])]
+        for v in at:
+            if not fitted:
+                rows.append((v, *[math.nan] * 6))
+                continue
+            set_j, per_arm = [1], [[1.0], [0.0]]
+            for term, value in basis(v).items():
+                if term in idx:
+                    set_j.append(idx[term])
+                    per_arm[0].append(value)
+                    per_arm[1].append(value)
+                name = inter_of.get(term, f"{self.treatment}:{term}")
+                if name in idx:
+                    set_j.append(idx[name])
+                    per_arm[0].append(value)
+                    per_arm[1].append(0.0)
             b_set = self.params_[set_j]
             rest = self.design @ self.params_ - self.design[:, set_j] @ b_set
-            w = self.window_days
-            for v in at:
-                means, grad = [], np.zeros(len(self.terms))
-                for arm, sign in ((1.0, 1.0), (0.0, -1.0)):
-                    values = np.array([arm, v, arm * v][: len(set_j)])
-                    mu = expit(rest + values @ b_set)
-                    slope = mu * (1 - mu)
-                    g = slope @ self.design / self.n
-                    g[set_j] = slope.mean() * values
-                    grad += sign * w * g
-                    means.append(w * float(mu.mean()))
-                est = means[0] - means[1]
-                se = float(safe_sqrt(grad @ self.cov_ @ grad))
-                lo, hi, _ = wald(est, se)
-                rows.append((v, est, se, float(lo), float(hi), *means))
-        names = [self.interaction_with, "extra_days", "std_err", "ci_low", "ci_high"]
+            means, grad = [], np.zeros(len(self.terms))
+            for arm_values, sign in zip(per_arm, (1.0, -1.0), strict=True):
+                arm = np.asarray(arm_values)
+                mu = expit(rest + arm @ b_set)
+                slope = mu * (1 - mu)
+                # d mean(mu) / d beta = mean(mu (1 - mu) x) with x's set columns replaced
+                g = slope @ self.design / self.n
+                g[set_j] = slope.mean() * arm
+                grad += sign * w * g
+                means.append(w * float(mu.mean()))
+            est = means[0] - means[1]
+            se = float(safe_sqrt(grad @ self.cov_ @ grad))
+            lo, hi, _ = wald(est, se)
+            rows.append((v, est, se, float(lo), float(hi), *means))
+        names = [label, "extra_days", "std_err", "ci_low", "ci_high", "mean_treated"]
         return pl.DataFrame(
-            rows,
-            schema=dict.fromkeys([*names, "mean_treated", "mean_control"], pl.Float64),
-            orient="row",
+            rows, schema=dict.fromkeys([*names, "mean_control"], pl.Float64), orient="row"
         ).with_columns(pl.lit(self.n, pl.Int64).alias("n"))
 
     def _derived(self) -> list[pl.DataFrame]:

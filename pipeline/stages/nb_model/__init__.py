@@ -12,6 +12,12 @@ spells. Rows whose after-window passes the data end are dropped (`nb.truncation:
 exclude`) or kept with log(observed days) as offset (`offset`). Prior days enter in
 the form `nb.prior_form` (`pipeline.rules.prior_form`), interacted with treatment;
 extra days are reported only inside both arms' observed prior days (`fit`).
+
+Sensitivity (issue 15 item 4): a fractional logit of after_days / W (`pipeline.stats.
+fractional`) beside each design's NB, with the same basis, interactions, covariates and
+clusters, on the rows with a complete after-window (with `nb.truncation: offset` the
+truncated rows are left out: a share of a shorter window has another denominator);
+its extra days go to tables/nb_extra_days_fractional.csv.
 """
 
 from __future__ import annotations
@@ -89,8 +95,9 @@ class NBConfig:
 
 
 def run(cfg: Any) -> None:
-    """Fit both designs; write models/nb_data.parquet, models/nb.parquet, models/nb.json,
-    tables/nb_extra_days.csv, tables/nb_l1334.csv and figures/nb_extra_days.png."""
+    """Fit both designs; write models/nb_data.parquet, models/nb.parquet,
+    models/nb_fractional.parquet, models/nb.json, tables/nb_extra_days.csv,
+    tables/nb_extra_days_fractional.csv, tables/nb_l1334.csv and figures/nb_extra_days.png."""
     from pipeline.core import io
 
     conf = NBConfig.from_config(cfg)
@@ -144,18 +151,27 @@ def run(cfg: Any) -> None:
     io.write_parquet(
         pl.concat(summaries, how="diagonal_relaxed"), outputs / "models" / "nb.parquet"
     )
+    io.write_parquet(
+        pl.concat([fit["fractional"]["summary"] for fit in fits.values()], how="diagonal_relaxed"),
+        outputs / "models" / "nb_fractional.parquet",
+    )
     io.write_json(outputs / "models" / "nb.json", notes)
     extra = pl.concat([fit["points"] for fit in fits.values()])
     io.write_csv(extra, outputs / "tables" / "nb_extra_days.csv")
+    fractional = pl.concat([fit["fractional"]["points"] for fit in fits.values()])
+    io.write_csv(fractional, outputs / "tables" / "nb_extra_days_fractional.csv")
     io.write_csv(l1334, outputs / "tables" / "nb_l1334.csv")
     curves = pl.concat([fit["curve"] for fit in fits.values()]).filter(~pl.col("extrapolated"))
     write_figure(
         extra_days(curves, extra.filter(~pl.col("extrapolated"))),
         outputs / "figures" / "nb_extra_days.png",
     )
-    for row in extra.iter_rows(named=True):
+    models = [("NB2", extra), ("fractional logit", fractional)]
+    for model, row in ((m, r) for m, table in models for r in table.iter_rows(named=True)):
         log.info(
-            "%s design: %+.1f extra sick days (95 %% CI %.1f to %.1f) at %g prior days, n = %d%s",
+            "%s, %s design: %+.1f extra sick days (95 %% CI %.1f to %.1f) at %g prior days, "
+            "n = %d%s",
+            model,
             row["design"],
             row["extra_days"],
             row["ci_low"],

@@ -1,9 +1,11 @@
 """Fitting one design of the `nb_model` stage: the prior-days form, g-computation inside
-the observed support, the bound check, and the L1334 model (analysis-spec.md §6.5)."""
+the observed support, the bound check, the fractional-logit sensitivity (issue 15 item 4)
+and the L1334 model (analysis-spec.md §6.5)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -12,10 +14,12 @@ import polars as pl
 
 from pipeline.rules.prior_form import PriorForm, build_form
 from pipeline.stats.base import json_float, wald
+from pipeline.stats.fractional import fit_fractional
 from pipeline.stats.nb2 import fit_nb2, lr_test
 from pipeline.stats.nb2_slope import fit_nb2_slope
 
 L1334_PER = 30.0  # IRR of the day of first GC001 per 30 days
+FRACTIONAL = "fractional_logit"  # the bounded-outcome model's name in outputs
 
 
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
@@ -93,16 +97,34 @@ def fit_design(
         return {name: float(col[0]) for name, col in form.columns(np.array([v])).items()}
 
     def extra(at: list[float]) -> pl.DataFrame:
-        table = fit.extra_days_by(at, basis_at, "prior_days")
-        out = table.with_columns(
-            (~pl.col("prior_days").is_between(lo, hi)).alias("extrapolated"),
-            pl.lit(design).alias("design"),
-        )
-        return out.select("design", *[c for c in out.columns if c != "design"])
+        return flagged(fit.extra_days_by(at, basis_at, "prior_days"), design, (lo, hi))
 
     points, curve = extra(list(conf.extra_days_at)), extra(grid)
     check_bounds(points, design, conf.window_days)
     check_bounds(curve, design, conf.window_days)
+    summary = with_extra_rows(fit, points, design, conf.prior_form)
+    notes = {
+        "fit": fit.metadata(),
+        "prior_form": _jsonable(asdict(form)),
+        "support_prior_days": [json_float(lo), json_float(hi)],
+        "lr_test_interaction": _jsonable(asdict(lr_test(main, full))),
+        "log_likelihood_main": json_float(main.log_likelihood),
+        "log_likelihood_full": json_float(full.log_likelihood),
+    }
+    frac = fit_fractional_design(frame, basis, inter, design, conf, basis_at)
+    notes["fractional_logit"] = frac["notes"]
+    return {
+        "summary": summary,
+        "notes": notes,
+        "points": points,
+        "curve": curve,
+        "fractional": frac,
+    }
+
+
+def with_extra_rows(fit: Any, points: pl.DataFrame, design: str, prior_form: str) -> pl.DataFrame:
+    """`fit.summary` plus one `extra_days(prior_days=v)` row (days, Wald p) per shown point,
+    with `design` and `prior_form` columns; grain: one row per term."""
     shown = points.filter(~pl.col("extrapolated"))
     extra_rows = pl.DataFrame(
         {
@@ -117,18 +139,56 @@ def fit_design(
         },
         schema=fit.summary.schema,
     )
-    summary = pl.concat([fit.summary, extra_rows], how="diagonal_relaxed").with_columns(
-        pl.lit(design).alias("design"), pl.lit(conf.prior_form).alias("prior_form")
+    return pl.concat([fit.summary, extra_rows], how="diagonal_relaxed").with_columns(
+        pl.lit(design).alias("design"), pl.lit(prior_form).alias("prior_form")
     )
+
+
+def flagged(table: pl.DataFrame, design: str, bounds: tuple[float, float]) -> pl.DataFrame:
+    """Extra-days `table` with `design` first and `extrapolated` (prior days outside `bounds`)."""
+    out = table.with_columns(
+        (~pl.col("prior_days").is_between(*bounds)).alias("extrapolated"),
+        pl.lit(design).alias("design"),
+    )
+    return out.select("design", *[c for c in out.columns if c != "design"])
+
+
+def fit_fractional_design(
+    frame: pl.DataFrame,
+    basis: list[str],
+    inter: list[str],
+    design: str,
+    conf: Any,
+    basis_at: Callable[[float], dict[str, float]],
+) -> dict[str, Any]:
+    """The fractional-logit sensitivity of one design: after_days / window on the NB's
+    basis columns, interactions, covariates and clusters, complete after-windows only;
+    summary frame, notes, and extra days (days) at `nb.extra_days_at` with `extrapolated`
+    from the support of the rows it fits."""
+    complete = frame.filter(pl.col("exposure_days") == conf.window_days)
+    fit = fit_fractional(
+        complete,
+        "after_days",
+        "treated",
+        list(conf.covariates),
+        conf.window_days,
+        interaction_with=None,
+        numeric=[*basis, *inter] if conf.interaction else basis,
+        cluster=conf.cluster_for(design),
+        name=f"{FRACTIONAL}_{design}",
+        extra_at=(),
+    )
+    lo, hi = support(complete)
+    at = list(conf.extra_days_at)
+    points = flagged(fit.extra_days_by(at, basis_at, "prior_days"), design, (lo, hi))
+    check_bounds(points, f"{design} ({FRACTIONAL})", conf.window_days)
+    summary = with_extra_rows(fit, points, design, conf.prior_form)
     notes = {
         "fit": fit.metadata(),
-        "prior_form": _jsonable(asdict(form)),
+        "rows_incomplete_window_dropped": frame.height - complete.height,
         "support_prior_days": [json_float(lo), json_float(hi)],
-        "lr_test_interaction": _jsonable(asdict(lr_test(main, full))),
-        "log_likelihood_main": json_float(main.log_likelihood),
-        "log_likelihood_full": json_float(full.log_likelihood),
     }
-    return {"summary": summary, "notes": notes, "points": points, "curve": curve}
+    return {"summary": summary, "notes": notes, "points": points}
 
 
 def fit_l1334(rows: pl.DataFrame, conf: Any) -> tuple[pl.DataFrame, list[str]]:
