@@ -89,6 +89,21 @@ def test_overlapping_periods_always_join_even_with_gap_zero():
     assert len(_spells([*rows, (1, d(14), d(15), 100, None, "ovrig")], gap=0)) == 2
 
 
+def test_first_period_ties_are_broken_by_value_not_row_order():
+    """Two periods on the same days at the same extent: the smallest diagnos, then the
+    smallest insured type, whichever row comes first (found by hypothesis)."""
+    a = (1, d(0), d(9), 100, "F43", "arbetslos")
+    b = (1, d(0), d(9), 100, "F43", "anstalld")
+    c = (1, d(0), d(9), 100, None, "anstalld")
+    for rows in ([a, b], [b, a]):
+        assert _spells(rows)[0]["forsakradtyp"] == "anstalld"
+    for rows in ([a, c], [c, a]):
+        assert (_spells(rows)[0]["diagnos"], _spells(rows)[0]["forsakradtyp"]) == (
+            "F43",
+            "arbetslos",
+        )
+
+
 def test_diagnosis_groups_follow_the_code_list():
     rows = [
         (i, d(0), d(40), 100, code, "anstalld")

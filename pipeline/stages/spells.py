@@ -117,15 +117,15 @@ def build_spells(
 ) -> pl.LazyFrame:
     """One row per spell (SPELL_COLUMNS) by lopnr and start; day counts int, `net_days` float.
 
-    `diagnos`/`forsakradtyp` are those of the earliest period (ties: highest
-    extent). `censored` is true when the spell reaches `end_date`.
+    `diagnos`/`forsakradtyp` are those of the earliest period (ties: highest extent,
+    then the smallest `diagnos`, then the smallest `forsakradtyp`, nulls last, so the
+    choice never depends on row order). `censored` is true when the spell reaches `end_date`.
     """
     chained = chain_periods(periods, max_gap_days)
     keys = ["lopnr", "spell_seq"]
-    first_row = pl.col("omfattning").rank("ordinal", descending=True).over([*keys, "from_datum"])
+    order = [*keys, "from_datum", "omfattning", "diagnos", "forsakradtyp"]
     spells = (
-        chained.with_columns(first_row.alias("_tie"))
-        .sort([*keys, "from_datum", "_tie"])
+        chained.sort(order, descending=[False, False, False, True, False, False], nulls_last=True)
         .group_by(keys, maintain_order=True)
         .agg(
             pl.col("from_datum").min().alias("start"),

@@ -36,7 +36,10 @@ def reference_spells(periods: list[Period], max_gap_days: int, end_date: dt.date
                 while day <= end:
                     extent_of_day[day] = max(extent_of_day.get(day, 0), extent)
                     day += dt.timedelta(days=1)
-            first = min(group, key=lambda p: (p[1], -p[3]))
+            first = min(  # earliest, highest extent, then smallest diagnos, type (nulls last)
+                group,
+                key=lambda p: (p[1], -p[3], p[4] is None, p[4] or "", p[5] is None, p[5] or ""),
+            )
             start = min(p[1] for p in group)
             end = max(p[2] for p in group)
             out.append(
