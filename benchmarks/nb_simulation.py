@@ -1,0 +1,208 @@
+"""Simulation study of the sick-days NB (issue 15 item 9): bias and CI coverage over seeds.
+
+For each synthetic seed (`synth.seed`), with the planted extra-days effect on (the
+default) and off (0), the stages synth..cohort run once in a temporary directory,
+then riskset + nb_model once per control mode (`never_treated`, `not_yet_treated`);
+the report design is taken from the first nb_model run (it does not use the risk
+sets). Each shown point of `nb_extra_days.csv` (model `nb2` when the column exists)
+is compared with the written truth of its design's treated rows
+(`pipeline.rules.nb_truth`): `truth` = the mean over cases within +-30 prior days
+of the point (`truth_summary`'s "at p"), `truth_local` = the local-linear value at
+the point (`truth_at`); with the effect off both are 0. The temporary directory is
+deleted after each seed. One CSV row per seed x effect x design x point
+(appended as it goes, so an interrupted run keeps its seeds), then a summary:
+
+    .venv/bin/python benchmarks/nb_simulation.py --seeds 100 --persons 15000 \
+        --out /tmp/nb_simulation.csv
+    .venv/bin/python benchmarks/nb_simulation.py --summarise /tmp/nb_simulation.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.__main__ import main as cli
+from pipeline.rules.nb_truth import true_extra_days, truth_at, truth_summary
+
+FIRST_SEED = 20260625  # synth.seed's default: seed 0 of the study is the default run's
+POINTS = (0.0, 90.0, 180.0, 365.0)  # nb.extra_days_at
+WINDOW = 365  # nb.window_days
+MODES = ("never_treated", "not_yet_treated")
+EFFECT_OFF = ("synth.effect.extra_days_intercept=0", "synth.effect.extra_days_slope_per_180=0")
+
+
+def run_stages(stages: tuple[str, ...], overrides: list[str]) -> float:
+    """Run `stages` through the CLI entry with `overrides`; returns wall seconds."""
+    t0 = time.perf_counter()
+    for stage in stages:
+        if cli([stage, *overrides]) != 0:
+            raise RuntimeError(f"stage {stage} failed with {overrides}")
+    return time.perf_counter() - t0
+
+
+def design_rows(base: Path, design: str, truth: pl.DataFrame, label: str) -> pl.DataFrame:
+    """One row per point of `design` in base's nb_extra_days.csv with its written truths
+    (days); grain: design x prior-days point."""
+    table = pl.read_csv(base / "outputs" / "tables" / "nb_extra_days.csv")
+    if "model" in table.columns:
+        table = table.filter(pl.col("model") == "nb2")
+    table = table.filter(pl.col("design") == design)
+    data = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
+    rows = data.filter(pl.col("design") == design)
+    end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
+    rows = true_extra_days(rows, truth, WINDOW, end)
+    window = truth_summary(rows, POINTS)
+    at = dict(zip(window["what"], window["true_extra_days"], strict=True))
+    near = dict(zip(window["what"], window["n"], strict=True))
+    local = truth_at(rows, POINTS)
+    low = rows.filter(pl.col("prior_days") <= 30)
+    diff = (
+        low.filter(pl.col("treated"))["after_days"].mean()
+        - low.filter(~pl.col("treated"))["after_days"].mean()
+    )
+    return table.select(
+        pl.lit(label).alias("design"),
+        "prior_days",
+        "extra_days",
+        "ci_low",
+        "ci_high",
+        "extrapolated",
+        pl.col("prior_days").map_elements(lambda p: at[f"at {p:g}"], pl.Float64).alias("truth"),
+        pl.col("prior_days").map_elements(lambda p: near[f"at {p:g}"], pl.Int64).alias("n_near"),
+        pl.col("prior_days").map_elements(local.get, pl.Float64).alias("truth_local"),
+        pl.lit(diff).alias("naive_diff_0_30"),
+        pl.lit(rows.height).alias("n_rows"),
+        pl.lit((rows["prior_days"] == 0).mean()).alias("share_prior_0"),
+    )
+
+
+def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
+    """All designs' points for one seed and effect setting, with run times (s)."""
+    base = Path(tempfile.mkdtemp(prefix=f"nbsim_{seed}_"))
+    try:
+        common = [
+            "synth.size=small",
+            f"synth.sizes.small={persons}",
+            f"synth.seed={seed}",
+            f"synth.out_dir={base}/delivery",
+            f"synth.truth_dir={base}/truth",
+            f"paths.staged={base}/staged",
+            f"paths.quarantine={base}/quarantine",
+            f"paths.outputs={base}/outputs",
+            *(EFFECT_OFF if effect == "off" else ()),
+        ]
+        prep = run_stages(("synth", "stage", "spells", "exposure", "cohort"), common)
+        truth = pl.read_parquet(base / "truth" / "spells.parquet")
+        parts = []
+        for mode in MODES:
+            over = [*common, f"riskset.control_mode={mode}"]
+            secs = run_stages(("riskset",), over)
+            t0 = time.perf_counter()
+            run_stages(("nb_model",), over)
+            nb_secs = time.perf_counter() - t0
+            got = design_rows(base, "riskset", truth, f"riskset {mode}")
+            parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
+            if mode == MODES[0]:
+                rep = design_rows(base, "report", truth, "report")
+                parts.append(rep.with_columns(pl.lit(nb_secs).alias("seconds")))
+        out = pl.concat(parts)
+        return out.with_columns(
+            pl.lit(seed).alias("seed"),
+            pl.lit(effect).alias("effect"),
+            pl.lit(persons).alias("persons"),
+            pl.lit(prep).alias("prep_seconds"),
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def summarise(runs: pl.DataFrame) -> pl.DataFrame:
+    """Per effect x design x point over the seeds: shown seeds, mean estimate, mean
+    truths, mean bias (days), empirical SD, mean CI half-width, coverage (%), seconds."""
+    truth = pl.when(pl.col("effect") == "off").then(0.0)
+    runs = runs.with_columns(
+        truth.otherwise(pl.col("truth")).alias("truth"),
+        truth.otherwise(pl.col("truth_local")).alias("truth_local"),
+    )
+    shown = runs.filter(~pl.col("extrapolated"))
+    return (
+        shown.group_by("effect", "design", "prior_days")
+        .agg(
+            pl.len().alias("seeds"),
+            pl.col("extra_days").mean().alias("mean_est"),
+            pl.col("truth").mean().alias("mean_truth"),
+            (pl.col("extra_days") - pl.col("truth")).mean().alias("bias"),
+            ((pl.col("extra_days") - pl.col("truth")).std() / pl.len().sqrt()).alias("bias_se"),
+            (pl.col("truth").is_between(pl.col("ci_low"), pl.col("ci_high")).mean() * 100).alias(
+                "coverage"
+            ),
+            pl.col("truth_local").mean().alias("mean_truth_local"),
+            (pl.col("extra_days") - pl.col("truth_local")).mean().alias("bias_local"),
+            (
+                pl.col("truth_local").is_between(pl.col("ci_low"), pl.col("ci_high")).mean() * 100
+            ).alias("coverage_local"),
+            pl.col("extra_days").std().alias("sd_est"),
+            ((pl.col("ci_high") - pl.col("ci_low")) / 2).mean().alias("half_width"),
+            pl.col("seconds").mean().alias("seconds"),
+        )
+        .sort("effect", "design", "prior_days", descending=[True, False, False])
+    )
+
+
+def markdown(summary: pl.DataFrame) -> str:
+    """The summary as a markdown table (one line per effect x design x point)."""
+    head = (
+        "| effect | design | prior days | seeds shown | mean estimate | truth | bias (± MC se) "
+        "| coverage % | truth local | bias local | coverage local % | SD est. | CI half-width "
+        "| s per fit |"
+    )
+    lines = [head, "|" + " --- |" * 14]
+    for r in summary.iter_rows(named=True):
+        lines.append(
+            f"| {r['effect']} | {r['design']} | {r['prior_days']:g} | {r['seeds']} "
+            f"| {r['mean_est']:.1f} | {r['mean_truth']:.1f} | {r['bias']:+.1f} ± "
+            f"{r['bias_se'] or 0:.1f} | {r['coverage']:.0f} | {r['mean_truth_local']:.1f} "
+            f"| {r['bias_local']:+.1f} | {r['coverage_local']:.0f} | {r['sd_est'] or 0:.1f} "
+            f"| {r['half_width']:.1f} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def parse() -> argparse.Namespace:
+    """Command-line arguments."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=100)
+    p.add_argument("--persons", type=int, default=15_000)
+    p.add_argument("--first-seed", type=int, default=FIRST_SEED)
+    p.add_argument("--effects", default="on,off")
+    p.add_argument("--out", type=Path, default=Path("nb_simulation.csv"))
+    p.add_argument("--summarise", type=Path, help="only summarise this CSV of runs")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    args = parse()
+    logging.disable(logging.INFO)
+    if args.summarise is None:
+        done = pl.read_csv(args.out) if args.out.exists() else None
+        for i in range(args.seeds):
+            seed = args.first_seed + i
+            for effect in args.effects.split(","):
+                if (
+                    done is not None
+                    and done.filter((pl.col("seed") == seed) & (pl.col("effect") == effect)).height
+                ):
+                    continue
+                t0 = time.perf_counter()
+                got = one_seed(seed, args.persons, effect)
+                done = got if done is None else pl.concat([done, got], how="diagonal_relaxed")
+                done.write_csv(args.out)
+                print(f"seed {seed} effect {effect}: {time.perf_counter() - t0:.0f} s", flush=True)
+    print(markdown(summarise(pl.read_csv(args.summarise or args.out))))
