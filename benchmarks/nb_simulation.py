@@ -24,15 +24,22 @@ import logging
 import shutil
 import tempfile
 import time
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from pipeline.__main__ import main as cli
+from pipeline.core import config
 from pipeline.rules.nb_truth import true_extra_days, truth_at, truth_summary
+from pipeline.stages.nb_model import NBConfig
+from pipeline.stages.nb_model.fit import fit_design
+from pipeline.stages.nb_model.rows import add_sick_days, complete, riskset_rows
 
 FIRST_SEED = 20260625  # synth.seed's default: seed 0 of the study is the default run's
-POINTS = (0.0, 90.0, 180.0, 365.0)  # nb.extra_days_at
+# nb.extra_days_at plus 15 and 30 (inside the low prior-days band)
+POINTS = (0.0, 15.0, 30.0, 90.0, 180.0, 365.0)
 WINDOW = 365  # nb.window_days
 MODES = ("never_treated", "not_yet_treated")
 EFFECT_OFF = ("synth.effect.extra_days_intercept=0", "synth.effect.extra_days_slope_per_180=0")
@@ -47,15 +54,39 @@ def run_stages(stages: tuple[str, ...], overrides: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def design_rows(base: Path, design: str, truth: pl.DataFrame, label: str) -> pl.DataFrame:
-    """One row per point of `design` in base's nb_extra_days.csv with its written truths
-    (days); grain: design x prior-days point."""
+def stage_points(base: Path, design: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`design`'s points (model nb2) of base's nb_extra_days.csv and its model rows."""
     table = pl.read_csv(base / "outputs" / "tables" / "nb_extra_days.csv")
     if "model" in table.columns:
         table = table.filter(pl.col("model") == "nb2")
-    table = table.filter(pl.col("design") == design)
     data = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
-    rows = data.filter(pl.col("design") == design)
+    return table.filter(pl.col("design") == design), data.filter(pl.col("design") == design)
+
+
+def refit_with_short_controls(base: Path, mode: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Diagnostic (not the stage): the riskset fit with every drawn control kept. nb_model
+    takes the members' covariates from cohort.parquet, which lacks the short controls the
+    `at_index` rule draws from cohort_at_risk.parquet, so they drop as incomplete; here
+    they come from cohort_at_risk.parquet (same values for the cohort's spells)."""
+    conf = replace(NBConfig.from_config(config.compose([])), extra_days_at=POINTS)
+    periods = base / "staged" / "sjukpenning.parquet"
+    end = pl.read_parquet(periods)["tom_datum"].max()
+    sick = partial(
+        add_sick_days, periods=periods, window=WINDOW, measure=conf.day_measure,
+        truncation=conf.truncation, data_end=end,
+    )  # fmt: skip
+    sets = pl.read_parquet(base / "outputs" / f"riskset_{mode}.parquet")
+    at_risk = pl.read_parquet(base / "outputs" / "cohort_at_risk.parquet")
+    rows = complete(sick(riskset_rows(sets, at_risk)), conf.covariates)
+    return fit_design(rows, "riskset", conf, list(POINTS), None)["points"], rows
+
+
+def design_rows(
+    points: pl.DataFrame, rows: pl.DataFrame, base: Path, truth: pl.DataFrame, label: str
+) -> pl.DataFrame:
+    """One row per point of a design's extra days with its written truths (days); grain:
+    design x prior-days point."""
+    table = points
     end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
     rows = true_extra_days(rows, truth, WINDOW, end)
     window = truth_summary(rows, POINTS)
@@ -96,6 +127,7 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
             f"paths.staged={base}/staged",
             f"paths.quarantine={base}/quarantine",
             f"paths.outputs={base}/outputs",
+            f"nb.extra_days_at=[{','.join(f'{p:g}' for p in POINTS)}]",
             *(EFFECT_OFF if effect == "off" else ()),
         ]
         prep = run_stages(("synth", "stage", "spells", "exposure", "cohort"), common)
@@ -107,11 +139,16 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
             t0 = time.perf_counter()
             run_stages(("nb_model",), over)
             nb_secs = time.perf_counter() - t0
-            got = design_rows(base, "riskset", truth, f"riskset {mode}")
+            got = design_rows(*stage_points(base, "riskset"), base, truth, f"riskset {mode}")
             parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
             if mode == MODES[0]:
-                rep = design_rows(base, "report", truth, "report")
+                rep = design_rows(*stage_points(base, "report"), base, truth, "report")
                 parts.append(rep.with_columns(pl.lit(nb_secs).alias("seconds")))
+            t0 = time.perf_counter()
+            fixed = refit_with_short_controls(base, mode)
+            label = f"riskset {mode}, short controls kept"
+            got = design_rows(*fixed, base, truth, label)
+            parts.append(got.with_columns(pl.lit(time.perf_counter() - t0).alias("seconds")))
         out = pl.concat(parts)
         return out.with_columns(
             pl.lit(seed).alias("seed"),
