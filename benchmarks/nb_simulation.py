@@ -194,20 +194,34 @@ def summarise(runs: pl.DataFrame) -> pl.DataFrame:
 
 
 def markdown(summary: pl.DataFrame) -> str:
-    """The summary as a markdown table (one line per effect x design x point)."""
-    head = (
-        "| effect | design | prior days | seeds shown | mean estimate | truth | bias (± MC se) "
-        "| coverage % | truth local | bias local | coverage local % | SD est. | CI half-width "
-        "| s per fit |"
+    """The summary as a markdown table: one line per design x point, the effect on and
+    off side by side (days; coverage in %; seconds per riskset + nb_model run)."""
+    on = summary.filter(pl.col("effect") == "on")
+    kept = ("seeds", "bias", "bias_se", "coverage")
+    off = summary.filter(pl.col("effect") == "off").select(
+        "design", "prior_days", *[pl.col(c).alias(f"{c}_off") for c in kept]
     )
-    lines = [head, "|" + " --- |" * 14]
-    for r in summary.iter_rows(named=True):
+    table = on.join(off, on=["design", "prior_days"], how="full", coalesce=True)
+    lines = [
+        "| design | prior days | seeds (on/off) | truth (local) | mean estimate | bias ± MC se "
+        "| coverage % | SD of estimates | mean CI half-width | no effect: bias ± MC se "
+        "| no effect: coverage % | s per fit |",
+        "|" + " --- |" * 12,
+    ]
+
+    def num(v: float | None, fmt: str) -> str:
+        return "–" if v is None else format(v, fmt)
+
+    for r in table.sort("design", "prior_days").iter_rows(named=True):
         lines.append(
-            f"| {r['effect']} | {r['design']} | {r['prior_days']:g} | {r['seeds']} "
-            f"| {r['mean_est']:.1f} | {r['mean_truth']:.1f} | {r['bias']:+.1f} ± "
-            f"{r['bias_se'] or 0:.1f} | {r['coverage']:.0f} | {r['mean_truth_local']:.1f} "
-            f"| {r['bias_local']:+.1f} | {r['coverage_local']:.0f} | {r['sd_est'] or 0:.1f} "
-            f"| {r['half_width']:.1f} | {r['seconds']:.0f} |"
+            f"| {r['design']} | {r['prior_days']:g} | {r['seeds'] or 0}/{r['seeds_off'] or 0} "
+            f"| {num(r['mean_truth'], '.1f')} ({num(r['mean_truth_local'], '.1f')}) "
+            f"| {num(r['mean_est'], '.1f')} | {num(r['bias'], '+.1f')} ± "
+            f"{num(r['bias_se'], '.1f')} "
+            f"| {num(r['coverage'], '.0f')} | {num(r['sd_est'], '.1f')} "
+            f"| {num(r['half_width'], '.1f')} | {num(r['bias_off'], '+.1f')} ± "
+            f"{num(r['bias_se_off'], '.1f')} | {num(r['coverage_off'], '.0f')} "
+            f"| {num(r['seconds'], '.0f')} |"
         )
     return "\n".join(lines)
 
