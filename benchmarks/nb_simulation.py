@@ -12,7 +12,7 @@ the point (`truth_at`); with the effect off both are 0. The temporary directory 
 deleted after each seed. One CSV row per seed x effect x design x point
 (appended as it goes, so an interrupted run keeps its seeds), then a summary:
 
-    .venv/bin/python benchmarks/nb_simulation.py --seeds 100 --persons 15000 \
+    .venv/bin/python benchmarks/nb_simulation.py --seeds 100 --persons 50000 \
         --out /tmp/nb_simulation.csv
     .venv/bin/python benchmarks/nb_simulation.py --summarise /tmp/nb_simulation.csv
 """
@@ -230,7 +230,7 @@ def parse() -> argparse.Namespace:
     """Command-line arguments."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=100)
-    p.add_argument("--persons", type=int, default=15_000)
+    p.add_argument("--persons", type=int, default=50_000)
     p.add_argument("--first-seed", type=int, default=FIRST_SEED)
     p.add_argument("--effects", default="on,off")
     p.add_argument("--out", type=Path, default=Path("nb_simulation.csv"))
