@@ -96,3 +96,27 @@ def truth_summary(
         },
         orient="row",
     )
+
+
+def truth_at(
+    rows: pl.DataFrame, points: Sequence[float], half_width: float = POINT_HALF_WIDTH
+) -> dict[float, float | None]:
+    """Local-linear `true_extra_days` (days) of the treated rows at each point: the
+    intercept of the least-squares line of true_extra_days on (prior_days - p) over
+    the cases with |prior_days - p| <= half_width; grain: one value per point (None
+    when fewer than 2 distinct prior days). Unlike `truth_summary`'s mean over the
+    band, it estimates E[effect | prior days = p] also at a boundary of the prior days
+    (0 and the window), where the band is one-sided and its mean sits inside."""
+    cases = rows.filter(pl.col("treated"))
+    out: dict[float, float | None] = {}
+    for p in points:
+        part = cases.filter(pl.col("prior_days").is_between(p - half_width, p + half_width))
+        x = part["prior_days"].cast(pl.Float64).to_numpy() - p
+        y = part["true_extra_days"].cast(pl.Float64).to_numpy()
+        if len(set(x.tolist())) < 2:
+            out[p] = None
+            continue
+        xc = x - x.mean()
+        slope = float((xc * (y - y.mean())).sum() / (xc * xc).sum())
+        out[p] = float(y.mean() - slope * x.mean())
+    return out

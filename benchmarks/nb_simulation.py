@@ -1,0 +1,259 @@
+"""Simulation study of the sick-days NB (issue 15 item 9): bias and CI coverage over seeds.
+
+For each synthetic seed (`synth.seed`), with the planted extra-days effect on (the
+default) and off (0), the stages synth..cohort run once in a temporary directory,
+then riskset + nb_model once per control mode (`never_treated`, `not_yet_treated`);
+the report design is taken from the first nb_model run (it does not use the risk
+sets). Each shown point of `nb_extra_days.csv` (model `nb2` when the column exists)
+is compared with the written truth of its design's treated rows
+(`pipeline.rules.nb_truth`): `truth` = the mean over cases within +-30 prior days
+of the point (`truth_summary`'s "at p"), `truth_local` = the local-linear value at
+the point (`truth_at`); with the effect off both are 0. The temporary directory is
+deleted after each seed. One CSV row per seed x effect x design x point
+(appended as it goes, so an interrupted run keeps its seeds), then a summary:
+
+    .venv/bin/python benchmarks/nb_simulation.py --seeds 100 --persons 50000 \
+        --out /tmp/nb_simulation.csv
+    .venv/bin/python benchmarks/nb_simulation.py --summarise /tmp/nb_simulation.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.__main__ import main as cli
+from pipeline.core import config
+from pipeline.rules.nb_truth import true_extra_days, truth_at, truth_summary
+from pipeline.stages.nb_model import NBConfig
+from pipeline.stages.nb_model.fit import fit_design
+from pipeline.stages.nb_model.rows import add_sick_days, complete, riskset_rows
+
+FIRST_SEED = 20260625  # synth.seed's default: seed 0 of the study is the default run's
+# nb.extra_days_at plus 15 and 30 (inside the low prior-days band)
+POINTS = (0.0, 15.0, 30.0, 90.0, 180.0, 365.0)
+WINDOW = 365  # nb.window_days
+MODES = ("never_treated", "not_yet_treated")
+EFFECT_OFF = ("synth.effect.extra_days_intercept=0", "synth.effect.extra_days_slope_per_180=0")
+
+
+def run_stages(stages: tuple[str, ...], overrides: list[str]) -> float:
+    """Run `stages` through the CLI entry with `overrides`; returns wall seconds."""
+    t0 = time.perf_counter()
+    for stage in stages:
+        if cli([stage, *overrides]) != 0:
+            raise RuntimeError(f"stage {stage} failed with {overrides}")
+    return time.perf_counter() - t0
+
+
+def stage_points(base: Path, design: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`design`'s points (model nb2) of base's nb_extra_days.csv and its model rows."""
+    table = pl.read_csv(base / "outputs" / "tables" / "nb_extra_days.csv")
+    if "model" in table.columns:
+        table = table.filter(pl.col("model") == "nb2")
+    data = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
+    return table.filter(pl.col("design") == design), data.filter(pl.col("design") == design)
+
+
+def refit_with_short_controls(base: Path, mode: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Diagnostic (not the stage): the riskset fit with every drawn control kept. nb_model
+    takes the members' covariates from cohort.parquet, which lacks the short controls the
+    `at_index` rule draws from cohort_at_risk.parquet, so they drop as incomplete; here
+    they come from cohort_at_risk.parquet (same values for the cohort's spells)."""
+    conf = replace(NBConfig.from_config(config.compose([])), extra_days_at=POINTS)
+    periods = base / "staged" / "sjukpenning.parquet"
+    end = pl.read_parquet(periods)["tom_datum"].max()
+    sick = partial(
+        add_sick_days, periods=periods, window=WINDOW, measure=conf.day_measure,
+        truncation=conf.truncation, data_end=end,
+    )  # fmt: skip
+    sets = pl.read_parquet(base / "outputs" / f"riskset_{mode}.parquet")
+    at_risk = pl.read_parquet(base / "outputs" / "cohort_at_risk.parquet")
+    rows = complete(sick(riskset_rows(sets, at_risk)), conf.covariates)
+    return fit_design(rows, "riskset", conf, list(POINTS), None)["points"], rows
+
+
+def design_rows(
+    points: pl.DataFrame, rows: pl.DataFrame, base: Path, truth: pl.DataFrame, label: str
+) -> pl.DataFrame:
+    """One row per point of a design's extra days with its written truths (days); grain:
+    design x prior-days point."""
+    table = points
+    end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
+    rows = true_extra_days(rows, truth, WINDOW, end)
+    window = truth_summary(rows, POINTS)
+    at = dict(zip(window["what"], window["true_extra_days"], strict=True))
+    near = dict(zip(window["what"], window["n"], strict=True))
+    local = truth_at(rows, POINTS)
+    low = rows.filter(pl.col("prior_days") <= 30)
+    diff = (
+        low.filter(pl.col("treated"))["after_days"].mean()
+        - low.filter(~pl.col("treated"))["after_days"].mean()
+    )
+    return table.select(
+        pl.lit(label).alias("design"),
+        "prior_days",
+        "extra_days",
+        "ci_low",
+        "ci_high",
+        "extrapolated",
+        pl.col("prior_days").map_elements(lambda p: at[f"at {p:g}"], pl.Float64).alias("truth"),
+        pl.col("prior_days").map_elements(lambda p: near[f"at {p:g}"], pl.Int64).alias("n_near"),
+        pl.col("prior_days").map_elements(local.get, pl.Float64).alias("truth_local"),
+        pl.lit(diff).alias("naive_diff_0_30"),
+        pl.lit(rows.height).alias("n_rows"),
+        pl.lit((rows["prior_days"] == 0).mean()).alias("share_prior_0"),
+    )
+
+
+def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
+    """All designs' points for one seed and effect setting, with run times (s)."""
+    base = Path(tempfile.mkdtemp(prefix=f"nbsim_{seed}_"))
+    try:
+        common = [
+            "synth.size=small",
+            f"synth.sizes.small={persons}",
+            f"synth.seed={seed}",
+            f"synth.out_dir={base}/delivery",
+            f"synth.truth_dir={base}/truth",
+            f"paths.staged={base}/staged",
+            f"paths.quarantine={base}/quarantine",
+            f"paths.outputs={base}/outputs",
+            f"nb.extra_days_at=[{','.join(f'{p:g}' for p in POINTS)}]",
+            *(EFFECT_OFF if effect == "off" else ()),
+        ]
+        prep = run_stages(("synth", "stage", "spells", "exposure", "cohort"), common)
+        truth = pl.read_parquet(base / "truth" / "spells.parquet")
+        parts = []
+        for mode in MODES:
+            over = [*common, f"riskset.control_mode={mode}"]
+            secs = run_stages(("riskset",), over)
+            t0 = time.perf_counter()
+            run_stages(("nb_model",), over)
+            nb_secs = time.perf_counter() - t0
+            got = design_rows(*stage_points(base, "riskset"), base, truth, f"riskset {mode}")
+            parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
+            if mode == MODES[0]:
+                rep = design_rows(*stage_points(base, "report"), base, truth, "report")
+                parts.append(rep.with_columns(pl.lit(nb_secs).alias("seconds")))
+            t0 = time.perf_counter()
+            fixed = refit_with_short_controls(base, mode)
+            label = f"riskset {mode}, short controls kept"
+            got = design_rows(*fixed, base, truth, label)
+            parts.append(got.with_columns(pl.lit(time.perf_counter() - t0).alias("seconds")))
+        out = pl.concat(parts)
+        return out.with_columns(
+            pl.lit(seed).alias("seed"),
+            pl.lit(effect).alias("effect"),
+            pl.lit(persons).alias("persons"),
+            pl.lit(prep).alias("prep_seconds"),
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def summarise(runs: pl.DataFrame) -> pl.DataFrame:
+    """Per effect x design x point over the seeds: shown seeds, mean estimate, mean
+    truths, mean bias (days), empirical SD, mean CI half-width, coverage (%), seconds."""
+    truth = pl.when(pl.col("effect") == "off").then(0.0)
+    runs = runs.with_columns(
+        truth.otherwise(pl.col("truth")).alias("truth"),
+        truth.otherwise(pl.col("truth_local")).alias("truth_local"),
+    )
+    shown = runs.filter(~pl.col("extrapolated"))
+    return (
+        shown.group_by("effect", "design", "prior_days")
+        .agg(
+            pl.len().alias("seeds"),
+            pl.col("extra_days").mean().alias("mean_est"),
+            pl.col("truth").mean().alias("mean_truth"),
+            (pl.col("extra_days") - pl.col("truth")).mean().alias("bias"),
+            ((pl.col("extra_days") - pl.col("truth")).std() / pl.len().sqrt()).alias("bias_se"),
+            (pl.col("truth").is_between(pl.col("ci_low"), pl.col("ci_high")).mean() * 100).alias(
+                "coverage"
+            ),
+            pl.col("truth_local").mean().alias("mean_truth_local"),
+            (pl.col("extra_days") - pl.col("truth_local")).mean().alias("bias_local"),
+            (
+                pl.col("truth_local").is_between(pl.col("ci_low"), pl.col("ci_high")).mean() * 100
+            ).alias("coverage_local"),
+            pl.col("extra_days").std().alias("sd_est"),
+            ((pl.col("ci_high") - pl.col("ci_low")) / 2).mean().alias("half_width"),
+            pl.col("seconds").mean().alias("seconds"),
+        )
+        .sort("effect", "design", "prior_days", descending=[True, False, False])
+    )
+
+
+def markdown(summary: pl.DataFrame) -> str:
+    """The summary as a markdown table: one line per design x point, the effect on and
+    off side by side (days; coverage in %; seconds per riskset + nb_model run)."""
+    on = summary.filter(pl.col("effect") == "on")
+    kept = ("seeds", "bias", "bias_se", "coverage")
+    off = summary.filter(pl.col("effect") == "off").select(
+        "design", "prior_days", *[pl.col(c).alias(f"{c}_off") for c in kept]
+    )
+    table = on.join(off, on=["design", "prior_days"], how="full", coalesce=True)
+    lines = [
+        "| design | prior days | seeds (on/off) | truth (local) | mean estimate | bias ± MC se "
+        "| coverage % | SD of estimates | mean CI half-width | no effect: bias ± MC se "
+        "| no effect: coverage % | s per fit |",
+        "|" + " --- |" * 12,
+    ]
+
+    def num(v: float | None, fmt: str) -> str:
+        return "–" if v is None else format(v, fmt)
+
+    for r in table.sort("design", "prior_days").iter_rows(named=True):
+        lines.append(
+            f"| {r['design']} | {r['prior_days']:g} | {r['seeds'] or 0}/{r['seeds_off'] or 0} "
+            f"| {num(r['mean_truth'], '.1f')} ({num(r['mean_truth_local'], '.1f')}) "
+            f"| {num(r['mean_est'], '.1f')} | {num(r['bias'], '+.1f')} ± "
+            f"{num(r['bias_se'], '.1f')} "
+            f"| {num(r['coverage'], '.0f')} | {num(r['sd_est'], '.1f')} "
+            f"| {num(r['half_width'], '.1f')} | {num(r['bias_off'], '+.1f')} ± "
+            f"{num(r['bias_se_off'], '.1f')} | {num(r['coverage_off'], '.0f')} "
+            f"| {num(r['seconds'], '.0f')} |"
+        )
+    return "\n".join(lines)
+
+
+def parse() -> argparse.Namespace:
+    """Command-line arguments."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=100)
+    p.add_argument("--persons", type=int, default=50_000)
+    p.add_argument("--first-seed", type=int, default=FIRST_SEED)
+    p.add_argument("--effects", default="on,off")
+    p.add_argument("--out", type=Path, default=Path("nb_simulation.csv"))
+    p.add_argument("--summarise", type=Path, help="only summarise this CSV of runs")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    args = parse()
+    logging.disable(logging.INFO)
+    if args.summarise is None:
+        done = pl.read_csv(args.out) if args.out.exists() else None
+        for i in range(args.seeds):
+            seed = args.first_seed + i
+            for effect in args.effects.split(","):
+                if (
+                    done is not None
+                    and done.filter((pl.col("seed") == seed) & (pl.col("effect") == effect)).height
+                ):
+                    continue
+                t0 = time.perf_counter()
+                got = one_seed(seed, args.persons, effect)
+                done = got if done is None else pl.concat([done, got], how="diagonal_relaxed")
+                done.write_csv(args.out)
+                print(f"seed {seed} effect {effect}: {time.perf_counter() - t0:.0f} s", flush=True)
+    print(markdown(summarise(pl.read_csv(args.summarise or args.out))))
