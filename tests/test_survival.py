@@ -628,7 +628,7 @@ def test_stage_files_carry_the_se_survival_se_names(tmp_path: Path, se: str) -> 
         "spell_id",
         (pl.lit(index) + pl.duration(days="duration_days")).alias("end"),
         (~pl.col("event")).alias("censored"),
-    ).write_parquet(tmp_path / "cohort.parquet")
+    ).write_parquet(tmp_path / "cohort_at_risk.parquet")
     assert main(["survival", f"paths.outputs={tmp_path}", f"survival.se={se}"]) == 0
     table = pl.read_csv(tmp_path / "tables" / "cox_hr.csv")
     reported = table.filter(pl.col("reported"))
@@ -645,7 +645,7 @@ def test_stage_files_carry_the_se_survival_se_names(tmp_path: Path, se: str) -> 
     res1 = fit_stratified_cox(
         member_durations(
             pl.read_parquet(tmp_path / "riskset.parquet"),
-            pl.read_parquet(tmp_path / "cohort.parquet"),
+            pl.read_parquet(tmp_path / "cohort_at_risk.parquet"),
         ),
         cluster="lopnr",
     )

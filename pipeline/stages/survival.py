@@ -30,9 +30,16 @@ log = logging.getLogger(__name__)
 SE_CHOICES = ("person", "set", "two_way")
 
 
-def member_durations(riskset: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFrame:
-    """One row per set member: duration_days (index to the spell's last day) and event."""
-    spells = cohort.select("spell_id", "end", "censored")
+def member_durations(riskset: pl.DataFrame, spells: pl.DataFrame) -> pl.DataFrame:
+    """One row per set member: duration_days (index to the spell's last day) and event.
+
+    `spells` must hold every member's spell: the at-risk spells, since controls drawn at
+    the index may be shorter than the cohort's minimum length; a missing one raises.
+    """
+    missing = riskset.join(spells, on="spell_id", how="anti")
+    if missing.height:
+        raise ValueError(f"survival: {missing.height} risk-set members have no spell")
+    spells = spells.select("spell_id", "end", "censored")
     return (
         riskset.select("set_id", "spell_id", "lopnr", "case", "index_date")
         .join(spells, on="spell_id", how="left")
@@ -90,7 +97,8 @@ def run(cfg: Any) -> None:
     config.check_choices({"survival.se": (se, SE_CHOICES)})
     outputs = config.resolve_path(cfg.paths.outputs)
     members = member_durations(
-        pl.read_parquet(outputs / "riskset.parquet"), pl.read_parquet(outputs / "cohort.parquet")
+        pl.read_parquet(outputs / "riskset.parquet"),
+        pl.read_parquet(outputs / "cohort_at_risk.parquet"),
     )
     km = kaplan_meier(members, group="case")
     medians = median_table(km)

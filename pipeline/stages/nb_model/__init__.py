@@ -111,6 +111,7 @@ def run(cfg: Any) -> None:
     )
     cohort = pl.read_parquet(outputs / "cohort.parquet")
     riskset = pl.read_parquet(outputs / "riskset.parquet")
+    at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet")
     sick_days = partial(
         add_sick_days,
         periods=periods,
@@ -121,7 +122,7 @@ def run(cfg: Any) -> None:
     )
     report, mean_t = report_rows(cohort, conf.report_control_spell, sick_days, conf.covariates)
     designs = {
-        "riskset": complete(sick_days(riskset_rows(riskset, cohort)), conf.covariates),
+        "riskset": complete(sick_days(riskset_rows(riskset, at_risk)), conf.covariates),
         "report": report,
     }
     data = pl.concat(

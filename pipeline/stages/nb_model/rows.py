@@ -22,10 +22,21 @@ from pipeline.rules.sickdays import window_days
 COVARIATE_COLUMNS = ["age", "sex", "diagnosis_group", "lan"]
 
 
-def riskset_rows(riskset: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFrame:
+def riskset_rows(riskset: pl.DataFrame, spells: pl.DataFrame) -> pl.DataFrame:
     """Riskset design: one row per set member with its index date, the set's day of first
-    GC001 `gc001_day` (days from the case's spell start) and its spell's covariates."""
-    spell_covariates = cohort.select("spell_id", *COVARIATE_COLUMNS)
+    GC001 `gc001_day` (days from the case's spell start) and its spell's covariates.
+
+    `spells` must hold every member's spell: the at-risk spells (`cohort_at_risk.parquet`),
+    since controls drawn at the index may be shorter than the cohort's minimum length. A
+    member whose spell is missing raises ValueError instead of being dropped later for
+    null covariates (which silently undid the at-index control rule).
+    """
+    missing = riskset.join(spells, on="spell_id", how="anti")
+    if missing.height:
+        raise ValueError(
+            f"nb_model: {missing.height} risk-set members have no spell in the at-risk spells"
+        )
+    spell_covariates = spells.select("spell_id", *COVARIATE_COLUMNS)
     return riskset.select(
         "set_id",
         "spell_id",
