@@ -249,7 +249,7 @@ def test_prior_sick_days_equal_a_day_by_day_count():
             "index_date": [index] * 3,
         }
     )
-    days = member_days(cohort, riskset, periods, window=365)
+    days = member_days(cohort, cohort, riskset, periods, window=365)
     windows = {  # anchor: (first, last day) by hand
         "spell_start": (day(-365), day(-1)),
         "index": (index - dt.timedelta(365), index - dt.timedelta(1)),
@@ -263,7 +263,7 @@ def test_prior_sick_days_equal_a_day_by_day_count():
             net, _ = plain_window_days(PERIODS, row["lopnr"], first_day, last_day)
             assert row["net_days"] == pytest.approx(net), (anchor, row["lopnr"])
     # a spell that began more than the window before the index leaves an empty window: 0
-    short = member_days(cohort, riskset, periods, window=30)["index_outside_spell"]
+    short = member_days(cohort, cohort, riskset, periods, window=30)["index_outside_spell"]
     assert short["net_days"].to_list() == [0.0, 0.0, 0.0]
     # by hand for person 1 before the start: days -365..-300 at 100 % (66 days), -299..-200
     # at 50 % (100 days), -100..-1 at 25 % except -60..-50 at 100 % (89 x 0.25 + 11)

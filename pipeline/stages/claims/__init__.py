@@ -127,16 +127,22 @@ def length_rank_tables(
 
 
 def member_days(
-    cohort: pl.DataFrame, riskset: pl.DataFrame, periods: Path | pl.DataFrame, window: int
+    cohort: pl.DataFrame,
+    at_risk: pl.DataFrame,
+    riskset: pl.DataFrame,
+    periods: Path | pl.DataFrame,
+    window: int,
 ) -> dict[str, pl.DataFrame]:
     """Per anchor (`spell_start`: Table 2's person rows; `index` and `index_outside_spell`:
     §6.2's sets), one row per member: treated, set_id (index anchors) and net_days (days)
-    in the `window` days before the anchor."""
+    in the `window` days before the anchor. Set members' spells come from the at-risk
+    spells (`at_risk`): a control drawn at the index may be shorter than the cohort's
+    minimum."""
     anchors = {
         "spell_start": prior_sickness.start_windows(cohort.filter("person_row"), window),
-        "index": prior_sickness.index_windows(riskset, cohort, window, outside_spell=False),
+        "index": prior_sickness.index_windows(riskset, at_risk, window, outside_spell=False),
         "index_outside_spell": prior_sickness.index_windows(
-            riskset, cohort, window, outside_spell=True
+            riskset, at_risk, window, outside_spell=True
         ),
     }
     out = {}
@@ -199,7 +205,9 @@ def run(cfg: Any) -> None:
     io.write_csv(deciles, tables / "gc001_length_rank_deciles.csv")
     write_figure(rank_deciles(deciles), figures / "gc001_length_rank.png")
 
-    days = member_days(cohort, riskset, staged / "sjukpenning.parquet", conf.prior_window_days)
+    days = member_days(
+        cohort, at_risk, riskset, staged / "sjukpenning.parquet", conf.prior_window_days
+    )
     prior = prior_sick_days(days, conf)
     io.write_csv(prior, tables / "prior_sick_days.csv")
 
