@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 from scipy.special import digamma, gammaln, polygamma
 from statsmodels.discrete.discrete_model import NegativeBinomial
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
@@ -169,10 +170,28 @@ def poisson_start(y: np.ndarray, x: np.ndarray, off: np.ndarray | None) -> np.nd
     return beta
 
 
+def _ascent_step(neg_hess: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The Newton step solve(-H, s) when -H is positive definite; else the step of
+    -H + lambda I with lambda doubled until it is (Levenberg-Marquardt), an ascent
+    direction. Returns the step and whether -H itself was positive definite."""
+    eye = np.eye(len(score))
+    lam = 0.0
+    floor = 1e-8 * max(float(np.abs(np.diag(neg_hess)).max()), 1.0)
+    for _ in range(80):
+        try:
+            factor = cho_factor(neg_hess + lam * eye)
+        except np.linalg.LinAlgError:
+            lam = max(2.0 * lam, floor)
+            continue
+        return cho_solve(factor, score), lam == 0.0
+    raise np.linalg.LinAlgError("no positive definite regularisation of -H")
+
+
 def _newton(
     counts: Counts, x: np.ndarray, off: np.ndarray | None
 ) -> tuple[np.ndarray, str | None, Parts | None]:
-    """Our Newton on (beta, log alpha) with step halving.
+    """Our Newton on (beta, log alpha) with step halving; where -H is not positive
+    definite (far from the maximum) a regularised step (`_ascent_step`) keeps climbing.
 
     Returns the estimates (beta, alpha), why it stopped short (None if it did not), and
     the `parts` at the estimates when the last iteration computed them.
@@ -199,11 +218,13 @@ def _newton(
         hess[:k, k] *= a
         hess[k, k] = a * a * p.hessian[k, k] + a * p.score[k]
         try:
-            step = np.linalg.solve(-hess, score)
+            step, definite = _ascent_step(-hess, score)
         except np.linalg.LinAlgError:
             return np.append(theta[:k], a), "singular Hessian", None
         decrement = float(score @ step)
-        if not decrement > NEWTON_TOL or not np.isfinite(decrement):
+        if not np.isfinite(decrement):
+            return np.append(theta[:k], a), "non-finite Newton step", None
+        if definite and not decrement > NEWTON_TOL:
             return np.append(theta[:k], a), None, p
         for _ in range(30):  # step halving until the log-likelihood does not drop
             trial = theta + step
