@@ -1,9 +1,10 @@
 """Sick days in a window around an index date, for the negative binomial model (§6.4).
 
 Net days count each calendar day once at its highest extent, as in `spells`:
-0.25 × the union length of the periods at or above each extent level, here
-after clipping every period to the window (`sql/sickdays_window.sql`). All of the
-person's spells count, not only the one holding the index.
+0.25 × the union length of the periods at or above each extent level
+(`rules.coverage.net_days`), here after clipping every period to the window
+(`sql/sickdays_window.sql`). All of the person's spells count, not only the one
+holding the index.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.core import sql
-from pipeline.rules.coverage import EXTENT_LEVELS, covered_days
+from pipeline.rules.coverage import net_days
 
 
 def window_days(members: pl.DataFrame, periods: pl.DataFrame | Path) -> pl.DataFrame:
@@ -23,16 +24,7 @@ def window_days(members: pl.DataFrame, periods: pl.DataFrame | Path) -> pl.DataF
     Members without any period in their window get 0.
     """
     pieces = sql.query("sickdays_window", {}, members=members, periods=periods).lazy()
-    keys = ["member_id"]
-    gross = covered_days(pieces, keys).rename({"days": "gross_days"})
-    levels = [
-        covered_days(pieces.filter(pl.col("omfattning") >= level), keys).with_columns(
-            (pl.col("days") * 0.25).alias("days")
-        )
-        for level in EXTENT_LEVELS
-    ]
-    net = pl.concat(levels).group_by(keys).agg(pl.col("days").sum().alias("net_days"))
-    found = gross.join(net, on=keys, how="left").collect()
+    found = net_days(pieces, ["member_id"]).collect()
     return (
         members.select("member_id")
         .join(found, on="member_id", how="left")

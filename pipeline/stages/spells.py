@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.core import config, io
-from pipeline.rules.coverage import EXTENT_LEVELS, covered_days
+from pipeline.rules import coverage
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +70,10 @@ def chain_periods(periods: pl.LazyFrame, max_gap_days: int) -> pl.LazyFrame:
 
 
 def net_days(chained: pl.LazyFrame) -> pl.LazyFrame:
-    """Per spell: net days (float, days), each covered day weighted by its highest extent / 100.
-
-    The highest extent on a day is 25 x the number of levels 25/50/75/100 reached,
-    so net days = sum over levels of 0.25 x (days covered by periods at or above
-    that level): four interval unions, no day-by-day expansion.
-    """
+    """Per spell: net days (float, days), each covered day weighted by its highest extent / 100
+    (`rules.coverage.net_days`: four interval unions in one pass, no day-by-day expansion)."""
     keys = ["lopnr", "spell_seq"]
-    parts = [
-        covered_days(chained.filter(pl.col("omfattning") >= level), keys).with_columns(
-            (pl.col("days") * 0.25).alias("days")
-        )
-        for level in EXTENT_LEVELS
-    ]
-    return pl.concat(parts).group_by(keys).agg(pl.col("days").sum().alias("net_days"))
+    return coverage.net_days(chained, keys).select(*keys, "net_days")
 
 
 def diagnosis_group(icd: pl.Expr, groups: list[dict[str, Any]], missing: str) -> pl.Expr:
