@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -35,7 +36,13 @@ from pipeline.report.figures import write_figure
 from pipeline.report.figures.nb import extra_days
 from pipeline.rules.prior_form import FORMS
 from pipeline.stages.nb_model.fit import fit_design, fit_l1334
-from pipeline.stages.nb_model.rows import add_sick_days, complete, report_rows, riskset_rows
+from pipeline.stages.nb_model.rows import (
+    COVARIATE_COLUMNS,
+    add_sick_days,
+    complete,
+    report_rows,
+    riskset_rows,
+)
 from pipeline.stats.base import json_float
 
 log = logging.getLogger(__name__)
@@ -94,6 +101,46 @@ class NBConfig:
         return CLUSTER_COLUMNS[self.cluster] if design == "riskset" else "lopnr"
 
 
+DESIGNS = ("riskset", "report")  # the model rows' designs, in the order they are written
+
+
+def model_rows(
+    conf: NBConfig, outputs: Path, periods: Path, data_end: dt.date
+) -> tuple[pl.DataFrame, float]:
+    """Both designs' model rows (one per design x member, `design`, `row_id`, sick days,
+    covariates, `log_exposure_days`) and the report design's mean_t (days). Only the
+    columns the rows use are read, and the inputs are freed on return (memory at scale)."""
+    spell_columns = ["spell_id", "lopnr", *dict.fromkeys([*COVARIATE_COLUMNS, *conf.covariates])]
+    cohort = pl.read_parquet(
+        outputs / "cohort.parquet", columns=[*spell_columns, "treated", "start", "first_gc001"]
+    )
+    riskset = pl.read_parquet(outputs / "riskset.parquet")
+    at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet", columns=spell_columns)
+    sick_days = partial(
+        add_sick_days,
+        periods=periods,
+        window=conf.window_days,
+        measure=conf.day_measure,
+        truncation=conf.truncation,
+        data_end=data_end,
+    )
+    report, mean_t = report_rows(cohort, conf.report_control_spell, sick_days, conf.covariates)
+    designs = {  # in DESIGNS' order
+        "riskset": complete(sick_days(riskset_rows(riskset, at_risk)), conf.covariates),
+        "report": report,
+    }
+    data = pl.concat(
+        [
+            rows.with_row_index("row_id").with_columns(
+                pl.col("row_id").cast(pl.Int64), pl.lit(name).alias("design")
+            )
+            for name, rows in designs.items()
+        ],
+        how="diagonal_relaxed",
+    )
+    return data.with_columns(pl.col("exposure_days").log().alias("log_exposure_days")), mean_t
+
+
 def run(cfg: Any) -> None:
     """Fit both designs; write models/nb_data.parquet, models/nb.parquet,
     models/nb_fractional.parquet, models/nb.json, tables/nb_extra_days.csv,
@@ -109,38 +156,14 @@ def run(cfg: Any) -> None:
         if end
         else pl.scan_parquet(periods).select(pl.col("tom_datum").max()).collect().item()
     )
-    cohort = pl.read_parquet(outputs / "cohort.parquet")
-    riskset = pl.read_parquet(outputs / "riskset.parquet")
-    at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet")
-    sick_days = partial(
-        add_sick_days,
-        periods=periods,
-        window=conf.window_days,
-        measure=conf.day_measure,
-        truncation=conf.truncation,
-        data_end=data_end,
-    )
-    report, mean_t = report_rows(cohort, conf.report_control_spell, sick_days, conf.covariates)
-    designs = {
-        "riskset": complete(sick_days(riskset_rows(riskset, at_risk)), conf.covariates),
-        "report": report,
-    }
-    data = pl.concat(
-        [
-            rows.with_row_index("row_id").with_columns(
-                pl.col("row_id").cast(pl.Int64), pl.lit(name).alias("design")
-            )
-            for name, rows in designs.items()
-        ],
-        how="diagonal_relaxed",
-    ).with_columns(pl.col("exposure_days").log().alias("log_exposure_days"))
+    data, mean_t = model_rows(conf, outputs, periods, data_end)
     io.write_parquet(data, outputs / "models" / "nb_data.parquet")
 
     offset = "log_exposure_days" if conf.truncation == "offset" else None
     grid = sorted({*range(0, conf.window_days + 1, 15), *conf.extra_days_at})
     fits = {
         design: fit_design(data.filter(pl.col("design") == design), design, conf, grid, offset)
-        for design in designs
+        for design in DESIGNS
     }
     l1334, l1334_notes = fit_l1334(data.filter(pl.col("design") == "riskset"), conf)
     notes = {
