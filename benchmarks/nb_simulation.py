@@ -8,7 +8,10 @@ sets). Each shown point of `nb_extra_days.csv` (model `nb2` when the column exis
 is compared with the written truth of its design's treated rows
 (`pipeline.rules.nb_truth`): `truth` = the mean over cases within +-30 prior days
 of the point (`truth_summary`'s "at p"), `truth_local` = the local-linear value at
-the point (`truth_at`); with the effect off both are 0. The temporary directory is
+the point (`truth_at`); `truth_contrast` = the cases' band mean minus the control
+rows' (whose persons may be treated later, e.g. a `not_yet_treated` control's own
+spell), the truth of the case - control contrast the design compares; with the
+effect off all are 0. The temporary directory is
 deleted after each seed. One CSV row per seed x effect x design x point
 (appended as it goes, so an interrupted run keeps its seeds), then a summary:
 
@@ -24,18 +27,12 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from pipeline.__main__ import main as cli
-from pipeline.core import config
 from pipeline.rules.nb_truth import true_extra_days, truth_at, truth_summary
-from pipeline.stages.nb_model import NBConfig
-from pipeline.stages.nb_model.fit import fit_design
-from pipeline.stages.nb_model.rows import add_sick_days, complete, riskset_rows
 
 FIRST_SEED = 20260625  # synth.seed's default: seed 0 of the study is the default run's
 # nb.extra_days_at plus 15 and 30 (inside the low prior-days band)
@@ -63,24 +60,6 @@ def stage_points(base: Path, design: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     return table.filter(pl.col("design") == design), data.filter(pl.col("design") == design)
 
 
-def refit_with_short_controls(base: Path, mode: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Diagnostic (not the stage): the riskset fit with every drawn control kept. nb_model
-    takes the members' covariates from cohort.parquet, which lacks the short controls the
-    `at_index` rule draws from cohort_at_risk.parquet, so they drop as incomplete; here
-    they come from cohort_at_risk.parquet (same values for the cohort's spells)."""
-    conf = replace(NBConfig.from_config(config.compose([])), extra_days_at=POINTS)
-    periods = base / "staged" / "sjukpenning.parquet"
-    end = pl.read_parquet(periods)["tom_datum"].max()
-    sick = partial(
-        add_sick_days, periods=periods, window=WINDOW, measure=conf.day_measure,
-        truncation=conf.truncation, data_end=end,
-    )  # fmt: skip
-    sets = pl.read_parquet(base / "outputs" / f"riskset_{mode}.parquet")
-    at_risk = pl.read_parquet(base / "outputs" / "cohort_at_risk.parquet")
-    rows = complete(sick(riskset_rows(sets, at_risk)), conf.covariates)
-    return fit_design(rows, "riskset", conf, list(POINTS), None)["points"], rows
-
-
 def design_rows(
     points: pl.DataFrame, rows: pl.DataFrame, base: Path, truth: pl.DataFrame, label: str
 ) -> pl.DataFrame:
@@ -92,7 +71,13 @@ def design_rows(
     window = truth_summary(rows, POINTS)
     at = dict(zip(window["what"], window["true_extra_days"], strict=True))
     near = dict(zip(window["what"], window["n"], strict=True))
+    contrast = dict(zip(window["what"], window["contrast"], strict=True))
     local = truth_at(rows, POINTS)
+    local_controls = truth_at(rows, POINTS, treated=False)
+    local_contrast = {
+        p: None if None in (local[p], local_controls[p]) else local[p] - local_controls[p]
+        for p in POINTS
+    }
     low = rows.filter(pl.col("prior_days") <= 30)
     diff = (
         low.filter(pl.col("treated"))["after_days"].mean()
@@ -108,6 +93,12 @@ def design_rows(
         pl.col("prior_days").map_elements(lambda p: at[f"at {p:g}"], pl.Float64).alias("truth"),
         pl.col("prior_days").map_elements(lambda p: near[f"at {p:g}"], pl.Int64).alias("n_near"),
         pl.col("prior_days").map_elements(local.get, pl.Float64).alias("truth_local"),
+        pl.col("prior_days")
+        .map_elements(lambda p: contrast[f"at {p:g}"], pl.Float64)
+        .alias("truth_contrast"),
+        pl.col("prior_days")
+        .map_elements(local_contrast.get, pl.Float64)
+        .alias("truth_contrast_local"),
         pl.lit(diff).alias("naive_diff_0_30"),
         pl.lit(rows.height).alias("n_rows"),
         pl.lit((rows["prior_days"] == 0).mean()).alias("share_prior_0"),
@@ -144,11 +135,6 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
             if mode == MODES[0]:
                 rep = design_rows(*stage_points(base, "report"), base, truth, "report")
                 parts.append(rep.with_columns(pl.lit(nb_secs).alias("seconds")))
-            t0 = time.perf_counter()
-            fixed = refit_with_short_controls(base, mode)
-            label = f"riskset {mode}, short controls kept"
-            got = design_rows(*fixed, base, truth, label)
-            parts.append(got.with_columns(pl.lit(time.perf_counter() - t0).alias("seconds")))
         out = pl.concat(parts)
         return out.with_columns(
             pl.lit(seed).alias("seed"),
@@ -167,6 +153,7 @@ def summarise(runs: pl.DataFrame) -> pl.DataFrame:
     runs = runs.with_columns(
         truth.otherwise(pl.col("truth")).alias("truth"),
         truth.otherwise(pl.col("truth_local")).alias("truth_local"),
+        truth.otherwise(pl.col("truth_contrast")).alias("truth_contrast"),
     )
     shown = runs.filter(~pl.col("extrapolated"))
     return (
@@ -185,6 +172,15 @@ def summarise(runs: pl.DataFrame) -> pl.DataFrame:
             (
                 pl.col("truth_local").is_between(pl.col("ci_low"), pl.col("ci_high")).mean() * 100
             ).alias("coverage_local"),
+            pl.col("truth_contrast").mean().alias("mean_truth_contrast"),
+            (pl.col("extra_days") - pl.col("truth_contrast")).mean().alias("bias_contrast"),
+            ((pl.col("extra_days") - pl.col("truth_contrast")).std() / pl.len().sqrt()).alias(
+                "bias_contrast_se"
+            ),
+            (
+                pl.col("truth_contrast").is_between(pl.col("ci_low"), pl.col("ci_high")).mean()
+                * 100
+            ).alias("coverage_contrast"),
             pl.col("extra_days").std().alias("sd_est"),
             ((pl.col("ci_high") - pl.col("ci_low")) / 2).mean().alias("half_width"),
             pl.col("seconds").mean().alias("seconds"),
@@ -205,8 +201,9 @@ def markdown(summary: pl.DataFrame) -> str:
     lines = [
         "| design | prior days | seeds (on/off) | truth (local) | mean estimate | bias ± MC se "
         "| coverage % | SD of estimates | mean CI half-width | no effect: bias ± MC se "
-        "| no effect: coverage % | s per fit |",
-        "|" + " --- |" * 12,
+        "| no effect: coverage % | contrast truth | vs contrast: bias ± MC se "
+        "| vs contrast: coverage % | s per fit |",
+        "|" + " --- |" * 15,
     ]
 
     def num(v: float | None, fmt: str) -> str:
@@ -221,6 +218,8 @@ def markdown(summary: pl.DataFrame) -> str:
             f"| {num(r['coverage'], '.0f')} | {num(r['sd_est'], '.1f')} "
             f"| {num(r['half_width'], '.1f')} | {num(r['bias_off'], '+.1f')} ± "
             f"{num(r['bias_se_off'], '.1f')} | {num(r['coverage_off'], '.0f')} "
+            f"| {num(r['mean_truth_contrast'], '.1f')} | {num(r['bias_contrast'], '+.1f')} ± "
+            f"{num(r['bias_contrast_se'], '.1f')} | {num(r['coverage_contrast'], '.0f')} "
             f"| {num(r['seconds'], '.0f')} |"
         )
     return "\n".join(lines)

@@ -52,3 +52,21 @@ def test_truth_at_equals_a_least_squares_fit_over_the_cases_in_the_band_only():
 def test_truth_at_is_none_without_two_distinct_prior_days():
     rows = cases(np.array([0.0, 0.0, 200.0]), np.array([20.0, 18.0, 30.0]))
     assert truth_at(rows, [0.0]) == {0.0: None}
+
+
+def test_the_contrast_subtracts_the_controls_own_planted_days_in_each_span():
+    # two cases and three controls near 0 prior days; one control's person is treated
+    # later and carries 6 planted days inside its window
+    rows = cases(
+        np.array([0.0, 10.0, 5.0, 20.0, 25.0, 200.0]),
+        np.array([20.0, 16.0, 0.0, 6.0, 0.0, 30.0]),
+        np.array([True, True, False, False, False, True]),
+    )
+    at0 = truth_summary(rows, [0.0], band_edges=(0, 366)).row(-1, named=True)
+    assert (at0["n"], at0["n_controls"]) == (2, 3)
+    assert at0["true_extra_days"] == pytest.approx(18.0)
+    assert at0["control_extra_days"] == pytest.approx(2.0)
+    assert at0["contrast"] == pytest.approx(16.0)
+    controls = truth_at(rows, [0.0], treated=False)
+    _slope, intercept = np.polyfit(np.array([5.0, 20.0, 25.0]), np.array([0.0, 6.0, 0.0]), 1)
+    assert controls[0.0] == pytest.approx(intercept)

@@ -6,8 +6,13 @@ days [start + base_days, start + base_days + extra_days - 1]. A model row's true
 effect is the number of those days inside its after-window [index, index + W - 1]
 and on or before the data end: what its `after_days` would lose had the person not
 been treated (net = gross days, the extension is at 100 % and overlaps no other
-period of the person). Pure functions of frames; nb_model never reads the truth, so
-the stage runs unchanged on a real delivery. Used by tests and benchmarks.
+period of the person). A control row can hold such days too: its person's spell
+may be treated later (a `not_yet_treated` control's own spell, or any control's
+later spell), which the design's comparison subtracts; `truth_summary` and
+`truth_at` give the controls' mean beside the cases' and their difference, the
+truth of the case - control contrast the design estimates. Pure functions of
+frames; nb_model never reads the truth, so the stage runs unchanged on a real
+delivery. Used by tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -73,18 +78,23 @@ def truth_summary(
     band_edges: Sequence[int] = BAND_EDGES,
     half_width: float = POINT_HALF_WIDTH,
 ) -> pl.DataFrame:
-    """Mean `true_extra_days` (days) of the treated rows: one row `overall`, one per
-    prior-days band `band [lo, hi)`, one per g-computation point `at p` (cases with
-    |prior_days - p| <= half_width); columns what, prior_lo, prior_hi, n, true_extra_days."""
-    cases = rows.filter(pl.col("treated"))
+    """Mean `true_extra_days` (days) of the treated rows (`true_extra_days`, `n`) and of the
+    control rows (`control_extra_days`, `n_controls`) and their difference (`contrast`):
+    one row `overall`, one per prior-days band `band [lo, hi)`, one per g-computation
+    point `at p` (rows with |prior_days - p| <= half_width); grain: one row per span."""
     spans = [("overall", -1e18, 1e18)]
     spans += [(f"band [{lo}, {hi})", lo, hi - 1e-9) for lo, hi in pairwise(band_edges)]
     spans += [(f"at {p:g}", p - half_width, p + half_width) for p in points]
     out = []
     for what, lo, hi in spans:
-        part = cases.filter(pl.col("prior_days").is_between(lo, hi))
-        mean = part["true_extra_days"].mean() if part.height else None
-        out.append((what, float(max(lo, 0)), float(min(hi, 1e9)), part.height, mean))
+        part = rows.filter(pl.col("prior_days").is_between(lo, hi))
+        cases = part.filter(pl.col("treated"))["true_extra_days"]
+        controls = part.filter(~pl.col("treated"))["true_extra_days"]
+        case_mean = cases.mean() if cases.len() else None
+        control_mean = controls.mean() if controls.len() else None
+        contrast = None if None in (case_mean, control_mean) else case_mean - control_mean
+        bounds = (float(max(lo, 0)), float(min(hi, 1e9)))
+        out.append((what, *bounds, cases.len(), case_mean, controls.len(), control_mean, contrast))
     return pl.DataFrame(
         out,
         schema={
@@ -93,21 +103,28 @@ def truth_summary(
             "prior_hi": pl.Float64,
             "n": pl.Int64,
             "true_extra_days": pl.Float64,
+            "n_controls": pl.Int64,
+            "control_extra_days": pl.Float64,
+            "contrast": pl.Float64,
         },
         orient="row",
     )
 
 
 def truth_at(
-    rows: pl.DataFrame, points: Sequence[float], half_width: float = POINT_HALF_WIDTH
+    rows: pl.DataFrame,
+    points: Sequence[float],
+    half_width: float = POINT_HALF_WIDTH,
+    treated: bool = True,
 ) -> dict[float, float | None]:
-    """Local-linear `true_extra_days` (days) of the treated rows at each point: the
-    intercept of the least-squares line of true_extra_days on (prior_days - p) over
-    the cases with |prior_days - p| <= half_width; grain: one value per point (None
+    """Local-linear `true_extra_days` (days) of the treated rows (`treated=False`: the
+    control rows) at each point: the intercept of the least-squares line of
+    true_extra_days on (prior_days - p) over those rows with |prior_days - p| <=
+    half_width; grain: one value per point (None
     when fewer than 2 distinct prior days). Unlike `truth_summary`'s mean over the
     band, it estimates E[effect | prior days = p] also at a boundary of the prior days
     (0 and the window), where the band is one-sided and its mean sits inside."""
-    cases = rows.filter(pl.col("treated"))
+    cases = rows.filter(pl.col("treated") == treated)
     out: dict[float, float | None] = {}
     for p in points:
         part = cases.filter(pl.col("prior_days").is_between(p - half_width, p + half_width))
