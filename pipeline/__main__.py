@@ -20,7 +20,7 @@ from pipeline.core.errors import PipelineError
 STAGE_NAMES = (
     "synth", "stage", "spells", "exposure", "cohort", "describe", "income", "outcomes",
     "income_models", "income_tables", "riskset", "registrations", "nb_model", "survival",
-    "claims", "report",
+    "claims", "publish", "report", "export",
 )  # fmt: skip
 STAGES: dict[str, str] = {name: f"pipeline.stages.{name}" for name in STAGE_NAMES}
 

@@ -365,7 +365,7 @@ def _run_pipeline(base, *overrides: str) -> dict[str, pl.DataFrame]:
         assert main([stage, *common]) == 0, stage
     assert main(["riskset", *common]) == 0
     assert main(["claims", *common]) == 0
-    tables = base / "outputs" / "tables"
+    tables = base / "outputs" / "results"
     return {
         name: pl.read_csv(tables / f"{name}.csv")
         for name in ("gc001_life_table", "gc001_length_rank", "prior_sick_days")
@@ -431,7 +431,7 @@ def test_config_rejects_an_unknown_rank_control_mode():
 
 
 def test_region_table_pooled_column_keeps_table2s_suppression(run_dir):
-    tables = run_dir / "outputs" / "tables"
+    tables = run_dir / "outputs" / "results"
     table2 = pl.read_csv(tables / "table2.csv", infer_schema_length=0)
     by_region = pl.read_csv(tables / "table2_by_region.csv", infer_schema_length=0)
     joined = table2.join(by_region, on=["block", "category"])
@@ -450,7 +450,7 @@ def test_region_table_pooled_column_keeps_table2s_suppression(run_dir):
 
 
 def test_life_table_output_is_consistent_and_hides_small_counts(run_dir):
-    long = pl.read_csv(run_dir / "outputs" / "tables" / "gc001_life_table.csv")
+    long = pl.read_csv(run_dir / "outputs" / "results" / "gc001_life_table.csv")
     overall = long.filter(pl.col("care_level") == "Alla").sort("band")
     shown = overall.filter(pl.col("events").is_not_null() & pl.col("censored").is_not_null())
     next_start = overall["n_at_start"].shift(-1)
@@ -542,5 +542,5 @@ def test_rank_test_uses_the_riskset_stages_at_risk_sets(run_dir, tmp_path):
     designs = rank_designs(at_risk_sets, pl.read_parquet(outputs / "riskset.parquet"), conf)
     summary, _ = length_rank_tables(designs, pl.read_parquet(outputs / "spells.parquet"), conf)
     io.write_csv(summary, tmp_path / "gc001_length_rank.csv")
-    written = outputs / "tables" / "gc001_length_rank.csv"
+    written = outputs / "results" / "gc001_length_rank.csv"
     assert (tmp_path / "gc001_length_rank.csv").read_bytes() == written.read_bytes()

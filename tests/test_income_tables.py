@@ -245,7 +245,7 @@ def test_b6_directions_compare_category_shares_and_hide_suppressed_cells():
 
 
 def test_written_directions_match_the_long_cells(run_dir):
-    tables = run_dir / "outputs" / "tables"
+    tables = run_dir / "outputs" / "results"
     directions = pl.read_csv(tables / "income_directions.csv")
     long = pl.read_csv(tables / "income_tables_long.csv").filter(pl.col("row") != "n")
     keys = ["table", "block", "row", "length_class"]

@@ -161,7 +161,7 @@ def _run(base, *extra: str) -> pl.DataFrame:
     ]
     for stage in NB_STAGES:
         assert main([stage, *overrides]) == 0, stage
-    extra_days = pl.read_csv(base / "outputs" / "tables" / "nb_extra_days.csv")
+    extra_days = pl.read_csv(base / "outputs" / "results" / "nb_extra_days.csv")
     data = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
     rows = data.filter(pl.col("design") == "riskset")
     truth = pl.read_parquet(base / "truth" / "spells.parquet")
@@ -207,7 +207,7 @@ def test_riskset_ci_covers_the_planted_truth_at_the_edges(tmp_path, effect):
 
 
 def test_every_printed_extra_day_and_predicted_mean_is_possible(run_dir):
-    table = pl.read_csv(run_dir / "outputs" / "tables" / "nb_extra_days.csv")
+    table = pl.read_csv(run_dir / "outputs" / "results" / "nb_extra_days.csv")
     assert set(table["design"]) == {"riskset", "report"}
     shown = table.filter(~pl.col("extrapolated"))
     assert shown.height > 0
@@ -288,8 +288,8 @@ def test_fractional_sensitivity_beside_the_nb(run_dir):
     from scipy.special import expit
 
     out = run_dir / "outputs"
-    nb = pl.read_csv(out / "tables" / "nb_extra_days.csv")
-    frac = pl.read_csv(out / "tables" / "nb_extra_days_fractional.csv")
+    nb = pl.read_csv(out / "results" / "nb_extra_days.csv")
+    frac = pl.read_csv(out / "results" / "nb_extra_days_fractional.csv")
     assert frac.columns == nb.columns
     assert frac.select("design", "prior_days").equals(nb.select("design", "prior_days"))
     shown = frac.filter(~pl.col("extrapolated"))

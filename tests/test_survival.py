@@ -630,7 +630,7 @@ def test_stage_files_carry_the_se_survival_se_names(tmp_path: Path, se: str) -> 
         (~pl.col("event")).alias("censored"),
     ).write_parquet(tmp_path / "cohort_at_risk.parquet")
     assert main(["survival", f"paths.outputs={tmp_path}", f"survival.se={se}"]) == 0
-    table = pl.read_csv(tmp_path / "tables" / "cox_hr.csv")
+    table = pl.read_csv(tmp_path / "results" / "cox_hr.csv")
     reported = table.filter(pl.col("reported"))
     assert reported["variance"].to_list() == [se]
     summary = pl.read_parquet(tmp_path / "models" / "survival.parquet")

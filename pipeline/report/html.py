@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.report.formatting import ALPHA, display
+from pipeline.report.labels import DISCLOSURE_COLUMNS, DISCLOSURE_NOTE, DISCLOSURE_TITLE
 
 CSS = """
 body{font-family:Georgia,serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.4}
@@ -83,8 +84,10 @@ def build_html(
     inconsistencies: list[dict[str, Any]],
     direction_lines: list[str],
     claims: list[str] | None = None,
+    disclosure: pl.DataFrame | None = None,
 ) -> str:
-    """The whole report as one HTML document (figures embedded as base64 PNG)."""
+    """The whole report as one HTML document (figures embedded as base64 PNG); with
+    `disclosure` (outputs/disclosure_log.csv, text columns) the output checker's section."""
     parts = [
         "<!DOCTYPE html><html lang='sv'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
@@ -93,7 +96,8 @@ def build_html(
         + html.escape(version["data_dir"])
         + "</code>, DVC md5 <code>"
         + html.escape(version["md5"])
-        + "</code>. Counts below the disclosure threshold are shown as empty or '..'.</p>",
+        + "</code>. Counts below the disclosure threshold, and what would reveal them, are"
+        " shown as '..' (see the disclosure section).</p>",
         "<h2>Urval (attrition)</h2>",
         html_table(attrition),
     ]
@@ -122,8 +126,29 @@ def build_html(
         f"<li>§10 item {i['item']}: {html.escape(i['text'])} → {html.escape(i['resolution'])}</li>"
         for i in inconsistencies
     ]
-    parts += ["</ul><h2>Konfiguration</h2>", html_table(settings), "</body></html>"]
+    parts += ["</ul>"]
+    if disclosure is not None:
+        parts += disclosure_section(disclosure)
+    parts += ["<h2>Konfiguration</h2>", html_table(settings), "</body></html>"]
     return "\n".join(parts)
+
+
+def disclosure_section(log: pl.DataFrame) -> list[str]:
+    """The output-checking section: the rules in words and, per file, the cells shown and
+    hidden by reason (the disclosure log's columns, Swedish headers)."""
+    rules = {c.removeprefix("rule_"): log[c][0] for c in log.columns if c.startswith("rule_")}
+    note = DISCLOSURE_NOTE.format(
+        min_count=rules.get("min_count", "?"),
+        rules=", ".join(f"{k} = {v}" for k, v in rules.items()),
+    )
+    shown = log.select(
+        [pl.col(c).alias(label) for c, label in DISCLOSURE_COLUMNS.items() if c in log.columns]
+    )
+    return [
+        f"<h2 id='disclosure'>{html.escape(DISCLOSURE_TITLE)}</h2>",
+        f"<p class='note'>{html.escape(note)}</p>",
+        html_table(shown),
+    ]
 
 
 def with_published(document: str, comparison: pl.DataFrame) -> str:

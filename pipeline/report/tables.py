@@ -9,18 +9,6 @@ from typing import Any
 import polars as pl
 
 from pipeline.report.labels import ALL_LENGTHS, GROUP_LABEL, TOTAL
-from pipeline.stats.disclosure import small_count
-
-ATTRITION_COUNTS = (
-    "n_rows",
-    "n_spells",
-    "n_persons",
-    "n_spells_treated",
-    "n_persons_treated",
-    "n_spells_control",
-    "n_persons_control",
-)
-
 
 EXTRAPOLATED_RESULTS = (
     "extra_days",
@@ -50,7 +38,7 @@ def read_table(path: Path) -> pl.DataFrame:
 def table_value(frame: pl.DataFrame, column: str, **where: str) -> float | None:
     """One numeric cell of a text table (None when missing or suppressed)."""
     rows = frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items()))
-    if rows.height != 1 or rows[column][0] in (None, ""):
+    if rows.height != 1 or rows[column][0] in (None, "", ".."):
         return None
     return float(rows[column][0])
 
@@ -123,15 +111,3 @@ def key_metrics(tables_dir: Path) -> dict[str, Any]:
     metrics["length_rank_gehan_z"] = table_value(rank, "gehan_z", design=primary)
     metrics["length_rank_gehan_p"] = table_value(rank, "gehan_p", design=primary)
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in metrics.items()}
-
-
-def shown_attrition(attrition: pl.DataFrame, min_count: int) -> pl.DataFrame:
-    """The attrition table (text cells) with counts 0 < n < `min_count` (`small_count`; a zero
-    is shown) replaced by "..", as the report and the workbook show it."""
-    return attrition.with_columns(
-        pl.when(small_count(pl.col(c).cast(pl.Int64, strict=False), min_count))
-        .then(pl.lit(".."))
-        .otherwise(pl.col(c))
-        .alias(c)
-        for c in ATTRITION_COUNTS
-    )

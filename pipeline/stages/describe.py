@@ -147,7 +147,7 @@ def spell_length_by_care_level(cohort: pl.DataFrame) -> pl.DataFrame:
 def run(cfg: Any) -> None:
     """Write Table 2/B3, Figure 8/9 data and PNGs, timing, spell length and ownership tables."""
     outputs = config.resolve_path(cfg.paths.outputs)
-    tables, figures = outputs / "tables", outputs / "figures"
+    tables, figures = outputs / "results", outputs / "figures"
     min_count = int(cfg.disclosure.min_count)
     late_day = int(cfg.describe.late_gc001_day)
     year_basis = str(cfg.describe.fig8_year_basis)

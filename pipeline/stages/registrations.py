@@ -229,7 +229,7 @@ def run(cfg: Any) -> None:
     """Write the §5.3 tables and the §3.5 register-vs-survey tables and Figure 5."""
     outputs = config.resolve_path(cfg.paths.outputs)
     staged = config.resolve_path(cfg.paths.staged)
-    tables = outputs / "tables"
+    tables = outputs / "results"
     min_count = int(cfg.disclosure.min_count)
     kinds = [str(k) for k in cfg.fk.kinds]
     any_kinds = [str(k) for k in cfg.fk.any_fk]

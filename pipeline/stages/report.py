@@ -1,7 +1,7 @@
 """`report` stage: one self-contained HTML report, one Excel workbook, `metrics.json`.
 
-Everything shown comes from files under `outputs/tables` and `outputs/figures`,
-which the stages wrote after disclosure control; the report adds no new
+Everything shown comes from files under `outputs/tables` (written by the `publish`
+stage's disclosure gate) and `outputs/figures`; the report adds no new
 numbers, only layout, the configuration used, the data version from DVC, the
 attrition flow, our deviations from the published method and how each known
 inconsistency of the report was resolved. No timestamps: same inputs, same bytes.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import polars as pl
@@ -25,22 +25,31 @@ from pipeline.report.tables import (
     key_metrics,
     published_comparison,
     read_table,
-    shown_attrition,
 )
 from pipeline.report.workbook import ATTRITION_SHEET, sheet_notes, write_workbook
 
 log = logging.getLogger(__name__)
 
 
+def shown_dir(data_dir: str) -> str:
+    """The delivery directory as the report may print it: a path relative to the project as
+    is, an absolute one by its last part only (a server path must not leave; `export`)."""
+    if ":" in data_dir or data_dir.startswith("\\"):  # a Windows drive or share
+        return PureWindowsPath(data_dir).name
+    return Path(data_dir).name if Path(data_dir).is_absolute() else data_dir
+
+
 def data_version(dvc_lock: Path, data_dir: str) -> dict[str, str]:
-    """The delivery's content hash as DVC recorded it for the `stage` stage (md5 of its dir)."""
+    """The delivery's content hash as DVC recorded it for the `stage` stage (md5 of its dir),
+    and the directory as the report prints it (`shown_dir`)."""
+    shown = shown_dir(data_dir)
     if not dvc_lock.exists():
-        return {"data_dir": data_dir, "md5": "not yet recorded by DVC"}
+        return {"data_dir": shown, "md5": "not yet recorded by DVC"}
     lock = yaml.safe_load(dvc_lock.read_text(encoding="utf-8")) or {}
     for dep in lock.get("stages", {}).get("stage", {}).get("deps", []):
         if dep.get("path") == data_dir:
-            return {"data_dir": data_dir, "md5": str(dep.get("md5"))}
-    return {"data_dir": data_dir, "md5": "not found in dvc.lock"}
+            return {"data_dir": shown, "md5": str(dep.get("md5"))}
+    return {"data_dir": shown, "md5": "not found in dvc.lock"}
 
 
 def flat_config(cfg: Any, sections: list[str]) -> pl.DataFrame:
@@ -72,8 +81,7 @@ def run(cfg: Any) -> None:
     rep = cfg.report
     tables = [(t.file, t.title, read_table(tables_dir / t.file)) for t in rep.tables]
     figures = [(f.title, figures_dir / f.file) for f in rep.figures]
-    min_count = int(cfg.disclosure.min_count)
-    attrition = shown_attrition(read_table(outputs / "attrition.csv"), min_count)
+    attrition = read_table(tables_dir / "attrition.csv")  # published through the gate
     sections = [s for s in REPORTED_SECTIONS if s in cfg]
     settings = flat_config(cfg, sections)
     version = data_version(config.ROOT / "dvc.lock", str(cfg.data.dir))
@@ -89,6 +97,7 @@ def run(cfg: Any) -> None:
         [dict(i) for i in rep.inconsistencies],
         directions(read_table(tables_dir / "income_directions.csv")),
         claim_lines(tables_dir),
+        read_table(outputs / "disclosure_log.csv"),
     )
     # Always written (on synthetic data it shows how far the planted shapes are from the
     # published ones); shown in the HTML for a real delivery (`report.compare_published`).

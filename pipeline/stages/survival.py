@@ -107,7 +107,7 @@ def run(cfg: Any) -> None:
         medians.with_columns(
             pl.col("group").replace_strict(GROUP_LABEL, return_dtype=pl.String)
         ).filter(pl.col("n") >= min_count),
-        outputs / "tables" / "km_medians.csv",
+        outputs / "results" / "km_medians.csv",
     )
     write_figure(
         km_figure(km.filter(pl.col("at_risk") >= min_count), KM_TITLE, GROUP_LABEL),
@@ -118,7 +118,7 @@ def run(cfg: Any) -> None:
     io.write_parquet(reported_fit.summary, outputs / "models" / "survival.parquet")
     io.write_json(outputs / "models" / "survival.json", meta)
     table = hazard_ratio_table(result, se)
-    io.write_csv(table, outputs / "tables" / "cox_hr.csv")
+    io.write_csv(table, outputs / "results" / "cox_hr.csv")
     reported = table.filter("reported").row(0, named=True)
     log.info(
         "Cox stratified by %d sets: HR %.3f (95 %% CI %.3f to %.3f, %s-clustered)",

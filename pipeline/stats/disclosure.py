@@ -60,8 +60,12 @@ def suppressed_cells(
     min_count: int,
     forced: Sequence[bool] | None = None,
     shown_elsewhere: Sequence[bool] | None = None,
+    exempt: Sequence[bool] | None = None,
 ) -> list[bool]:
     """Which cells to hide (aligned with `counts`): primary plus secondary suppression.
+
+    `exempt` cells are hidden but need no protection: cells never printed whose value is
+    not small (n - count of a large complement); they still count as unknown to a reader.
 
     Cells that another published table also holds keep that table's decision:
     `forced` ones are hidden whatever their count, `shown_elsewhere` ones are
@@ -79,12 +83,16 @@ def suppressed_cells(
     """
     forced = forced or [False] * len(counts)
     fixed = shown_elsewhere or [False] * len(counts)
-    hidden = [0 < n < min_count or bool(f) for n, f in zip(counts, forced, strict=True)]
+    free = exempt or [False] * len(counts)
+    hidden = [
+        0 < n < min_count or bool(f) or bool(e)
+        for n, f, e in zip(counts, forced, free, strict=True)
+    ]
     while True:
-        _one_hidden_rule(counts, constraints, hidden, fixed)
+        _one_hidden_rule(counts, constraints, hidden, fixed, free)
         known_zero = _known_zeros(counts, constraints, hidden)
         unknown = [h and not z for h, z in zip(hidden, known_zero, strict=True)]
-        exposed = recoverable_cells(len(counts), constraints, unknown)
+        exposed = [c for c in recoverable_cells(len(counts), constraints, unknown) if not free[c]]
         usable = [f or z for f, z in zip(fixed, known_zero, strict=True)]
         protectable = [(cell, _complements(cell, constraints, hidden, usable)) for cell in exposed]
         protectable = [(cell, found) for cell, found in protectable if found]
@@ -131,14 +139,18 @@ def _one_hidden_rule(
     constraints: Sequence[Constraint],
     hidden: list[bool],
     fixed: Sequence[bool],
+    free: Sequence[bool],
 ) -> None:
     """Hide a second member (`_complement_order`, not `fixed`) of every constraint with exactly
-    one hidden; the exact check handles a constraint whose other members are all fixed."""
+    one hidden, unless that one needs no protection (`free`); the exact check handles a
+    constraint whose other members are all fixed."""
     changed = True
     while changed:
         changed = False
         for total, parts in constraints:
-            if sum(hidden[m] for m in (total, *parts)) != 1:
+            members = (total, *parts)
+            lone = [m for m in members if hidden[m]]
+            if len(lone) != 1 or free[lone[0]]:
                 continue
             shown = [m for m in (*parts, total) if not hidden[m] and not fixed[m]]
             if not shown:

@@ -188,7 +188,7 @@ def run(cfg: Any) -> None:
     conf = ClaimsConfig.from_config(cfg)
     outputs = config.resolve_path(cfg.paths.outputs)
     staged = config.resolve_path(cfg.paths.staged)
-    tables, figures = outputs / "tables", outputs / "figures"
+    tables, figures = outputs / "results", outputs / "figures"
     cohort = pl.read_parquet(outputs / "cohort.parquet")
     at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet")
     riskset = pl.read_parquet(outputs / "riskset.parquet")

@@ -98,7 +98,7 @@ def figure_data(cells: pl.DataFrame, outcomes: pl.DataFrame, last_window: int) -
 def run(cfg: Any) -> None:
     """Write Tables B4, B5, 3, B6 (tidy and published layout), their directions, Figures 13-14."""
     outputs = config.resolve_path(cfg.paths.outputs)
-    tables, figures = outputs / "tables", outputs / "figures"
+    tables, figures = outputs / "results", outputs / "figures"
     min_count = int(cfg.disclosure.min_count)
     windows = tuple(int(w) for w in cfg.income.windows)
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")

@@ -181,10 +181,10 @@ def run(cfg: Any) -> None:
     )
     io.write_json(outputs / "models" / "nb.json", notes)
     extra = pl.concat([fit["points"] for fit in fits.values()])
-    io.write_csv(extra, outputs / "tables" / "nb_extra_days.csv")
+    io.write_csv(extra, outputs / "results" / "nb_extra_days.csv")
     fractional = pl.concat([fit["fractional"]["points"] for fit in fits.values()])
-    io.write_csv(fractional, outputs / "tables" / "nb_extra_days_fractional.csv")
-    io.write_csv(l1334, outputs / "tables" / "nb_l1334.csv")
+    io.write_csv(fractional, outputs / "results" / "nb_extra_days_fractional.csv")
+    io.write_csv(l1334, outputs / "results" / "nb_l1334.csv")
     curves = pl.concat([fit["curve"] for fit in fits.values()]).filter(~pl.col("extrapolated"))
     write_figure(
         extra_days(curves, extra.filter(~pl.col("extrapolated"))),

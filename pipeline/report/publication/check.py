@@ -1,0 +1,115 @@
+"""The attacker's view of a published table: every count it still shows or implies
+(directly, as n - count, through a shown share and its n, as a statistic of few persons,
+through the relations, or against a table sharing the cell). `gate.publish` refuses a
+table with any; tests and the export stage run it on every written file."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import polars as pl
+
+from pipeline.report.publication.gate import _Cells, _link_state, build_cells, number
+from pipeline.report.publication.spec import (
+    CellRef,
+    DisclosureRules,
+    TableSpec,
+    Unprinted,
+    is_shown,
+)
+from pipeline.stats.disclosure import recoverable_cells
+
+
+def violations(
+    frame: pl.DataFrame,
+    spec: TableSpec,
+    rules: DisclosureRules,
+    published: Mapping[str, pl.DataFrame] | None = None,
+) -> list[str]:
+    """Every count `frame` (text columns, as written) shows or implies that the rules forbid:
+    one message per cell naming file, column, row and why; empty when it may be released."""
+    published = published or {}
+    cells = build_cells(frame, spec, rules)
+    out = []
+
+    def say(key: CellRef, what: str) -> None:
+        row, column = key
+        named = ", ".join(f"{k}={frame[k][row]}" for k in spec.keys if k in frame.columns)
+        out.append(
+            f"{spec.file}: column '{column}', data row {row + 1}"
+            + (f" ({named})" if named else "")
+            + f": {what}"
+        )
+
+    if rules.method == "round":
+        for key, value in zip(cells.keys, cells.values, strict=True):
+            printed = not isinstance(key, Unprinted) and key[1] not in spec.implied
+            if printed and value is not None and value % rules.round_to:
+                say(key, f"count {value:g} is not rounded")
+        return out
+    for i, key in enumerate(cells.keys):
+        value = cells.values[i]
+        if isinstance(key, Unprinted):
+            if value is not None and rules.is_small(value):
+                members = [cells.keys[m] for m in cells.complement_of.get(i, [])]
+                shown_member = next((m for m in members if not isinstance(m, Unprinted)), None)
+                if shown_member is not None:
+                    say(
+                        shown_member,
+                        f"with the cells shown with it, it implies a count of {value:g} "
+                        f"(below {rules.min_count})",
+                    )
+        elif value is not None and rules.is_small(value):
+            say(key, f"count {value:g} is below {rules.min_count}")
+    for column, sources in spec.derived.items():
+        for row in range(frame.height):
+            if is_shown(frame[column][row]) and any(
+                (i := cells.ref((row, s))) is not None and cells.values[i] is None for s in sources
+            ):
+                say((row, column), "a value derived from a hidden count is shown")
+    for column, n_column in spec.stats.items():
+        for row in range(frame.height):
+            n = number(frame[n_column][row])
+            if is_shown(frame[column][row]) and (n is None or n < rules.min_count):
+                say(
+                    (row, column),
+                    f"a statistic of {'a hidden' if n is None else f'{n:g}'} persons is shown",
+                )
+    for i, value in _recovered(cells):
+        key = cells.keys[i]
+        if rules.is_small(value) and not isinstance(key, Unprinted):
+            say(key, f"a hidden count of {value:g} follows from the shown cells and the relations")
+    linked_hidden, _ = _link_state(frame, spec, cells, published)
+    for i, hidden_there in enumerate(linked_hidden):
+        if hidden_there and cells.values[i] is not None:
+            say(cells.keys[i], "shown here but hidden in a table sharing the cell")  # type: ignore[arg-type]
+    for column in frame.columns:
+        for row, text in enumerate(frame[column].to_list()):
+            if text is not None and number(text) is not None and not math.isfinite(number(text)):  # type: ignore[arg-type]
+                say((row, column), f"non-finite value {text}")
+    return out
+
+
+def _recovered(cells: _Cells) -> list[tuple[int, float]]:
+    """Hidden cells (value unknown) that the shown cells and the relations determine, with
+    the value they are determined to (least squares on the hidden unknowns; exact there)."""
+    hidden = [v is None for v in cells.values]
+    if not any(hidden) or not cells.relations:
+        return []
+    determined = recoverable_cells(len(cells.keys), cells.relations, hidden)
+    if not determined:
+        return []
+    unknown = [i for i, h in enumerate(hidden) if h]
+    column = {c: j for j, c in enumerate(unknown)}
+    a = np.zeros((len(cells.relations), len(unknown)))
+    b = np.zeros(len(cells.relations))
+    for r, (total, parts) in enumerate(cells.relations):
+        for cell, sign in [(total, -1.0), *((p, 1.0) for p in parts)]:
+            if cell in column:
+                a[r, column[cell]] += sign
+            else:
+                b[r] -= sign * cells.values[cell]  # type: ignore[operator]
+    solution = np.linalg.lstsq(a, b, rcond=None)[0]
+    return [(i, float(round(solution[column[i]], 6))) for i in determined]

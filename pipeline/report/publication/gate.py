@@ -1,0 +1,323 @@
+"""The publication gate: protect a table's small counts against everything a reader can
+combine, then refuse it if any count is still exposed (docs/methods.md, "Disclosure
+control").
+
+`protect` hides cells: primary (a count 0 < n < threshold), complement (n - count small
+while both are shown), cells another published table hides (links), then secondary
+suppression over every relation of the table at once (`stats.disclosure`), and with
+them every value derived from a hidden count and every person statistic of a small or
+hidden n. `violations` re-reads a protected table as an attacker would and lists each
+count it still shows or implies, by file, column and row; `publish` refuses on any.
+Tables arrive as text columns (as the stages wrote them), so shown values keep their
+bytes; hidden values become empty (or ".." in printed text cells).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from pipeline.core.errors import PipelineError
+from pipeline.report.publication.spec import (
+    HIDDEN_TEXT,
+    CellRef,
+    DisclosureRules,
+    TableSpec,
+    Unprinted,
+    is_shown,
+    text_count,
+)
+from pipeline.stats.disclosure import suppressed_cells
+
+REASONS = ("primary", "complement", "secondary", "linked", "empty_on_arrival")
+
+
+class DisclosureError(PipelineError):
+    """A table would show or imply a count the rules forbid (the CLI prints it and stops)."""
+
+
+@dataclass
+class _Cells:
+    """The cells of one table: values (None = unknown), hidden on arrival, and relations."""
+
+    keys: list[CellRef | Unprinted] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    arrived_hidden: list[bool] = field(default_factory=list)
+    index: dict[CellRef | int, int] = field(default_factory=dict)
+    relations: list[tuple[int, list[int]]] = field(default_factory=list)
+    complement_of: dict[int, list[int]] = field(default_factory=dict)  # unprinted -> members
+
+    def add(self, key: CellRef | Unprinted, value: float | None, hidden: bool) -> int:
+        """Index of the cell `key`, added once."""
+        ref = id(key) if isinstance(key, Unprinted) else key
+        if ref not in self.index:
+            self.index[ref] = len(self.keys)
+            self.keys.append(key)
+            self.values.append(value)
+            self.arrived_hidden.append(hidden)
+        return self.index[ref]
+
+    def ref(self, key: CellRef | Unprinted) -> int | None:
+        """Index of a cell (an unprinted one is added on first sight); None if unknown."""
+        if isinstance(key, Unprinted):
+            return self.add(key, key.value, True)
+        return self.index.get(key)
+
+    def relate(self, total: CellRef | Unprinted, parts: Sequence[CellRef | Unprinted]) -> None:
+        """Add total = sum(parts) when every member is a cell of the table."""
+        members = [self.ref(total), *(self.ref(p) for p in parts)]
+        if None not in members:
+            self.relations.append((members[0], members[1:]))  # type: ignore[arg-type]
+
+
+def number(text: str | None) -> float | None:
+    """A text cell as a number; None when empty or not a number."""
+    if text is None or text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _column(frame: pl.DataFrame, column: str) -> list[str | None]:
+    return frame[column].to_list() if column in frame.columns else []
+
+
+def build_cells(frame: pl.DataFrame, spec: TableSpec, rules: DisclosureRules) -> _Cells:
+    """Every count cell of `frame` (text columns) with its relations; grain: one cell."""
+    cells = _Cells()
+    for column in spec.counts:
+        for row, text in enumerate(_column(frame, column)):
+            value = number(text)
+            cells.add((row, column), value, value is None)
+    for column in spec.text_columns(frame.columns):
+        for row, text in enumerate(_column(frame, column)):
+            value = text_count(text)
+            if value is not None or text in (None, "", HIDDEN_TEXT):
+                cells.add((row, column), value, value is None)
+    for column, (n_column, scale) in spec.implied.items():
+        for row, (text, n_text) in enumerate(
+            zip(_column(frame, column), _column(frame, n_column), strict=True)
+        ):
+            share, n = number(text), number(n_text)
+            if n is None or (share is not None and not math.isfinite(share)):
+                continue
+            value = None if share is None else round(share * n / scale)
+            cells.add((row, column), value, share is None)
+    if rules.complement:
+        for count, n_column in spec.complements:
+            for row in range(frame.height):
+                c, n = cells.ref((row, count)), cells.ref((row, n_column))
+                if c is None or n is None:
+                    continue
+                known = None not in (cells.values[c], cells.values[n])
+                rest = Unprinted(cells.values[n] - cells.values[c] if known else None)  # type: ignore[operator]
+                cells.relate((row, n_column), [(row, count), rest])
+                cells.complement_of[cells.ref(rest)] = [c, n]  # type: ignore[index]
+    for total, parts in spec.relations(frame) if spec.relations else []:
+        cells.relate(total, parts)
+        for key in (total, *parts):
+            if isinstance(key, Unprinted):
+                members = [cells.ref(k) for k in (total, *parts) if k is not key]
+                cells.complement_of[cells.ref(key)] = [m for m in members if m is not None]  # type: ignore[index]
+    return cells
+
+
+def _link_state(
+    frame: pl.DataFrame, spec: TableSpec, cells: _Cells, published: Mapping[str, pl.DataFrame]
+) -> tuple[list[bool], list[bool]]:
+    """Per cell: hidden by a table it shares with (forced) / shown there (not a complement)."""
+    forced = [False] * len(cells.keys)
+    shown = [False] * len(cells.keys)
+    for link in spec.links:
+        other = published[link.other]
+        for mine, (row, column) in link.cells(frame, other):
+            i = cells.ref(mine)
+            if i is None:
+                continue
+            text = other[column][row]
+            hidden = text in (None, "", HIDDEN_TEXT)
+            forced[i] |= hidden
+            shown[i] |= not hidden
+    return forced, shown
+
+
+@dataclass(frozen=True)
+class TableLog:
+    """What the gate did to one file: cells shown, hidden by reason, rounded, non-finite
+    values emptied; grain: one published file."""
+
+    file: str
+    shown: int
+    hidden: Mapping[str, int]
+    rounded: int
+    non_finite: int
+
+
+def protect(
+    frame: pl.DataFrame,
+    spec: TableSpec,
+    rules: DisclosureRules,
+    published: Mapping[str, pl.DataFrame] | None = None,
+) -> tuple[pl.DataFrame, TableLog]:
+    """`frame` (text columns) with every forbidden count and what it implies emptied, and
+    the log of what was hidden and why; grain: the table's rows."""
+    published = published or {}
+    frame, non_finite = _empty_non_finite(frame)
+    cells = build_cells(frame, spec, rules)
+    if rules.method == "round":
+        return _round(frame, spec, rules, cells, non_finite)
+    linked_hidden, linked_shown = _link_state(frame, spec, cells, published)
+    unprinted = [isinstance(k, Unprinted) for k in cells.keys]
+    values = [rules.min_count if v is None else round(v) for v in cells.values]
+    forced = [
+        _forced(v, h, f, u, rules)
+        for v, h, f, u in zip(
+            cells.values, cells.arrived_hidden, linked_hidden, unprinted, strict=True
+        )
+    ]
+    exempt = [u and not rules.is_small(v) for u, v in zip(unprinted, cells.values, strict=True)]
+    try:
+        hidden = suppressed_cells(
+            values, cells.relations, rules.min_count, forced, linked_shown, exempt
+        )
+    except ValueError as err:
+        raise DisclosureError(f"{spec.file}: {err}; its relations cannot protect it") from err
+    reasons = _reasons(cells, hidden, linked_hidden, rules)
+    frame = _apply(frame, spec, rules, cells, hidden)
+    counts = {reason: sum(r == reason for r in reasons.values()) for reason in REASONS}
+    shown = sum(not h and not u for h, u in zip(hidden, unprinted, strict=True))
+    return frame, TableLog(spec.file, shown, counts, 0, non_finite)
+
+
+def _forced(
+    value: float | None, arrived_hidden: bool, linked: bool, unprinted: bool, rules: DisclosureRules
+) -> bool:
+    """Hidden whatever its count, and protected like a small one: hidden on arrival or in a
+    table sharing it, a zero when zeros are hidden. Unprinted cells are not forced: a small
+    one is primary (its members must protect it), a large one is exempt."""
+    if unprinted:
+        return False
+    return arrived_hidden or linked or (value == 0 and rules.is_small(0))
+
+
+def _reasons(
+    cells: _Cells, hidden: Sequence[bool], linked: Sequence[bool], rules: DisclosureRules
+) -> dict[int, str]:
+    """Why each hidden printed cell is hidden (the first reason of REASONS that holds)."""
+    small_unprinted = {
+        i
+        for i, k in enumerate(cells.keys)
+        if isinstance(k, Unprinted) and rules.is_small(cells.values[i])
+    }
+    near_small = {m for u in small_unprinted for m in cells.complement_of.get(u, [])}
+    out = {}
+    for i, key in enumerate(cells.keys):
+        if not hidden[i] or isinstance(key, Unprinted):
+            continue
+        if cells.arrived_hidden[i]:
+            out[i] = "empty_on_arrival"
+        elif linked[i]:
+            out[i] = "linked"
+        elif rules.is_small(cells.values[i]):
+            out[i] = "primary"
+        elif i in near_small:
+            out[i] = "complement"
+        else:
+            out[i] = "secondary"
+    return out
+
+
+def _apply(
+    frame: pl.DataFrame,
+    spec: TableSpec,
+    rules: DisclosureRules,
+    cells: _Cells,
+    hidden: Sequence[bool],
+) -> pl.DataFrame:
+    """`frame` with hidden cells, the values derived from them and the statistics of small
+    or hidden n emptied; the flag column set where a row lost something."""
+    gone = {
+        key
+        for key, h in zip(cells.keys, hidden, strict=True)
+        if h and not isinstance(key, Unprinted)
+    }
+    columns = {c: _column(frame, c) for c in frame.columns}
+    touched = [False] * frame.height
+    for row, column in gone:
+        if is_shown(columns[column][row]):  # an empty cell stays empty (not applicable)
+            touched[row] = True
+            columns[column][row] = HIDDEN_TEXT
+    for column, sources in spec.derived.items():
+        for row in range(frame.height):
+            if any((row, s) in gone for s in sources) and is_shown(columns[column][row]):
+                columns[column][row] = HIDDEN_TEXT
+                touched[row] = True
+    for column, n_column in spec.stats.items():
+        for row in range(frame.height):
+            n = number(columns[n_column][row])
+            if (n is None or n < rules.min_count) and is_shown(columns[column][row]):
+                columns[column][row] = HIDDEN_TEXT
+                touched[row] = True
+    if spec.flag and spec.flag in columns:
+        columns[spec.flag] = [
+            "true" if t else v for t, v in zip(touched, columns[spec.flag], strict=True)
+        ]
+    return pl.DataFrame(columns, schema={c: pl.String for c in frame.columns})
+
+
+def _empty_non_finite(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """`frame` with inf and NaN cells emptied (a ratio over zero is no number), and how many."""
+    bad = {"inf", "-inf", "nan", "NaN", "+inf", "Infinity", "-Infinity"}
+    found = sum(frame[c].is_in(list(bad)).sum() for c in frame.columns)
+    if not found:
+        return frame, 0
+    return frame.with_columns(
+        pl.when(pl.col(c).is_in(list(bad))).then(None).otherwise(pl.col(c)).alias(c)
+        for c in frame.columns
+    ), int(found)
+
+
+def _round(
+    frame: pl.DataFrame, spec: TableSpec, rules: DisclosureRules, cells: _Cells, non_finite: int
+) -> tuple[pl.DataFrame, TableLog]:
+    """The rounding alternative: every printed count to the nearest `round_to` (those <=
+    `round_floor` to 0), implied shares recomputed from the rounded counts, other derived
+    values and statistics of rounded-to-zero n emptied."""
+
+    def rounded(v: float) -> int:
+        return (
+            0
+            if v <= rules.round_floor
+            else int(rules.round_to * math.floor(v / rules.round_to + 0.5))
+        )
+
+    columns = {c: _column(frame, c) for c in frame.columns}
+    changed = 0
+    for key, value in zip(cells.keys, cells.values, strict=True):
+        if isinstance(key, Unprinted) or value is None:
+            continue
+        row, column = key
+        new = rounded(value)
+        changed += new != value
+        if column in spec.implied:
+            n_column, scale = spec.implied[column]
+            n = rounded(number(columns[n_column][row]) or 0)
+            columns[column][row] = None if n == 0 else repr(new / n * scale)
+        else:
+            columns[column][row] = str(new)
+    for column in spec.derived:
+        columns[column] = [None] * frame.height
+    for column, n_column in spec.stats.items():
+        columns[column] = [
+            v if (number(columns[n_column][r]) or 0) >= rules.min_count else None
+            for r, v in enumerate(columns[column])
+        ]
+    out = pl.DataFrame(columns, schema={c: pl.String for c in frame.columns})
+    hidden = dict.fromkeys(REASONS, 0)
+    shown = sum(not isinstance(k, Unprinted) for k in cells.keys)
+    return out, TableLog(spec.file, shown, hidden, changed, non_finite)

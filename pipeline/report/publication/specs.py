@@ -1,0 +1,422 @@
+"""The publishable files and what the gate knows of each (`spec.TableSpec`), in the order
+they are published: a table that shares cells with another comes after it. A file a
+stage writes under `outputs/results/` without a spec here is refused by `publish`.
+
+Over 400 lines: the one registry of every publishable file, an entry each; split over
+modules it would no longer be the single list an output checker reads.
+"""
+
+from __future__ import annotations
+
+from pipeline.report.publication.relations import (
+    chained,
+    column_link,
+    combine,
+    group_total,
+    layout_link,
+    margin,
+    row_sum,
+    steps,
+)
+from pipeline.report.publication.spec import ALL_BUT_KEYS, Link, TableSpec
+
+CI = ("ci_low", "ci_high")
+WINDOWS = ("row", "n", "<12 mån", "<6 mån", "<3 mån")  # cumulative: each inside the one before
+
+
+def _share(columns: tuple[str, ...], n: str = "n", scale: float = 1) -> dict:
+    return {c: (n, scale) for c in columns}
+
+
+ATTRITION_COUNTS = (
+    "n_spells",
+    "n_persons",
+    "n_spells_treated",
+    "n_persons_treated",
+    "n_spells_control",
+    "n_persons_control",
+)
+LONG_TABLE2 = dict(
+    keys=("block", "category", "group", "ownership"),
+    counts=("n",),
+    derived={"percent": ("n",)},
+    flag="suppressed",
+)
+FK_SHARES = ("share_0–182", "share_183–364", "share_365–547", "share_548–")
+
+SPECS: tuple[TableSpec, ...] = (
+    TableSpec(
+        "attrition.csv",
+        "attrition flow: rows, spells and persons after each population step (§3.4)",
+        keys=("step",),
+        counts=ATTRITION_COUNTS,
+        relations=combine(
+            steps(ATTRITION_COUNTS),
+            row_sum("n_spells", ("n_spells_treated", "n_spells_control")),
+        ),
+        source="outputs",
+    ),
+    TableSpec(
+        "exposure_outside_spells.csv",
+        "GC001 contacts and persons outside any sick-leave spell, by year and care level",
+        keys=("year", "vardniva"),
+        counts=(
+            "n_contacts",
+            "n_inside_spell",
+            "n_outside_spell",
+            "n_persons",
+            "n_persons_only_outside",
+        ),
+        complements=(("n_persons_only_outside", "n_persons"),),
+        relations=row_sum("n_contacts", ("n_inside_spell", "n_outside_spell")),
+        source="outputs",
+    ),
+    TableSpec(
+        "table2_long.csv",
+        "Table 2: persons by background, treated and controls (tidy)",
+        relations=margin(("n",), ("block", "group", "ownership"), "category", "Totalt"),
+        **LONG_TABLE2,
+    ),
+    TableSpec(
+        "table_b3_long.csv",
+        "Table B3: persons by background and provider ownership (tidy)",
+        relations=combine(
+            margin(("n",), ("block", "group", "ownership"), "category", "Totalt"),
+            margin(("n",), ("block", "category", "group"), "ownership", "Totalt"),
+        ),
+        **LONG_TABLE2,
+    ),
+    TableSpec(
+        "table2.csv",
+        "Table 2 as printed: n (percent) by background",
+        keys=("block", "category"),
+        text=ALL_BUT_KEYS,
+        links=(
+            Link(
+                "table2_long.csv",
+                layout_link(
+                    ("block", "category"),
+                    ("block", "category"),
+                    ("group", "ownership"),
+                    "n",
+                    split="first",
+                ),
+            ),
+        ),
+    ),
+    TableSpec(
+        "table_b3.csv",
+        "Table B3 as printed: n (percent) by background and ownership",
+        keys=("block", "category"),
+        text=ALL_BUT_KEYS,
+        links=(
+            Link(
+                "table_b3_long.csv",
+                layout_link(
+                    ("block", "category"),
+                    ("block", "category"),
+                    ("group", "ownership"),
+                    "n",
+                    split="first",
+                ),
+            ),
+        ),
+    ),
+    TableSpec(
+        "table_b3_age.csv",
+        "Table B3: mean and median age by group and ownership",
+        keys=("group", "ownership"),
+        counts=("n",),
+        stats={"mean_age": "n", "median_age": "n"},
+        flag="suppressed",
+    ),
+    TableSpec(
+        "ownership_split.csv",
+        "treated persons by provider ownership",
+        keys=("group", "ownership"),
+        counts=("n",),
+        flag="suppressed",
+    ),
+    *(
+        TableSpec(
+            name,
+            what,
+            keys=keys,
+            counts=("n",),
+            stats={"mean_days": "n", "median_days": "n"},
+            implied=_share(("share_after_late_day",)),
+            complements=(("share_after_late_day", "n"),),
+            flag="suppressed",
+        )
+        for name, what, keys in (
+            (
+                "figure8.csv",
+                "Figure 8: days to first GC001 by care level and year",
+                ("variant", "care_level_group", "year"),
+            ),
+            (
+                "figure9.csv",
+                "Figure 9: days to first GC001 by diagnosis and year",
+                ("diagnosis", "year"),
+            ),
+            ("gc001_timing.csv", "day of first GC001 (§3.2)", ("unit",)),
+        )
+    ),
+    TableSpec(
+        "spell_length_by_care_level.csv",
+        "spell length by care level of the first GC001",
+        keys=("group",),
+        counts=("n",),
+        stats={"mean_gross_days": "n", "median_gross_days": "n"},
+        implied=_share(("share_censored",)),
+        complements=(("share_censored", "n"),),
+        flag="suppressed",
+    ),
+    TableSpec(
+        "income_tables_long.csv",
+        "Tables B4, B5 and 3: income after the spell, n and count per cell (tidy)",
+        keys=("table", "block", "row", "length_class", "group"),
+        counts=("n", "count"),
+        complements=(("count", "n"),),
+        derived={
+            c: ("count",)
+            for c in ("percent", *CI, "p_unadjusted", "p_adjusted", "p_value", "stars")
+        },
+        relations=combine(
+            margin(("n", "count"), ("table", "block", "row", "group"), "length_class", "Alla"),
+            steps(("count",), ("table", "block", "length_class", "group"), WINDOWS),
+        ),
+        flag="suppressed",
+    ),
+    *(
+        TableSpec(
+            name,
+            what,
+            keys=("block", "row"),
+            text=ALL_BUT_KEYS,
+            links=(
+                Link(
+                    "income_tables_long.csv",
+                    layout_link(
+                        ("block", "row"),
+                        ("block", "row"),
+                        ("length_class", "group"),
+                        "count",
+                        where={"table": table},
+                    ),
+                ),
+            ),
+        )
+        for name, what, table in (
+            ("table_b4.csv", "Table B4 as printed", "B4"),
+            ("table_b5.csv", "Table B5 as printed", "B5"),
+            ("table3.csv", "Table 3 as printed", "Tabell 3"),
+        )
+    ),
+    TableSpec(
+        "income_directions.csv",
+        "B4/B5/Table 3 differences between treated and controls, with directions",
+        keys=("table", "block", "row", "length_class", "income"),
+        counts=("n_treated", "n_control"),
+        implied={"percent_treated": ("n_treated", 100), "percent_control": ("n_control", 100)},
+        complements=(("percent_treated", "n_treated"), ("percent_control", "n_control")),
+        derived={
+            c: ("percent_treated", "percent_control")
+            for c in (
+                "diff_pp",
+                "diff_ci_low",
+                "diff_ci_high",
+                "p_unadjusted",
+                "ame_pp",
+                "ame_ci_low",
+                "ame_ci_high",
+                "p_adjusted",
+                "p_value",
+                "stars",
+                "direction",
+                "significant_for",
+            )
+        },
+        flag="suppressed",
+    ),
+    TableSpec(
+        "income_adjusted.csv",
+        "adjusted regressions of the income outcomes",
+        keys=("model",),
+        counts=("n",),
+        flag="suppressed",
+    ),
+    TableSpec(
+        "table_b6.csv",
+        "Table B6: background of persons without income, by income after",
+        keys=("block", "category", "income", "group"),
+        counts=("n", "block_total"),
+        complements=(("n", "block_total"),),
+        derived={"percent": ("n",)},
+        relations=group_total("block_total", "n", ("block", "income", "group")),
+        flag="suppressed",
+    ),
+    TableSpec(
+        "figures13_14.csv",
+        "Figures 13-14: share with income after the spell, by length class",
+        keys=("figure", "series", "length_class", "group"),
+        counts=("n", "n_ref"),
+        implied={"percent": ("n", 100)},
+        complements=(("percent", "n"), ("n", "n_ref")),
+        derived={c: ("percent",) for c in CI},
+        stats={"median_ref_income_sek": "n_ref"},
+        flag="suppressed",
+    ),
+    TableSpec(
+        "fk_registrations.csv",
+        "§5.3 FK registrations among treated and controls",
+        keys=("registration", "group"),
+        counts=("n", "count"),
+        complements=(("count", "n"),),
+        derived={c: ("count",) for c in ("percent", *CI)},
+        flag="count_suppressed",
+    ),
+    TableSpec(
+        "fk_timing.csv",
+        "§5.3 timing of FK registrations",
+        keys=("handelse", "group"),
+        counts=("n",),
+        stats={"mean_day": "n", "median_day": "n", "median_days_after_first_gc001": "n"},
+        implied=_share(FK_SHARES),
+        complements=tuple((c, "n") for c in FK_SHARES),
+        relations=lambda frame: [
+            ((r, "n"), [(r, c) for c in FK_SHARES]) for r in range(frame.height)
+        ],
+        flag="n_suppressed",
+    ),
+    TableSpec(
+        "fk_spell_length.csv",
+        "§5.3 spell length with and without FK registrations",
+        keys=("group", "any_fk"),
+        counts=("n", "n_censored"),
+        complements=(("n_censored", "n"),),
+        stats={"mean_gross_days": "n", "median_gross_days": "n"},
+        flag="n_suppressed",
+    ),
+    TableSpec(
+        "registered_vs_reported.csv",
+        "§3.5 registered GC001 per region and year against the regions' reported counts",
+        keys=("region", "year"),
+        counts=("registered", "registered_primary_care"),
+        complements=(("registered_primary_care", "registered"),),
+        derived={"register_share": ("registered_primary_care",)},
+        flag="registered_suppressed",
+    ),
+    TableSpec(
+        "region_exclusion.csv",
+        "§3.5 regions kept and dropped by the register-share rule",
+        keys=("region",),
+        counts=("registered_primary_care", "registered_survey_years"),
+        derived={"register_share": ("registered_survey_years",)},
+        flag="registered_survey_years_suppressed",
+    ),
+    TableSpec(
+        "region_change_2023_2024.csv",
+        "§3.5 change in registered and reported counts, 2023 to 2024",
+        keys=("region",),
+        counts=("registered_2023", "registered_2024"),
+        derived={"registered_change_pct": ("registered_2023", "registered_2024")},
+        links=tuple(
+            Link(
+                "registered_vs_reported.csv",
+                column_link(
+                    f"registered_{year}",
+                    "registered",
+                    ("region",),
+                    ("region",),
+                    {"year": str(year)},
+                ),
+            )
+            for year in (2023, 2024)
+        ),
+    ),
+    TableSpec(
+        "nb_extra_days.csv",
+        "§6.5 extra sick days after GC001 (negative binomial, g-computation)",
+        keys=("design", "prior_days"),
+        counts=("n",),
+    ),
+    TableSpec(
+        "nb_extra_days_fractional.csv",
+        "§6.5 extra sick days, fractional-logit sensitivity analysis",
+        keys=("design", "prior_days"),
+        counts=("n",),
+    ),
+    TableSpec(
+        "nb_l1334.csv",
+        "§6.5 L1334: sick days by the day of first GC001",
+        keys=("term",),
+        counts=("n",),
+    ),
+    TableSpec(
+        "km_medians.csv",
+        "median spell length, Kaplan-Meier, treated and controls",
+        keys=("group",),
+        counts=("n", "n_events"),
+        complements=(("n_events", "n"),),
+    ),
+    TableSpec(
+        "cox_hr.csv",
+        "Cox hazard ratio of leaving sick leave",
+        keys=("variance",),
+        counts=("n", "n_strata"),
+    ),
+    TableSpec(
+        "gc001_life_table.csv",
+        "§4.12 GC001 rate per 1 000 spell days by 30-day band",
+        keys=("care_level", "band"),
+        counts=("n_at_start", "censored", "events"),
+        derived={c: ("events",) for c in ("rate_per_1000", *CI, "cumulative_percent")},
+        relations=chained("n_at_start", ("censored", "events"), ("care_level",), "band"),
+        flag="suppressed",
+    ),
+    TableSpec(
+        "gc001_length_rank.csv",
+        "§4.12 rank of treated spells' length in their sets",
+        keys=("design",),
+        counts=("n_sets",),
+    ),
+    TableSpec(
+        "gc001_length_rank_deciles.csv",
+        "§4.12 treated spells by length decile in their sets",
+        keys=("design", "decile"),
+        counts=("observed",),
+        flag="suppressed",
+    ),
+    TableSpec(
+        "prior_sick_days.csv",
+        "§4.12 sick days in the year before, treated and controls",
+        keys=("anchor", "statistic"),
+        counts=("n_treated", "n_control"),
+        stats={
+            **{c: "n_treated" for c in ("treated", "treated_ci_low", "treated_ci_high")},
+            **{c: "n_control" for c in ("control", "control_ci_low", "control_ci_high")},
+        },
+        flag="suppressed",
+    ),
+    TableSpec(
+        "table2_by_region.csv",
+        "§4.12 Table 2 by region of the first GC001, as printed",
+        keys=("block", "category"),
+        text=ALL_BUT_KEYS,
+    ),
+    TableSpec(
+        "table2_by_region_smd.csv",
+        "§4.12 standardised differences, region against all",
+        keys=("block", "category"),
+    ),
+    TableSpec(
+        "table_b5_prior_spell.csv",
+        "§4.12 B5 check: another spell ending in the months before",
+        keys=("length_class", "group", "months_before"),
+        counts=("n", "count"),
+        complements=(("count", "n"),),
+        derived={c: ("count",) for c in ("percent", *CI)},
+        flag="suppressed",
+    ),
+)
