@@ -53,7 +53,7 @@ def run_stages(stages: tuple[str, ...], overrides: list[str]) -> float:
 
 def stage_points(base: Path, design: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`design`'s points (model nb2) of base's nb_extra_days.csv and its model rows."""
-    table = pl.read_csv(base / "outputs" / "tables" / "nb_extra_days.csv")
+    table = pl.read_csv(base / "outputs" / "results" / "nb_extra_days.csv")
     if "model" in table.columns:
         table = table.filter(pl.col("model") == "nb2")
     data = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")

@@ -14,7 +14,9 @@ from pipeline.report.publication.spec import CellRef, Relation, Unprinted
 
 
 def _groups(frame: pl.DataFrame, keys: Sequence[str]) -> dict[tuple, list[int]]:
-    """Row indices per combination of `keys`, in row order."""
+    """Row indices per combination of `keys`, in row order (no keys: one group of all)."""
+    if not keys:
+        return {(): list(range(frame.height))}
     out: dict[tuple, list[int]] = {}
     for row, values in enumerate(frame.select(keys).iter_rows()):
         out.setdefault(values, []).append(row)
@@ -49,7 +51,7 @@ def steps(
 
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
-        for rows in _groups(frame, within).values() if within else [list(range(frame.height))]:
+        for rows in _groups(frame, within).values():
             ordered = rows if order is None else [rows[i] for i in order_index(frame, rows, order)]
             for column in columns:
                 # an empty cell is not applicable (or hidden upstream): the chain skips it

@@ -1,0 +1,363 @@
+"""The publication gate (`pipeline.report.publication`): fixed patterns on hand-made
+tables, each rule alone, the refusal message, and the published files of a run."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipeline.__main__ import main
+from pipeline.core import config
+from pipeline.core.errors import PipelineError
+from pipeline.report.publication import DisclosureError, publish
+from pipeline.report.publication.check import violations
+from pipeline.report.publication.gate import protect
+from pipeline.report.publication.relations import column_link, margin, steps
+from pipeline.report.publication.spec import DisclosureRules, Link, TableSpec, rules_from
+from pipeline.report.publication.specs import SPECS
+
+RULES = DisclosureRules(min_count=5)
+
+
+def text(**columns: list) -> pl.DataFrame:
+    """A table as the stages write it and the gate reads it: every column text."""
+    return pl.DataFrame(
+        {k: [None if v is None else str(v) for v in vs] for k, vs in columns.items()},
+        schema={k: pl.String for k in columns},
+    )
+
+
+# --- a fixed expected pattern on a hand-made table set (Tau-Argus style) ----------------
+
+MARGINS = TableSpec(
+    "margins.csv",
+    "parts and their total per group",
+    keys=("group", "category"),
+    counts=("n",),
+    derived={"percent": ("n",)},
+    relations=margin(("n",), ("group",), "category", "Totalt"),
+    flag="suppressed",
+)
+WINDOWS = TableSpec(
+    "windows.csv",
+    "a population and its cumulative windows: n, within 12, 6 and 3 months",
+    keys=("row",),
+    counts=("n", "count"),
+    complements=(("count", "n"),),
+    relations=steps(("count",), (), ("row", "n", "<12", "<6", "<3")),
+)
+NESTED = TableSpec(
+    "nested.csv",
+    "a subpopulation of margins.csv's group A, sharing its total",
+    keys=("what",),
+    counts=("n",),
+    links=(Link("margins.csv", column_link("n", "n", ("what",), ("category",), {"group": "A"})),),
+)
+
+
+def test_a_hand_made_table_set_gets_exactly_the_expected_pattern():
+    margins = text(
+        group=["A", "A", "A", "A", "B", "B", "B", "B"],
+        category=["x", "y", "z", "Totalt", "x", "y", "z", "Totalt"],
+        n=[3, 10, 12, 25, 8, 9, 20, 37],
+        percent=[12, 40, 48, 100, 22, 24, 54, 100],
+        suppressed=["false"] * 8,
+    )
+    got, log = publish(margins, MARGINS, RULES)
+    # A/x is below 5; its margin would give it back, so the smallest other part goes too
+    assert got["n"].to_list() == ["..", "..", "12", "25", "8", "9", "20", "37"]
+    assert got["percent"].to_list() == ["..", "..", "48", "100", "22", "24", "54", "100"]
+    assert got["suppressed"].to_list() == ["true", "true"] + ["false"] * 6
+    assert (log.hidden["primary"], log.hidden["secondary"], log.shown) == (1, 1, 6)
+
+    windows = text(row=["n", "<12", "<6", "<3"], n=[40, 40, 40, 40], count=[40, 38, 30, 20])
+    got, log = publish(windows, WINDOWS, RULES)
+    # 40 - 38 = 2 persons without income within 12 months: the 12-month count goes
+    assert got["count"].to_list() == ["40", "..", "30", "20"]
+    assert got["n"].to_list() == ["40"] * 4
+    assert log.hidden["complement"] == 1
+
+    nested = text(what=["x", "y", "w"], n=[3, 10, 7])
+    got, log = publish(nested, NESTED, RULES, {"margins.csv": publish(margins, MARGINS, RULES)[0]})
+    # x and y are the same cells as margins.csv's A/x and A/y, hidden there
+    assert got["n"].to_list() == ["..", "..", "7"]
+    assert log.hidden["linked"] == 2
+
+
+# --- each rule ------------------------------------------------------------------------------
+
+SHARES = TableSpec(
+    "shares.csv",
+    "a share of n with its CI",
+    keys=("group",),
+    counts=("n",),
+    implied={"percent": ("n", 100)},
+    complements=(("percent", "n"),),
+    derived={"ci_low": ("percent",)},
+    stats={"median": "n"},
+)
+
+
+def test_a_share_and_its_n_imply_a_count_and_its_complement():
+    frame = text(
+        group=["a", "b", "c", "d"],
+        n=[35, 35, 200, 3],
+        percent=[5.714285714285708, 94.28571428571429, 50.0, 100.0],
+        ci_low=[1.6, 81.4, 43.0, 40.0],
+        median=[27505, 27505, 30000, 25000],
+    )
+    got, log = publish(frame, SHARES, RULES)
+    # 2 of 35 (5.7 %) and, as complement, 33 of 35 (94.3 %) go with their CIs; the n of 3
+    # goes with everything on its row (its 100 % is a count of 3 too), the median of 3 as well
+    assert got["percent"].to_list() == ["..", "..", "50.0", ".."]
+    assert got["ci_low"].to_list() == ["..", "..", "43.0", ".."]
+    assert got["n"].to_list() == ["35", "35", "200", ".."]
+    assert got["median"].to_list() == ["27505", "27505", "30000", ".."]
+    assert (log.hidden["primary"], log.hidden["complement"]) == (3, 1)
+
+
+def test_without_the_complement_rule_a_count_of_n_minus_few_is_shown():
+    frame = text(group=["a"], n=[35], percent=[94.28571428571429], ci_low=[81.4], median=[1])
+    got, _ = publish(frame, SHARES, DisclosureRules(min_count=5, complement=False))
+    assert got["percent"].to_list() == ["94.28571428571429"]
+    assert violations(got, SHARES, RULES) != []  # the default rules would refuse it
+
+
+def test_zeros_are_shown_or_hidden_as_configured():
+    frame = text(group=["a", "b", "Totalt"], n=[0, 9, 9])
+    spec = TableSpec("z.csv", "", keys=("group",), counts=("n",))
+    assert publish(frame, spec, RULES)[0]["n"].to_list() == ["0", "9", "9"]
+    hide = DisclosureRules(min_count=5, zeros="hide")
+    assert protect(frame, spec, hide)[0]["n"].to_list() == ["..", "9", "9"]
+
+
+def test_a_cell_shown_here_but_hidden_in_a_table_sharing_it_is_hidden_and_an_inf_emptied():
+    register = text(
+        region=["01", "01", "03"], year=["2023", "2024", "2023"], registered=[3, 16, 66]
+    )
+    spec = TableSpec("reg.csv", "", keys=("region", "year"), counts=("registered",))
+    register_out, _ = publish(register, spec, RULES)
+    change = text(region=["01"], registered_2023=[3], registered_2024=[16], pct=["inf"])
+    change_spec = TableSpec(
+        "change.csv",
+        "",
+        keys=("region",),
+        counts=("registered_2023", "registered_2024"),
+        derived={"pct": ("registered_2023", "registered_2024")},
+        links=(
+            Link(
+                "reg.csv",
+                column_link(
+                    "registered_2023", "registered", ("region",), ("region",), {"year": "2023"}
+                ),
+            ),
+        ),
+    )
+    got, log = publish(change, change_spec, RULES, {"reg.csv": register_out})
+    assert got.row(0) == ("01", "..", "16", None)
+    assert log.non_finite == 1
+
+
+def test_a_table_it_cannot_protect_is_refused_with_file_column_and_row():
+    frame = text(group=["a", "b"], n=[2, 40])
+    spec = TableSpec("small.csv", "", keys=("group",), counts=("n",))
+    found = violations(frame, spec, RULES)
+    assert found == ["small.csv: column 'n', data row 1 (group=a): count 2 is below 5"]
+    # a margin whose other cells another published table shows pins the small one
+    other = text(group=["b", "all"], n=[10, 12])
+    pinned = TableSpec(
+        "pinned.csv",
+        "",
+        keys=("group",),
+        counts=("n",),
+        relations=margin(("n",), (), "group", "all"),
+        links=(Link("other.csv", column_link("n", "n", ("group",), ("group",), {})),),
+    )
+    frame = text(group=["a", "b", "all"], n=[2, 10, 12])
+    with pytest.raises(DisclosureError, match=r"pinned\.csv: cell 0 cannot be protected"):
+        publish(frame, pinned, RULES, {"other.csv": other})
+
+
+def test_rounding_instead_of_suppression():
+    rules = DisclosureRules(min_count=5, method="round")
+    frame = text(
+        group=["a", "b", "c"],
+        n=[7, 20, 1234],
+        percent=[100.0, 50.0, 10.0],
+        ci_low=[1, 2, 3],
+        median=[4, 5, 6],
+    )
+    got, log = publish(frame, SHARES, rules)
+    assert got["n"].to_list() == ["0", "20", "1235"]  # <= 7 to 0, the rest to the nearest 5
+    # shares recomputed from the rounded counts (10 of 20; 123 -> 125 of 1235), none of 0
+    assert got["percent"].to_list() == [None, repr(10 / 20 * 100), repr(125 / 1235 * 100)]
+    assert got["ci_low"].to_list() == [None, None, None]
+    assert log.rounded > 0
+
+
+def test_the_rules_come_from_config_and_an_unknown_choice_is_refused():
+    section = dict(config.compose([])["disclosure"])
+    assert rules_from(section) == DisclosureRules()
+    with pytest.raises(ValueError, match=r"disclosure\.method"):
+        rules_from({**section, "method": "perturb"})
+
+
+def test_publish_refuses_a_results_file_it_has_no_spec_for(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "new_table.csv").write_text("n\n3\n")
+    from pipeline.stages import publish as stage
+
+    with pytest.raises(PipelineError, match=r"new_table\.csv: no publication spec"):
+        stage.run(config.compose([f"paths.outputs={tmp_path}"]))
+
+
+# --- the published files of the shared end-to-end run ---------------------------------------
+
+
+def _tables(run_dir) -> dict[str, pl.DataFrame]:
+    out = run_dir / "outputs" / "tables"
+    return {spec.file: pl.read_csv(out / spec.file, infer_schema=False) for spec in SPECS}
+
+
+def test_every_published_table_passes_the_attacker_check_of_its_spec(run_dir):
+    published: dict[str, pl.DataFrame] = {}
+    for spec in SPECS:
+        frame = _tables(run_dir)[spec.file]
+        assert violations(frame, spec, RULES, published) == []
+        published[spec.file] = frame
+    written = {p.name for p in (run_dir / "outputs" / "tables").glob("*.csv")}
+    assert written == {spec.file for spec in SPECS}
+
+
+COUNT_COLUMN = re.compile(
+    r"^(n|count|n_.*|registered(_\d{4}|_primary_care|_survey_years)?|events|censored|observed"
+    r"|block_total)$"
+)
+PAIRS = (
+    ("count", "n"),
+    ("n_events", "n"),
+    ("n_censored", "n"),
+    ("n_persons_only_outside", "n_persons"),
+)
+
+
+def _num(value: str | None) -> float | None:
+    try:
+        return None if value in (None, "", "..") else float(value)
+    except ValueError:
+        return None
+
+
+def test_no_published_csv_shows_or_implies_a_small_count_by_a_plain_scan(run_dir):
+    """A second reading, without the specs: count-like columns, known (count, n) pairs,
+    percent/share columns beside an n, and printed "n (percent)" cells."""
+    small = lambda v: v is not None and math.isfinite(v) and 0 < round(v) < 5  # noqa: E731
+    for path in sorted((run_dir / "outputs" / "tables").glob("*.csv")):
+        frame = pl.read_csv(path, infer_schema=False)
+        for row in frame.iter_rows(named=True):
+            for column, value in row.items():
+                if COUNT_COLUMN.match(column) and column not in ("n_strata", "n_sets"):
+                    assert not small(_num(value)), (path.name, column, row)
+                printed = re.match(r"^(\d[\d ]*) \(", value or "")
+                if printed:
+                    assert not small(float(printed.group(1).replace(" ", ""))), (
+                        path.name,
+                        column,
+                        row,
+                    )
+            for count, n in PAIRS:
+                a, b = _num(row.get(count)), _num(row.get(n))
+                if a is not None and b is not None:
+                    assert not small(b - a), (path.name, count, n, row)
+            # where rows are categories of a block, n is the category's own count (scanned
+            # above) and percent its share of the block; elsewhere n is the denominator
+            n = None if "category" in frame.columns else _num(row.get("n"))
+            for column in ("percent", "share_after_late_day", "share_censored"):
+                p = _num(row.get(column))
+                if n is not None and p is not None:
+                    implied = p * n / (100 if column == "percent" else 1)
+                    assert not small(implied) and not small(n - implied), (path.name, column, row)
+
+
+def test_the_known_leaks_are_closed(run_dir):
+    t = _tables(run_dir)
+    change = t["region_change_2023_2024.csv"]
+    assert not change["registered_change_pct"].is_in(["inf", "NaN", "-inf"]).any()
+    register = t["registered_vs_reported.csv"]
+    for year in (2023, 2024):
+        hidden = register.filter((pl.col("year") == str(year)) & (pl.col("registered") == ".."))
+        shown_here = change.join(hidden.select("region"), on="region").filter(
+            pl.col(f"registered_{year}") != ".."
+        )
+        assert shown_here.height == 0, year
+    outside = t["exposure_outside_spells.csv"]
+    for column in ("n_persons", "n_persons_only_outside"):
+        assert not outside[column].map_elements(lambda v: small_value(v), pl.Boolean).any()
+    figures = (
+        t["figures13_14.csv"]
+        .drop_nulls(["percent", "n"])
+        .filter((pl.col("percent") != "..") & (pl.col("n") != ".."))
+    )
+    implied = figures["percent"].cast(pl.Float64) * figures["n"].cast(pl.Float64) / 100
+    counts = np.round(implied.to_numpy())
+    rest = figures["n"].cast(pl.Float64).to_numpy() - counts
+    assert not ((counts > 0) & (counts < 5)).any() and not ((rest > 0) & (rest < 5)).any()
+    for name, count, n in (
+        ("income_tables_long.csv", "count", "n"),
+        ("income_directions.csv", "percent_treated", "n_treated"),
+    ):
+        frame = t[name].filter((pl.col(count) != "..") & (pl.col(n) != "..")).drop_nulls([count, n])
+        c = frame[count].cast(pl.Float64).to_numpy()
+        size = frame[n].cast(pl.Float64).to_numpy()
+        c = np.round(c * size / 100) if count.startswith("percent") else c
+        assert not (((size - c) > 0) & ((size - c) < 5)).any(), name
+
+
+def small_value(value: str | None) -> bool:
+    number = _num(value)
+    return number is not None and 0 < number < 5
+
+
+def test_the_html_and_the_workbook_print_no_small_count(run_dir):
+    import zipfile
+
+    html = (run_dir / "outputs" / "report.html").read_text(encoding="utf-8")
+    cells = re.findall(r"<td>(\d[\d\u00a0 ]*) \(\d+\)", html)
+    assert cells and not any(0 < int(re.sub(r"\D", "", c)) < 5 for c in cells)  # zeros shown
+    with zipfile.ZipFile(run_dir / "outputs" / "report.xlsx") as book:
+        strings = book.read("xl/sharedStrings.xml").decode("utf-8")
+    printed = re.findall(r">(\d[\d\u00a0 ]*) \(\d+\)", strings)
+    assert printed and not any(0 < int(re.sub(r"\D", "", c)) < 5 for c in printed)
+    assert "Röjandekontroll" in html
+
+
+def test_the_export_holds_only_checked_files_with_a_true_manifest(run_dir):
+    import hashlib
+
+    export = run_dir / "outputs" / "export"
+    manifest = pl.read_csv(export / "manifest.csv")
+    on_disk = {str(p.relative_to(export)) for p in export.rglob("*") if p.is_file()}
+    assert on_disk == {*manifest["file"].to_list(), "manifest.csv"}
+    for row in manifest.iter_rows(named=True):
+        data = (export / row["file"]).read_bytes()
+        assert (len(data), hashlib.md5(data).hexdigest()) == (row["bytes"], row["md5"])
+    assert (export / "tables" / "attrition.csv").exists()
+
+
+def test_the_export_refuses_a_server_path_a_person_id_column_and_a_date(tmp_path):
+    from pipeline.stages.export import file_problems
+
+    limits = config.compose([])["export"]
+    (tmp_path / "a.csv").write_text("lopnr,start\n1,2020-01-03\n")
+    (tmp_path / "b.html").write_text("<p>data in /home/user/mona/lev1</p>")
+    (tmp_path / "c.txt").write_text("x")
+    problems = {p.name: file_problems(p, p.name, limits) for p in tmp_path.iterdir()}
+    assert any("identifier" in p for p in problems["a.csv"])
+    assert any("calendar dates" in p for p in problems["a.csv"])
+    assert any("server path" in p for p in problems["b.html"])
+    assert any("file type" in p for p in problems["c.txt"])
+    assert main(["export", f"paths.outputs={tmp_path}"]) == 2  # nothing to export: refused
