@@ -110,7 +110,12 @@ def background_rows(rng: np.random.Generator, people: People, params: SynthParam
             "fodelsear": people.birth_year[person],
             "fodelseland": np.array(list(BIRTH_COUNTRY))[country][person],
             "civilstand": np.array(list(CIVIL_STATUS))[civil][person],
-            "sun2000niva": np.where(education_known, education, None),
+            # built as text with nulls, not inferred from an object array (which gives
+            # Object when the first rows are all unknown: seed 20260650)
+            "sun2000niva": pl.Series(education).zip_with(
+                pl.Series(education_known),
+                pl.repeat(None, len(education), dtype=pl.String, eager=True),
+            ),
             "lan": region_codes[region.ravel()],
         }
     )
