@@ -13,7 +13,6 @@ from pipeline.rules.income_cells import ModelSpec
 from pipeline.stages.income_tables.cells import (
     add_significance,
     b4_b5_table3,
-    suppress_income_cells,
 )
 from pipeline.stages.income_tables.directions import (
     adjusted_effects,
@@ -21,7 +20,6 @@ from pipeline.stages.income_tables.directions import (
     income_directions,
     significant_for,
 )
-from tests.helpers import leaking_cells
 
 NUMBERS = ("percent_treated", "percent_control", "diff_pp", "diff_ci_low", "diff_ci_high")
 NUMBERS += ("p_unadjusted", "ame_pp", "ame_ci_low", "ame_ci_high", "p_adjusted", "p_value")
@@ -67,21 +65,6 @@ def test_stars_on_treated_cells_come_from_the_adjusted_model(run_dir):
     for row in joined.iter_rows(named=True):
         assert row["stars"] == stars(row["p_value_right"])
     assert (cells.filter(pl.col("group") == "Kontroll")["stars"] == "").all()
-
-
-def test_no_suppressed_count_can_be_recomputed_from_the_length_classes(run_dir):
-    models = pl.read_parquet(run_dir / "outputs" / "models" / "income_logit.parquet")
-    cells = add_significance(b4_b5_table3(_outcomes(run_dir), (3, 6, 12)), models, "adjusted_logit")
-    hidden = suppress_income_cells(cells, min_count=30)  # a high threshold to force suppression
-    assert hidden["suppressed"].sum() > 0
-    assert hidden.filter("suppressed")["percent"].null_count() == hidden["suppressed"].sum()
-    counts = cells["count"].to_list()
-    indexed = cells.with_row_index("cell")
-    constraints = []
-    for _, part in indexed.group_by(["table", "block", "row", "group"]):
-        by = {r["length_class"]: r["cell"] for r in part.iter_rows(named=True)}
-        constraints.append((by["Alla"], [by["<2 år"], by["2+ år"]]))
-    assert leaking_cells(counts, constraints, hidden["suppressed"].to_list()) == []
 
 
 def _persons(treated: bool, length: str, n: int, any_12: int, regained_12: int) -> list[dict]:
@@ -144,7 +127,7 @@ def _hand_directions() -> pl.DataFrame:
     spec = ModelSpec("B4/B5", "income_before", "<2 år", "any_income_12")
     models = _hand_models(spec, ame=-28.0, p=0.0004)
     cells = add_significance(b4_b5_table3(_hand_outcomes(), (12,)), models, "adjusted_logit")
-    cells = suppress_income_cells(cells, min_count=5)
+    cells = cells.with_columns(pl.lit(False).alias("suppressed"))  # as the stage writes them
     empty_b6 = pl.DataFrame(
         schema={
             "block": pl.String,
@@ -176,16 +159,32 @@ def test_a_cell_where_the_controls_do_better_says_treated_lower():
     assert other["significant_for"] == ""  # no model for it: the stars' p is missing
 
 
-def test_a_comparison_with_a_suppressed_cell_shows_nothing():
-    directions = _hand_directions()
+def test_a_comparison_with_a_cell_the_gate_hides_shows_nothing():
+    from pipeline.report.publication import DisclosureRules, publish
+    from pipeline.report.publication.specs import SPECS
+
+    spec = ModelSpec("B4/B5", "income_before", "<2 år", "any_income_12")
+    models = _hand_models(spec, ame=-28.0, p=0.0004)
+    cells = add_significance(b4_b5_table3(_hand_outcomes(), (12,)), models, "adjusted_logit")
+    cells = cells.with_columns(pl.lit(False).alias("suppressed"))
+    as_text = lambda f: pl.read_csv(f.write_csv().encode(), infer_schema=False)  # noqa: E731
+    specs = {s.file: s for s in SPECS}
+    long, _ = publish(as_text(cells), specs["income_tables_long.csv"], DisclosureRules())
+    directions, _ = publish(
+        as_text(_hand_directions()),
+        specs["income_directions.csv"],
+        DisclosureRules(),
+        {"income_tables_long.csv": long},
+    )
     where = {"table": "B4", "block": "Tidigare inkomstnivå", "row": "<12 mån"}
     row = _cell(directions, length_class="2+ år", **where)  # treated count 3 < 5
-    assert row["suppressed"] is True
-    assert all(row[c] is None for c in (*NUMBERS, "n_treated", "n_control"))
-    assert (row["direction"], row["stars"], row["significant_for"]) == ("", "", "")
-    shown = directions.filter(~pl.col("suppressed"))
-    assert shown.height > 0
-    assert shown.select(pl.col(NUMBERS[:5]).is_null().any()).row(0) == (False,) * 5
+    assert row["suppressed"] == "true" and row["percent_treated"] == ".."
+    hidden = ("diff_pp", "diff_ci_low", "diff_ci_high", "p_unadjusted", "p_value", "direction")
+    assert all(row[c] in ("..", None) for c in hidden)
+    # 36 of 40 treated 2+ år have income (4 without: hidden) and the margin takes <2 år
+    # with it; the pooled class is shown
+    shown = _cell(directions, length_class="Alla", table="B4", block="Någon inkomst", row="<12 mån")
+    assert shown["suppressed"] == "false" and shown["diff_pp"] not in ("..", None)
 
 
 @pytest.mark.parametrize(
@@ -254,7 +253,8 @@ def test_written_directions_match_the_long_cells(run_dir):
     assert joined.height == pairs.height  # one comparison per B4/B5/Table 3 row and class
     hidden = joined["suppressed_Insats"] | joined["suppressed_Kontroll"]
     assert (joined["suppressed"] == hidden).all()
-    shown = joined.filter(~pl.col("suppressed"))
+    both = pl.col("percent_Insats").is_not_nan() & pl.col("percent_Kontroll").is_not_nan()
+    shown = joined.filter(~pl.col("suppressed") & both)  # a group without persons: no share
     assert (shown["percent_treated"] == shown["percent_Insats"]).all()
     assert (shown["percent_control"] == shown["percent_Kontroll"]).all()
     sign = (shown["percent_Insats"] - shown["percent_Kontroll"]).sign()

@@ -123,17 +123,19 @@ def test_the_html_states_the_direction_of_every_comparison_of_income_directions(
     rows = read_table(run_dir / "outputs" / "tables" / "income_directions.csv")
     items = _direction_items(document)
     assert len(items) == rows.height  # one line per comparison, B6 included
-    shown = rows.filter(pl.col("suppressed") == "false")
+    shown = rows.filter((pl.col("suppressed") == "false") & (pl.col("diff_pp") != ""))
     assert shown.height > 0 and shown.filter(pl.col("table") == "B6").height > 0
     stated = [i for i in items if " % vs controls " in i]
-    assert len(stated) == shown.height  # numbers only for the non-suppressed rows
+    assert len(stated) == shown.height  # numbers only for the shown rows with both groups
     for row, item in zip(shown.iter_rows(named=True), stated, strict=True):
         assert item.startswith(f"{row['table']}, {row['block']}, {row['row']}, ")
         assert f", {row['direction']}, difference {display(row['diff_pp'])} points" in item
         ci = f"(95 % CI {display(row['diff_ci_low'])} to {display(row['diff_ci_high'])})"
         assert ci in item
-    hidden = rows.height - shown.height
+    hidden = rows.filter(pl.col("suppressed") == "true").height
     assert sum("not shown (a cell is below the disclosure threshold)" in i for i in items) == hidden
+    empty = rows.height - shown.height - hidden
+    assert sum("no comparison (a group is empty)" in i for i in items) == empty
 
 
 def test_a_line_favouring_the_controls_says_so_and_a_suppressed_one_shows_no_number():

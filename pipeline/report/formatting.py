@@ -28,8 +28,9 @@ def display(value: str | None) -> str:
 
 
 def whole_percent(column: str = "percent") -> pl.Expr:
-    """`column` (percent) as a printed whole number (Int64), rounded half up (analysis-spec §0)."""
-    return pl.col(column).round(0, mode="half_away_from_zero").cast(pl.Int64)
+    """`column` (percent) as a printed whole number (Int64), rounded half up (analysis-spec §0);
+    NaN (a share of no persons) gives null."""
+    return pl.col(column).fill_nan(None).round(0, mode="half_away_from_zero").cast(pl.Int64)
 
 
 def stars(p: float) -> str:

@@ -76,6 +76,8 @@ def printed_layout(cells: pl.DataFrame, table: str) -> pl.DataFrame:
         .then(pl.lit(".."))
         .when(pl.col("row") == "n")
         .then(pl.col("n").cast(pl.String))
+        .when(pl.col("percent").fill_nan(None).is_null())  # no persons: no share to print
+        .then(pl.col("count").cast(pl.String))
         .otherwise(
             pl.format(
                 "{} ({}){}",

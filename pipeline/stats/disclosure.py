@@ -11,11 +11,13 @@ cells pinned down by several constraints together.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 from scipy.linalg import null_space
+from scipy.optimize import linprog
 
 Constraint = tuple[int, Sequence[int]]  # (total cell, part cells): total = sum(parts)
 TOLERANCE = 1e-9
@@ -52,6 +54,102 @@ def recoverable_cells(
     basis = null_space(np.vstack(rows))
     free = np.abs(basis).max(axis=1) > TOLERANCE if basis.size else np.zeros(len(hidden_ids), bool)
     return [cell for cell, j in column.items() if not free[j]]
+
+
+def feasible_intervals(
+    values: Sequence[float | None],
+    constraints: Sequence[Constraint],
+    hidden: Sequence[bool],
+    cells: Sequence[int],
+) -> dict[int, tuple[float, float]]:
+    """[lowest, highest] value of each of `cells` (hidden ones) that a reader can deduce:
+    the range of that cell over all non-negative values of the hidden cells that satisfy
+    every constraint with the shown cells at their `values` (linear programming, HiGHS;
+    the integer problem relaxed, so the range is at least as wide as the integer one).
+
+    >>> # 40 = c12 + g and c12 = c6 + h with c6 = 37 shown: 37 <= c12 <= 40
+    >>> feasible_intervals([40, None, 37, None, None], [(0, [1, 3]), (1, [2, 4])],
+    ...                    [False, True, False, True, True], [1])
+    {1: (37.0, 40.0)}
+    """
+    unknown = [i for i, h in enumerate(hidden) if h]
+    column = {cell: j for j, cell in enumerate(unknown)}
+    rows, rhs = [], []
+    for total, parts in constraints:
+        row = np.zeros(len(unknown))
+        known = 0.0
+        for cell, sign in [(total, -1.0), *((p, 1.0) for p in parts)]:
+            if cell in column:
+                row[column[cell]] += sign
+            else:
+                known -= sign * float(values[cell])  # type: ignore[arg-type]
+        if row.any():
+            rows.append(row)
+            rhs.append(known)
+    out = {}
+    for cell in cells:
+        if not rows:
+            out[cell] = (0.0, math.inf)
+            continue
+        goal = np.zeros(len(unknown))
+        goal[column[cell]] = 1.0
+        ends = []
+        for sign in (1.0, -1.0):
+            found = linprog(
+                sign * goal, A_eq=np.vstack(rows), b_eq=rhs, bounds=(0, None), method="highs"
+            )
+            ends.append(sign * found.fun if found.status == 0 else (math.inf if sign < 0 else 0.0))
+        out[cell] = (float(round(ends[0], 6)), float(round(ends[1], 6)))
+    return out
+
+
+def widened_cells(
+    counts: Sequence[int],
+    constraints: Sequence[Constraint],
+    hidden: Sequence[bool],
+    sensitive: Sequence[bool],
+    min_count: int,
+    fixed: Sequence[bool],
+) -> list[bool]:
+    """`hidden` plus the cells that must go with it so that every `sensitive` hidden cell's
+    feasible interval (`feasible_intervals`) is at least `min_count` wide: while one is
+    narrower, the smallest shown cell (not `fixed`) of a constraint holding it or a hidden
+    cell next to it is hidden too. Equalities alone (`suppressed_cells`) leave a range; an
+    order (a count within 6 months <= within 12 <= n) can still narrow it.
+
+    >>> # n 40, within 12 months 38 (hidden: 2 without income), within 6 months 37
+    >>> widened_cells([40, 38, 37, 2, 1], [(0, [1, 3]), (1, [2, 4])],
+    ...               [False, True, False, True, True], [0, 0, 0, 1, 0], 5, [0] * 5)
+    [False, True, True, True, True]
+    """
+    hidden = list(hidden)
+    values: list[float | None] = [None if h else c for c, h in zip(counts, hidden, strict=True)]
+    while True:
+        targets = [i for i, s in enumerate(sensitive) if s and hidden[i]]
+        ranges = feasible_intervals(values, constraints, hidden, targets)
+        narrow = [i for i in targets if ranges[i][1] - ranges[i][0] < min_count]
+        if not narrow:
+            return hidden
+        cell = narrow[0]
+        near = {cell} | {
+            m for t, ps in constraints if cell in (t, *ps) for m in (t, *ps) if hidden[m]
+        }
+        shown = sorted(
+            {
+                m
+                for t, ps in constraints
+                if near & {t, *ps}
+                for m in (t, *ps)
+                if not hidden[m] and not fixed[m]
+            },
+            key=lambda m: _complement_order(counts, m),
+        )
+        if not shown:
+            raise ValueError(
+                f"cell {cell} cannot be protected: its range stays below {min_count} wide"
+            )
+        hidden[shown[0]] = True
+        values[shown[0]] = None
 
 
 def suppressed_cells(

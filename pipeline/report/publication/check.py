@@ -11,7 +11,13 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
-from pipeline.report.publication.gate import _Cells, _link_state, build_cells, number
+from pipeline.report.publication.gate import (
+    _Cells,
+    _link_state,
+    build_cells,
+    followed_hidden,
+    number,
+)
 from pipeline.report.publication.spec import (
     CellRef,
     DisclosureRules,
@@ -19,7 +25,7 @@ from pipeline.report.publication.spec import (
     Unprinted,
     is_shown,
 )
-from pipeline.stats.disclosure import recoverable_cells
+from pipeline.stats.disclosure import feasible_intervals, recoverable_cells
 
 
 def violations(
@@ -77,10 +83,23 @@ def violations(
                     (row, column),
                     f"a statistic of {'a hidden' if n is None else f'{n:g}'} persons is shown",
                 )
+    unknown = [v is None for v in cells.values]
+    targets = [i for i, u in enumerate(unknown) if u]
+    if targets and cells.relations:
+        shown = [0.0 if v is None else v for v in cells.values]
+        for i, (low, high) in feasible_intervals(shown, cells.relations, unknown, targets).items():
+            key = cells.keys[i]
+            if low >= 1 and high < rules.min_count:
+                where = key if not isinstance(key, Unprinted) else _shown_member(cells, i)
+                if where is not None:
+                    say(where, f"a hidden count is known to lie in [{low:g}, {high:g}]")
     for i, value in _recovered(cells):
         key = cells.keys[i]
         if rules.is_small(value) and not isinstance(key, Unprinted):
             say(key, f"a hidden count of {value:g} follows from the shown cells and the relations")
+    for row, column in sorted(followed_hidden(frame, spec, published)):
+        if is_shown(frame[column][row]):
+            say((row, column), "computed from a cell another table hides")
     linked_hidden, _ = _link_state(frame, spec, cells, published)
     for i, hidden_there in enumerate(linked_hidden):
         if hidden_there and cells.values[i] is not None:
@@ -113,3 +132,12 @@ def _recovered(cells: _Cells) -> list[tuple[int, float]]:
                 b[r] -= sign * cells.values[cell]  # type: ignore[operator]
     solution = np.linalg.lstsq(a, b, rcond=None)[0]
     return [(i, float(round(solution[column[i]], 6))) for i in determined]
+
+
+def _shown_member(cells: _Cells, unprinted: int) -> CellRef | None:
+    """A printed cell an unprinted one follows from (where to point the message)."""
+    for member in cells.complement_of.get(unprinted, []):
+        key = cells.keys[member]
+        if not isinstance(key, Unprinted):
+            return key
+    return None

@@ -4,7 +4,9 @@ control").
 
 `protect` hides cells: primary (a count 0 < n < threshold), complement (n - count small
 while both are shown), cells another published table hides (links), then secondary
-suppression over every relation of the table at once (`stats.disclosure`), and with
+suppression over every relation of the table at once (`stats.disclosure`: first until no
+small cell is determined, then until each one's feasible range, counts being
+non-negative, is at least the threshold wide), and with
 them every value derived from a hidden count and every person statistic of a small or
 hidden n. `violations` re-reads a protected table as an attacker would and lists each
 count it still shows or implies, by file, column and row; `publish` refuses on any.
@@ -30,7 +32,7 @@ from pipeline.report.publication.spec import (
     is_shown,
     text_count,
 )
-from pipeline.stats.disclosure import suppressed_cells
+from pipeline.stats.disclosure import suppressed_cells, widened_cells
 
 REASONS = ("primary", "complement", "secondary", "linked", "empty_on_arrival")
 
@@ -181,14 +183,18 @@ def protect(
         )
     ]
     exempt = [u and not rules.is_small(v) for u, v in zip(unprinted, cells.values, strict=True)]
+    sensitive = [rules.is_small(v) for v in cells.values]
     try:
         hidden = suppressed_cells(
             values, cells.relations, rules.min_count, forced, linked_shown, exempt
         )
+        hidden = widened_cells(
+            values, cells.relations, hidden, sensitive, rules.min_count, linked_shown
+        )
     except ValueError as err:
         raise DisclosureError(f"{spec.file}: {err}; its relations cannot protect it") from err
     reasons = _reasons(cells, hidden, linked_hidden, rules)
-    frame = _apply(frame, spec, rules, cells, hidden)
+    frame = _apply(frame, spec, rules, cells, hidden, followed_hidden(frame, spec, published))
     counts = {reason: sum(r == reason for r in reasons.values()) for reason in REASONS}
     shown = sum(not h and not u for h, u in zip(hidden, unprinted, strict=True))
     return frame, TableLog(spec.file, shown, counts, 0, non_finite)
@@ -232,12 +238,26 @@ def _reasons(
     return out
 
 
+def followed_hidden(
+    frame: pl.DataFrame, spec: TableSpec, published: Mapping[str, pl.DataFrame]
+) -> set[tuple[int, str]]:
+    """(row, column) of this table computed from a cell another table hides (`spec.follows`)."""
+    out = set()
+    for follow in spec.follows:
+        other = published[follow.other]
+        for row, (other_row, column) in follow.rows(frame, other):
+            if other[column][other_row] in (None, "", HIDDEN_TEXT):
+                out |= {(row, c) for c in follow.columns if c in frame.columns}
+    return out
+
+
 def _apply(
     frame: pl.DataFrame,
     spec: TableSpec,
     rules: DisclosureRules,
     cells: _Cells,
     hidden: Sequence[bool],
+    followed: set[tuple[int, str]] = frozenset(),  # type: ignore[assignment]
 ) -> pl.DataFrame:
     """`frame` with hidden cells, the values derived from them and the statistics of small
     or hidden n emptied; the flag column set where a row lost something."""
@@ -252,6 +272,10 @@ def _apply(
         if is_shown(columns[column][row]):  # an empty cell stays empty (not applicable)
             touched[row] = True
             columns[column][row] = HIDDEN_TEXT
+    for row, column in followed:
+        if is_shown(columns[column][row]):
+            columns[column][row] = HIDDEN_TEXT
+            touched[row] = True
     for column, sources in spec.derived.items():
         for row in range(frame.height):
             if any((row, s) in gone for s in sources) and is_shown(columns[column][row]):

@@ -5,10 +5,13 @@ total = sum(parts) over cells (`spec.Relation`) or pairs of shared cells."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Sequence
 
 import polars as pl
 
+from pipeline.report.income_tables import ANY_INCOME, B6_INCOME, REGAINED, SERIES
+from pipeline.report.labels import ALL_LENGTHS
 from pipeline.report.publication.gate import number
 from pipeline.report.publication.spec import CellRef, Relation, Unprinted
 
@@ -188,3 +191,92 @@ def layout_link(
         return out
 
     return cells
+
+
+def figure_link(
+    column: str, other_column: str
+) -> Callable[[pl.DataFrame, pl.DataFrame], list[tuple[CellRef, CellRef]]]:
+    """Figures 13-14's cells and the income tables' long cells they repeat: figure13 is B4,
+    figure14 B5; the series "Återfår tidigare inkomst" is B4's REGAINED block, the others
+    (any, none = n - any) the ANY_INCOME block; at the last window the long table holds."""
+    series_block = {
+        SERIES["any"]: ANY_INCOME,
+        SERIES["none"]: ANY_INCOME,
+        SERIES["regained"]: REGAINED,
+    }
+
+    def cells(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+        windows = other.filter(pl.col("row").str.contains(r"^<\d+ mån$"))["row"].unique().to_list()
+        last = max(windows, key=lambda w: int(re.sub(r"\D", "", w)), default=None)
+        index = same_rows(other, ("table", "block", "row", "length_class", "group"))
+        out = []
+        for row, r in enumerate(this.iter_rows(named=True)):
+            table = "B4" if r["figure"] == "figure13" else "B5"
+            key = (table, series_block.get(r["series"]), last, r["length_class"], r["group"])
+            if key in index:
+                out.append(((row, column), (index[key], other_column)))
+        return out
+
+    return cells
+
+
+def same_model(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
+    """(row of a model's estimates, a count cell of the income tables fitted by that model):
+    every cell whose `model` is the row's, both groups and all rows of its block."""
+    cells: dict[str, list[int]] = {}
+    for row, model in enumerate(other["model"].to_list()):
+        if model:
+            cells.setdefault(model, []).append(row)
+    return [
+        (row, (cell, "count"))
+        for row, model in enumerate(this["model"].to_list())
+        for cell in cells.get(model, [])
+    ]
+
+
+def nested(
+    columns: Sequence[str], within: Sequence[str], over: str, outer: str, inner: str
+) -> Callable[[pl.DataFrame], list[Relation]]:
+    """A population inside another, row for row: within each group of `within`, the row whose
+    `over` is `inner` counts a subset of the `outer` row's persons (B4's regained previous
+    income among those with any income): outer = inner + the unprinted rest, per column."""
+
+    def build(frame: pl.DataFrame) -> list[Relation]:
+        out: list[Relation] = []
+        labels = frame[over].to_list()
+        for rows in _groups(frame, within).values():
+            big = [r for r in rows if labels[r] == outer]
+            small = [r for r in rows if labels[r] == inner]
+            for a, b in zip(big, small, strict=False):
+                for column in columns:
+                    va, vb = number(frame[column][a]), number(frame[column][b])
+                    rest = None if va is None or vb is None else va - vb
+                    out.append(((a, column), [(b, column), Unprinted(rest)]))
+        return out
+
+    return build
+
+
+def figure_ref_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+    """Figures 13-14's `n_ref` (persons with income before, both figures) and B4's n."""
+    index = same_rows(other, ("table", "block", "row", "length_class", "group"))
+    out = []
+    for row, r in enumerate(this.iter_rows(named=True)):
+        key = ("B4", ANY_INCOME, "n", r["length_class"], r["group"])
+        if key in index:
+            out.append(((row, "n_ref"), (index[key], "n")))
+    return out
+
+
+def b6_total_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+    """Table B6's column totals and the n of B4 (with income before) or B5 (without) they
+    repeat: hidden there, hidden here (where a block has missing categories its total is
+    smaller; it is then treated as the same cell all the same, which only hides more)."""
+    index = same_rows(other, ("table", "block", "row", "length_class", "group"))
+    table_of = {B6_INCOME[0]: "B5", B6_INCOME[1]: "B4"}
+    out = []
+    for row, r in enumerate(this.iter_rows(named=True)):
+        key = (table_of.get(r["income"]), ANY_INCOME, "n", ALL_LENGTHS, r["group"])
+        if key in index:
+            out.append(((row, "block_total"), (index[key], "n")))
+    return out

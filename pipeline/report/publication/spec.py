@@ -82,6 +82,17 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Follow:
+    """Values of this table computed from another table's cells (a model fitted on them):
+    `rows(this, other)` gives (this row, the other's cell) pairs; when that cell is hidden
+    there, `columns` of the row are hidden here."""
+
+    other: str
+    rows: Callable[[pl.DataFrame, pl.DataFrame], list[tuple[int, CellRef]]]
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One publishable file: which columns are counts of persons (or spells), which are
     derived from them, which are statistics of person values, and its relations.
@@ -109,6 +120,7 @@ class TableSpec:
     text: tuple[str, ...] = ()
     relations: Callable[[pl.DataFrame], list[Relation]] | None = None
     links: tuple[Link, ...] = ()
+    follows: tuple[Follow, ...] = ()
     flag: str | None = None
     source: str = "results"
 

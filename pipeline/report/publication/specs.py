@@ -8,20 +8,35 @@ modules it would no longer be the single list an output checker reads.
 
 from __future__ import annotations
 
+from pipeline.report.income_tables import ANY_INCOME, REGAINED
 from pipeline.report.publication.relations import (
+    b6_total_link,
     chained,
     column_link,
     combine,
+    figure_link,
+    figure_ref_link,
     group_total,
     layout_link,
     margin,
+    nested,
     row_sum,
+    same_model,
     steps,
 )
-from pipeline.report.publication.spec import ALL_BUT_KEYS, Link, TableSpec
+from pipeline.report.publication.spec import ALL_BUT_KEYS, Follow, Link, TableSpec
 
 CI = ("ci_low", "ci_high")
-WINDOWS = ("row", "n", "<12 mån", "<6 mån", "<3 mån")  # cumulative: each inside the one before
+ANY, BACK = ANY_INCOME, REGAINED  # B4's blocks: any income; the previous level regained
+MODEL_ESTIMATES = ("n", "odds_ratio", "or_ci_low", "or_ci_high", "ame_pp", "ame_ci_low")
+MODEL_ESTIMATES += ("ame_ci_high", "p_value", "stars")
+WINDOWS = ("row", "n", "<12 mån", "<6 mån", "<3 mån")
+ROW = (
+    "table",
+    "block",
+    "row",
+    "length_class",
+)  # a cell of the income tables, both groups  # cumulative: each inside the one before
 
 
 def _share(columns: tuple[str, ...], n: str = "n", scale: float = 1) -> dict:
@@ -185,6 +200,8 @@ SPECS: tuple[TableSpec, ...] = (
         relations=combine(
             margin(("n", "count"), ("table", "block", "row", "group"), "length_class", "Alla"),
             steps(("count",), ("table", "block", "length_class", "group"), WINDOWS),
+            # regaining the previous level within k months implies some income within k
+            nested(("n", "count"), ("table", "row", "length_class", "group"), "block", ANY, BACK),
         ),
         flag="suppressed",
     ),
@@ -220,6 +237,11 @@ SPECS: tuple[TableSpec, ...] = (
         counts=("n_treated", "n_control"),
         implied={"percent_treated": ("n_treated", 100), "percent_control": ("n_control", 100)},
         complements=(("percent_treated", "n_treated"), ("percent_control", "n_control")),
+        links=tuple(
+            Link("income_tables_long.csv", column_link(mine, theirs, ROW, ROW, {"group": group}))
+            for group, side in (("Insats", "treated"), ("Kontroll", "control"))
+            for mine, theirs in ((f"percent_{side}", "count"), (f"n_{side}", "n"))
+        ),
         derived={
             c: ("percent_treated", "percent_control")
             for c in (
@@ -244,6 +266,13 @@ SPECS: tuple[TableSpec, ...] = (
         "adjusted regressions of the income outcomes",
         keys=("model",),
         counts=("n",),
+        follows=(
+            Follow(
+                "income_tables_long.csv",
+                same_model,
+                MODEL_ESTIMATES,
+            ),
+        ),
         flag="suppressed",
     ),
     TableSpec(
@@ -254,6 +283,7 @@ SPECS: tuple[TableSpec, ...] = (
         complements=(("n", "block_total"),),
         derived={"percent": ("n",)},
         relations=group_total("block_total", "n", ("block", "income", "group")),
+        links=(Link("income_tables_long.csv", b6_total_link),),
         flag="suppressed",
     ),
     TableSpec(
@@ -263,6 +293,11 @@ SPECS: tuple[TableSpec, ...] = (
         counts=("n", "n_ref"),
         implied={"percent": ("n", 100)},
         complements=(("percent", "n"), ("n", "n_ref")),
+        links=(
+            Link("income_tables_long.csv", figure_link("percent", "count")),
+            Link("income_tables_long.csv", figure_link("n", "n")),
+            Link("income_tables_long.csv", figure_ref_link),
+        ),
         derived={c: ("percent",) for c in CI},
         stats={"median_ref_income_sek": "n_ref"},
         flag="suppressed",
@@ -417,6 +452,19 @@ SPECS: tuple[TableSpec, ...] = (
         counts=("n", "count"),
         complements=(("count", "n"),),
         derived={c: ("count",) for c in ("percent", *CI)},
+        relations=margin(("n", "count"), ("group", "months_before"), "length_class", "Alla"),
+        links=(
+            Link(
+                "income_tables_long.csv",
+                column_link(
+                    "n",
+                    "n",
+                    ("length_class", "group"),
+                    ("length_class", "group"),
+                    {"table": "B5", "block": "Någon inkomst", "row": "n"},
+                ),
+            ),
+        ),
         flag="suppressed",
     ),
 )

@@ -216,14 +216,7 @@ def run(cfg: Any) -> None:
     io.write_csv(regions.smd_layout(smd), tables / "table2_by_region_smd.csv")
 
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")
-    income_cells = pl.read_csv(tables / "income_tables_long.csv", infer_schema_length=None)
-    b5 = b5_check.prior_spell_shares(
-        outcomes,
-        spells,
-        conf.prior_spell_months,
-        conf.min_count,
-        b5_check.b5_n_suppression(income_cells),
-    )
+    b5 = b5_check.prior_spell_shares(outcomes, spells, conf.prior_spell_months)
     io.write_csv(b5, tables / "table_b5_prior_spell.csv")
 
     overall = rates.filter(pl.col("care_level") == life_table.ALL_LEVELS)

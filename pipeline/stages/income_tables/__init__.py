@@ -3,8 +3,10 @@
 Cells are built tidy (`cells`: table, block, row, length class, group; n, count,
 percent, Wilson 95 % CI), compared treated vs control (unadjusted two-proportion z,
 and the adjusted model's p-value from `income_models`), starred as the report does
-(`**` p < 0.01, `***` p < 0.001) by `significance.method`, suppressed, and written
-tidy and in the published layout (`pipeline.report.income_tables`).
+(`**` p < 0.01, `***` p < 0.001) by `significance.method`, and written whole, tidy
+and in the published layout (`pipeline.report.income_tables`), under outputs/results/:
+the `publish` stage's gate hides small counts, complements and cumulative-window
+differences, and what they imply in the layouts, figures and directions.
 `income_directions.csv` (`directions`) states the direction of every
 treated-vs-control difference, with its CI and p (§10 item 40).
 """
@@ -32,7 +34,6 @@ from pipeline.report.labels import ALL_LENGTHS, GROUP_LABEL
 from pipeline.stages.income_tables.cells import (
     add_significance,
     b4_b5_table3,
-    suppress_income_cells,
     table_b6,
 )
 from pipeline.stages.income_tables.directions import adjusted_effects, income_directions
@@ -105,7 +106,9 @@ def run(cfg: Any) -> None:
     models = pl.read_parquet(outputs / "models" / "income_logit.parquet")
     method = str(cfg.significance.method)
     cells = add_significance(b4_b5_table3(outcomes, windows), models, method)
-    cells = suppress_income_cells(cells, min_count)
+    # written whole: the publication gate (`publish`) hides what it must, with the n - count
+    # complements and the cumulative windows these cells hold (no stage-level suppression)
+    cells = cells.with_columns(pl.lit(False).alias("suppressed"))
     io.write_csv(cells, tables / "income_tables_long.csv")
     for table, name in (("B4", "table_b4"), ("B5", "table_b5"), (TABLE3, "table3")):
         io.write_csv(printed_layout(cells, table), tables / f"{name}.csv")
@@ -122,12 +125,10 @@ def run(cfg: Any) -> None:
     write_figure(figure14(figs), figures / "figure14.png")
     treated_cells = cells.filter((pl.col("group") == GROUP_LABEL[True]) & (pl.col("row") != "n"))
     log.info(
-        "income tables: %d cells, %d starred (%s), %d suppressed below %d",
+        "income tables: %d cells, %d starred (%s)",
         cells.height,
         (treated_cells["stars"] != "").sum(),
         cfg.significance.method,
-        cells["suppressed"].sum(),
-        min_count,
     )
     favours = directions["significant_for"]
     log.info(

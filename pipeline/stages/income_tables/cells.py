@@ -22,12 +22,10 @@ from pipeline.report.income_tables import (
     group_label,
     table_layout,
 )
-from pipeline.report.labels import ALL_LENGTHS, GROUP_LABEL, LENGTH_CLASSES
+from pipeline.report.labels import GROUP_LABEL, LENGTH_CLASSES
 from pipeline.rules.income_cells import ModelSpec, model_rows
-from pipeline.stats.disclosure import small_count, suppressed_cells
+from pipeline.stats.disclosure import suppressed_cells
 from pipeline.stats.proportions import two_proportion_z, wilson_ci
-
-SHOWN_COLUMNS = ("count", "percent", "ci_low", "ci_high", "p_unadjusted", "p_adjusted", "p_value")
 
 
 def share_cells(
@@ -110,52 +108,6 @@ def add_significance(cells: pl.DataFrame, models: pl.DataFrame, method: str) -> 
         .then(pl.col("p_value").map_elements(stars, return_dtype=pl.String))
         .otherwise(pl.lit(""))
         .alias("stars")
-    )
-
-
-def suppress_income_cells(cells: pl.DataFrame, min_count: int) -> pl.DataFrame:
-    """Cells with `suppressed`: counts and n's below `min_count`, plus complements so that
-    `<2 år + 2+ år = Alla` cannot reveal them. A hidden cell shows no count, share or CI;
-    when a block's n is hidden, all its shares are too (count / share would give n back);
-    when either cell of a treated-vs-control pair is hidden, neither shows the test's p."""
-    indexed = cells.with_row_index("cell")
-    constraints = []
-    for _, part in indexed.group_by(["table", "block", "row", "group"], maintain_order=True):
-        by_length = {r["length_class"]: r["cell"] for r in part.iter_rows(named=True)}
-        if set(by_length) == set(LENGTH_CLASSES):
-            constraints.append((by_length[ALL_LENGTHS], [by_length[c] for c in LENGTH_CLASSES[:2]]))
-    hidden = suppressed_cells(indexed["count"].to_list(), constraints, min_count)
-    small_n = indexed.select(small_count(pl.col("n"), min_count, hide_zero=True))["n"].to_list()
-    mask = pl.Series("suppressed", [h or s for h, s in zip(hidden, small_n, strict=True)])
-    n_hidden = (
-        (pl.col("suppressed") & (pl.col("row") == "n"))
-        .any()
-        .over("table", "block", "length_class", "group")
-    )
-    flagged = (
-        indexed.drop("cell")
-        .with_columns(mask)
-        .with_columns(n_hidden.alias("n_hidden"))
-        .with_columns((pl.col("suppressed") | pl.col("n_hidden")).alias("suppressed"))
-    )
-    # a test of treated vs control, shown on either cell, narrows the other cell's count
-    pair_hidden = pl.col("suppressed").any().over("table", "block", "row", "length_class")
-    tests = ("p_unadjusted", "p_adjusted", "p_value")
-    shown = [
-        pl.when(~pl.col("pair_hidden" if c in tests else "suppressed")).then(pl.col(c)).alias(c)
-        for c in SHOWN_COLUMNS
-    ]
-    return (
-        flagged.with_columns(pair_hidden.alias("pair_hidden"))
-        .with_columns(
-            *shown,
-            pl.when(~pl.col("n_hidden")).then(pl.col("n")).alias("n"),
-            pl.when(~pl.col("pair_hidden"))
-            .then(pl.col("stars"))
-            .otherwise(pl.lit(""))
-            .alias("stars"),
-        )
-        .drop("n_hidden", "pair_hidden")
     )
 
 
