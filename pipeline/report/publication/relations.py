@@ -280,3 +280,16 @@ def b6_total_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef
         if key in index:
             out.append(((row, "block_total"), (index[key], "n")))
     return out
+
+
+def row_total_of_the_rest(
+    total: str, keys: Sequence[str]
+) -> Callable[[pl.DataFrame], list[Relation]]:
+    """In every row, the `total` column = the sum of every other column but the keys (a
+    printed table whose columns are the parts of its last one, e.g. regions and all)."""
+
+    def build(frame: pl.DataFrame) -> list[Relation]:
+        parts = [c for c in frame.columns if c not in (*keys, total)]
+        return [((r, total), [(r, p) for p in parts]) for r in range(frame.height)]
+
+    return build

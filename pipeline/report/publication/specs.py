@@ -21,6 +21,7 @@ from pipeline.report.publication.relations import (
     margin,
     nested,
     row_sum,
+    row_total_of_the_rest,
     same_model,
     steps,
 )
@@ -439,6 +440,15 @@ SPECS: tuple[TableSpec, ...] = (
         "§4.12 Table 2 by region of the first GC001, as printed",
         keys=("block", "category"),
         text=ALL_BUT_KEYS,
+        relations=row_total_of_the_rest("Alla", ("block", "category")),
+        links=(
+            Link(
+                "table2.csv",
+                column_link(
+                    "Alla", "Insats Totalt", ("block", "category"), ("block", "category"), {}
+                ),
+            ),
+        ),
     ),
     TableSpec(
         "table2_by_region_smd.csv",
