@@ -251,3 +251,137 @@ def test_the_attacker_finds_the_small_counts_of_the_unprotected_results(run_dir)
     found = attack(outcomes, run_dir / "outputs" / "results", 5)
     assert any("is shown" in p for p in found)
     assert any("'rest') =" in p or "'gap') =" in p for p in found)
+
+
+# --- Table 2 and Table B3: persons by background, group and provider ownership ------------
+
+OWNERSHIP = {"offentlig": "Offentlig", "privat": "Privat"}  # anything else prints "Okänd"
+
+
+def _b3_people(cohort: pl.DataFrame, column: str, labels: dict[str, str] | None) -> pl.DataFrame:
+    """Table 2/B3's persons (one row per person) with group, ownership and the block's label."""
+    value = pl.col(column).cast(pl.String)
+    return cohort.filter("person_row").select(
+        pl.when(pl.col("treated"))
+        .then(pl.lit("Insats"))
+        .otherwise(pl.lit("Kontroll"))
+        .alias("group"),
+        pl.col("ownership").replace_strict(OWNERSHIP, default="Okänd").alias("ownership"),
+        (value.replace_strict(labels, default=None) if labels else value).alias("category"),
+    )
+
+
+def attack_b3(cohort: pl.DataFrame, tables: Path, threshold: int, blocks: dict) -> list[str]:
+    """Table 2 and B3, block by block (blocks share only their totals, which are shown or
+    hidden alike): every count of 1..threshold-1 that is shown or confined to a range
+    narrower than the threshold by the shown counts, shares and printed cells."""
+    long = pl.read_csv(tables / "table_b3_long.csv", infer_schema=False)
+    short = pl.read_csv(tables / "table2_long.csv", infer_schema=False)
+    printed = {
+        name: pl.read_csv(tables / f"{name}.csv", infer_schema=False)
+        for name in ("table_b3", "table2")
+    }
+    problems = []
+    for block, (column, labels) in blocks.items():
+        people = _b3_people(cohort, column, labels)
+        cats = long.filter(pl.col("block") == block)["category"].unique().to_list()
+        possible = (
+            people.select("group", "ownership")
+            .unique()
+            .join(people.select("category").unique(), how="cross")
+        )
+        keys = [
+            (c, g, o)
+            for c in cats
+            for g in ("Insats", "Kontroll")
+            for o in ("Offentlig", "Privat", "Okänd", "Totalt")
+        ]
+
+        def member(frame: pl.DataFrame, key: tuple, cats: list = cats) -> np.ndarray:
+            c, g, o = key
+            cat = (
+                pl.col("category").is_in([x for x in cats if x != "Totalt"])
+                if c == "Totalt"
+                else pl.col("category") == c
+            )
+            own = pl.lit(True) if o == "Totalt" else pl.col("ownership") == o
+            return (
+                frame.select((cat & (pl.col("group") == g) & own).fill_null(False))
+                .to_series()
+                .to_numpy()
+            )
+
+        atoms = np.column_stack([member(possible, k) for k in keys]).astype(float)
+        truth = {k: int(member(people, k).sum()) for k in keys}
+        seen: list[tuple[tuple, float, str]] = []
+        for frame, where in ((long, "table_b3_long"), (short, "table2_long")):
+            part = frame.filter(pl.col("block") == block)
+            totals = {
+                (r["group"], r["ownership"]): _number(r["n"])
+                for r in part.filter(pl.col("category") == "Totalt").iter_rows(named=True)
+            }
+            for r in part.iter_rows(named=True):
+                key = (r["category"], r["group"], r["ownership"])
+                n, pct = _number(r["n"]), _number(r["percent"])
+                total = totals.get((r["group"], r["ownership"]))
+                if n is not None:
+                    seen.append((key, n, where))
+                elif pct is not None and total is not None:
+                    seen.append((key, round(pct * total / 100), where + " percent"))
+        for name, frame in printed.items():
+            for r in frame.filter(pl.col("block") == block).iter_rows(named=True):
+                for column_name, text in r.items():
+                    if column_name in ("block", "category") or text in (None, "", ".."):
+                        continue
+                    group, ownership = column_name.split(" ", 1)
+                    count = re.match(r"^(\d+)", text.replace(" ", ""))
+                    if count:
+                        seen.append(
+                            ((r["category"], group, ownership), float(count.group(1)), name)
+                        )
+        rows, values = [], []
+        for key, value, where in seen:
+            assert truth[key] == value, (
+                f"{where}: {block} {key} shows {value}, rows give {truth[key]}"
+            )
+            if 0 < value < threshold:
+                problems.append(f"{where}: {block} {key} = {value:g} is shown")
+            rows.append(atoms[:, keys.index(key)])
+            values.append(value)
+        shown = {key for key, _, _ in seen}
+        for j, key in enumerate(keys):
+            if key in shown or not 0 < truth[key] < threshold:
+                continue
+            low = linprog(
+                atoms[:, j], A_eq=np.vstack(rows), b_eq=values, bounds=(0, None), method="highs"
+            )
+            high = linprog(
+                -atoms[:, j], A_eq=np.vstack(rows), b_eq=values, bounds=(0, None), method="highs"
+            )
+            top = np.inf if high.status == 3 else -high.fun
+            if top - low.fun < threshold - 1e-6:
+                problems.append(f"{block} {key} = {truth[key]} lies in [{low.fun:.2f}, {top:.2f}]")
+    return problems
+
+
+def b3_blocks() -> dict[str, tuple[str, dict[str, str] | None]]:
+    """Table B3's blocks: the cohort column each counts and, for diagnoses, its labels."""
+    from pipeline.core import config
+
+    codes = config.compose([]).codes
+    diagnosis = {str(g["key"]): str(g["label"]) for g in codes.diagnosis_groups}
+    return {
+        "Kön": ("sex", None),
+        "Ålder": ("age_band", None),
+        "Födelseland": ("birth_country_group", None),
+        "Civiltillstånd": ("civil_status_group", None),
+        "Utbildningsnivå": ("education_group", None),
+        "Huvuddiagnos (MiDAS)": ("diagnosis_group", diagnosis),
+        "Sysselsättningstyp": ("insured_type_group", None),
+    }
+
+
+def test_table2_and_b3_resist_the_attacker(run_dir, tiny_run):
+    for base in (run_dir, tiny_run):
+        cohort = pl.read_parquet(base / "outputs" / "cohort.parquet")
+        assert attack_b3(cohort, base / "outputs" / "tables", 5, b3_blocks()) == []
