@@ -39,7 +39,8 @@ DISCLOSURE_COLUMNS = {
     "hidden_complement": "Dolda: komplement (n − antal)",
     "hidden_secondary": "Dolda: sekundärt",
     "hidden_linked": "Dolda: som i annan tabell",
-    "hidden_empty_on_arrival": "Tomma från steget",
+    "hidden_by_stage": "Dolda: redan av steget",
+    "hidden_not_applicable": "Tomma: ej tillämpliga",
     "rounded": "Avrundade",
     "non_finite_emptied": "Ej tal (tömda)",
 }
@@ -49,6 +50,5 @@ DISCLOSURE_NOTE = (
     "räknas fram som n − antal, ur en andel och dess n, ur marginaler, nästlade "
     "populationer, kumulativa fönster eller samma cell i en annan tabell; värden som "
     "bygger på ett dolt antal döljs med det, och medelvärden och medianer visas bara för "
-    "minst {min_count} personer. Regler: {rules}. Tom cell = ej tillämplig eller dold "
-    "redan av steget som beräknade tabellen."
+    "minst {min_count} personer. Regler: {rules}. Tom cell = ej tillämplig."
 )

@@ -34,7 +34,9 @@ from pipeline.report.publication.spec import (
 )
 from pipeline.stats.disclosure import suppressed_cells, widened_cells
 
-REASONS = ("primary", "complement", "secondary", "linked", "empty_on_arrival")
+# why a printed cell is hidden; "by_stage": empty on arrival in a row the stage flagged,
+# "not_applicable": empty on arrival otherwise (nothing to show, e.g. spells of a row step)
+REASONS = ("primary", "complement", "secondary", "linked", "by_stage", "not_applicable")
 
 
 class DisclosureError(PipelineError):
@@ -51,6 +53,7 @@ class _Cells:
     index: dict[CellRef | int, int] = field(default_factory=dict)
     relations: list[tuple[int, list[int]]] = field(default_factory=list)
     complement_of: dict[int, list[int]] = field(default_factory=dict)  # unprinted -> members
+    marked: set[int] = field(default_factory=set)  # arrived as ".." (hidden by the stage)
 
     def add(self, key: CellRef | Unprinted, value: float | None, hidden: bool) -> int:
         """Index of the cell `key`, added once."""
@@ -95,12 +98,16 @@ def build_cells(frame: pl.DataFrame, spec: TableSpec, rules: DisclosureRules) ->
     for column in spec.counts:
         for row, text in enumerate(_column(frame, column)):
             value = number(text)
-            cells.add((row, column), value, value is None)
+            i = cells.add((row, column), value, value is None)
+            if text == HIDDEN_TEXT:
+                cells.marked.add(i)
     for column in spec.text_columns(frame.columns):
         for row, text in enumerate(_column(frame, column)):
             value = text_count(text)
             if value is not None or text in (None, "", HIDDEN_TEXT):
-                cells.add((row, column), value, value is None)
+                i = cells.add((row, column), value, value is None)
+                if text == HIDDEN_TEXT:
+                    cells.marked.add(i)
     for column, (n_column, scale) in spec.implied.items():
         for row, (text, n_text) in enumerate(
             zip(_column(frame, column), _column(frame, n_column), strict=True)
@@ -193,8 +200,12 @@ def protect(
         )
     except ValueError as err:
         raise DisclosureError(f"{spec.file}: {err}; its relations cannot protect it") from err
-    reasons = _reasons(cells, hidden, linked_hidden, rules)
-    frame = _apply(frame, spec, rules, cells, hidden, followed_hidden(frame, spec, published))
+    flagged = set()
+    if spec.flag and spec.flag in frame.columns:
+        flagged = {r for r, v in enumerate(frame[spec.flag].to_list()) if v == "true"}
+    reasons = _reasons(cells, hidden, linked_hidden, rules, flagged)
+    followed = followed_hidden(frame, spec, published)
+    frame = _apply(frame, spec, rules, cells, hidden, followed, flagged)
     counts = {reason: sum(r == reason for r in reasons.values()) for reason in REASONS}
     shown = sum(not h and not u for h, u in zip(hidden, unprinted, strict=True))
     return frame, TableLog(spec.file, shown, counts, 0, non_finite)
@@ -212,7 +223,11 @@ def _forced(
 
 
 def _reasons(
-    cells: _Cells, hidden: Sequence[bool], linked: Sequence[bool], rules: DisclosureRules
+    cells: _Cells,
+    hidden: Sequence[bool],
+    linked: Sequence[bool],
+    rules: DisclosureRules,
+    flagged_rows: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> dict[int, str]:
     """Why each hidden printed cell is hidden (the first reason of REASONS that holds)."""
     small_unprinted = {
@@ -226,7 +241,8 @@ def _reasons(
         if not hidden[i] or isinstance(key, Unprinted):
             continue
         if cells.arrived_hidden[i]:
-            out[i] = "empty_on_arrival"
+            by_stage = key[0] in flagged_rows or i in cells.marked
+            out[i] = "by_stage" if by_stage else "not_applicable"
         elif linked[i]:
             out[i] = "linked"
         elif rules.is_small(cells.values[i]):
@@ -258,6 +274,7 @@ def _apply(
     cells: _Cells,
     hidden: Sequence[bool],
     followed: set[tuple[int, str]] = frozenset(),  # type: ignore[assignment]
+    flagged: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> pl.DataFrame:
     """`frame` with hidden cells, the values derived from them and the statistics of small
     or hidden n emptied; the flag column set where a row lost something."""
@@ -269,9 +286,12 @@ def _apply(
     columns = {c: _column(frame, c) for c in frame.columns}
     touched = [False] * frame.height
     for row, column in gone:
-        if is_shown(columns[column][row]):  # an empty cell stays empty (not applicable)
+        if is_shown(columns[column][row]):
             touched[row] = True
             columns[column][row] = HIDDEN_TEXT
+        elif row in flagged and columns[column][row] in (None, ""):  # hidden by the stage
+            columns[column][row] = HIDDEN_TEXT
+        # an empty cell in a row nobody flagged stays empty: not applicable
     for row, column in followed:
         if is_shown(columns[column][row]):
             columns[column][row] = HIDDEN_TEXT
