@@ -180,6 +180,16 @@ def suppress_table(
     )
 
 
+def with_percent(counts: pl.DataFrame, column: str) -> pl.DataFrame:
+    """`counts` (as from `table_counts`, column dimension `column`) whole, with `suppressed`
+    false and `percent` (of the block total); the publication gate hides what it must."""
+    is_total = pl.col("category") == TOTAL
+    total = pl.col("n").filter(is_total).first().over("block", "group", column)
+    return counts.with_columns(pl.lit(False).alias("suppressed")).with_columns(
+        pl.when(total > 0).then(100 * pl.col("n") / total).alias("percent")
+    )
+
+
 def suppress_b3(counts: pl.DataFrame, min_count: int) -> pl.DataFrame:
     """Table B3's counts (block, category, group, ownership) with `suppressed` (bool) and
     `percent` (of the block total; null when hidden): `suppress_table` over ownership.

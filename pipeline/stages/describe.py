@@ -22,9 +22,9 @@ from pipeline.report.table2 import (
     TABLE2_COLUMNS,
     blocks,
     printed_layout,
-    suppress_b3,
     table_b3_counts,
     with_labels,
+    with_percent,
 )
 from pipeline.stats.disclosure import hide_small
 
@@ -155,7 +155,9 @@ def run(cfg: Any) -> None:
     labelled = with_labels(cohort.filter("person_row"), cfg.codes)
     block_list = blocks(cfg.codes)
 
-    b3 = suppress_b3(table_b3_counts(labelled, block_list), min_count)
+    # whole counts: the publication gate (`publish`) hides small cells, their margins and
+    # the printed cells and ownership split that repeat them
+    b3 = with_percent(table_b3_counts(labelled, block_list), "ownership")
     io.write_csv(b3, tables / "table_b3_long.csv")
     io.write_csv(printed_layout(b3, B3_COLUMNS), tables / "table_b3.csv")
     table2_blocks = {b.name for b in block_list if b.in_table2}
@@ -191,9 +193,5 @@ def run(cfg: Any) -> None:
         header.select("group", "ownership", "n", "suppressed"), tables / "ownership_split.csv"
     )
     log.info(
-        "Table 2/B3 from %d person rows (%d treated); %d cells suppressed below %d",
-        labelled.height,
-        labelled["treated"].sum(),
-        b3["suppressed"].sum(),
-        min_count,
+        "Table 2/B3 from %d person rows (%d treated)", labelled.height, labelled["treated"].sum()
     )

@@ -155,6 +155,24 @@ def _link_state(
     return forced, shown
 
 
+def _fill_from_links(
+    frame: pl.DataFrame, spec: TableSpec, published: Mapping[str, pl.DataFrame]
+) -> pl.DataFrame:
+    """`frame` with a cell the stage left hidden or empty filled in from a table published
+    before that shows the same cell: it is public already, and hidden here it would only
+    look protected while the relations through it are not (the gate takes it as known)."""
+    if not spec.links:
+        return frame
+    columns = {c: frame[c].to_list() for c in frame.columns}
+    for link in spec.links:
+        other = published[link.other]
+        for (row, column), (other_row, other_column) in link.cells(frame, other):
+            theirs = other[other_column][other_row]
+            if columns[column][row] in (None, "", HIDDEN_TEXT) and is_shown(theirs):
+                columns[column][row] = theirs
+    return pl.DataFrame(columns, schema={c: pl.String for c in frame.columns})
+
+
 @dataclass(frozen=True)
 class TableLog:
     """What the gate did to one file: cells shown, hidden by reason, rounded, non-finite
@@ -177,6 +195,7 @@ def protect(
     the log of what was hidden and why; grain: the table's rows."""
     published = published or {}
     frame, non_finite = _empty_non_finite(frame)
+    frame = _fill_from_links(frame, spec, published)
     cells = build_cells(frame, spec, rules)
     if rules.method == "round":
         return _round(frame, spec, rules, cells, non_finite)

@@ -28,6 +28,7 @@ from pipeline.report.publication.relations import (
 from pipeline.report.publication.spec import ALL_BUT_KEYS, Follow, Link, TableSpec
 
 CI = ("ci_low", "ci_high")
+B3_KEYS = ("block", "category", "group", "ownership")
 ANY, BACK = ANY_INCOME, REGAINED  # B4's blocks: any income; the previous level regained
 MODEL_ESTIMATES = ("n", "odds_ratio", "or_ci_low", "or_ci_high", "ame_pp", "ame_ci_low")
 MODEL_ESTIMATES += ("ame_ci_high", "p_value", "stars")
@@ -88,18 +89,20 @@ SPECS: tuple[TableSpec, ...] = (
         source="outputs",
     ),
     TableSpec(
-        "table2_long.csv",
-        "Table 2: persons by background, treated and controls (tidy)",
-        relations=margin(("n",), ("block", "group", "ownership"), "category", "Totalt"),
-        **LONG_TABLE2,
-    ),
-    TableSpec(
         "table_b3_long.csv",
         "Table B3: persons by background and provider ownership (tidy)",
         relations=combine(
             margin(("n",), ("block", "group", "ownership"), "category", "Totalt"),
             margin(("n",), ("block", "category", "group"), "ownership", "Totalt"),
         ),
+        **LONG_TABLE2,
+    ),
+    TableSpec(
+        "table2_long.csv",
+        "Table 2: persons by background, treated and controls (tidy)",
+        relations=margin(("n",), ("block", "group", "ownership"), "category", "Totalt"),
+        # Table 2 is B3's ownership "Totalt" column: the same cells
+        links=(Link("table_b3_long.csv", column_link("n", "n", B3_KEYS, B3_KEYS, {})),),
         **LONG_TABLE2,
     ),
     TableSpec(
@@ -151,6 +154,18 @@ SPECS: tuple[TableSpec, ...] = (
         "treated persons by provider ownership",
         keys=("group", "ownership"),
         counts=("n",),
+        links=(
+            Link(
+                "table_b3_long.csv",
+                column_link(
+                    "n",
+                    "n",
+                    ("group", "ownership"),
+                    ("group", "ownership"),
+                    {"block": "Kön", "category": "Totalt"},
+                ),
+            ),
+        ),
         flag="suppressed",
     ),
     *(
