@@ -361,3 +361,91 @@ def test_the_export_refuses_a_server_path_a_person_id_column_and_a_date(tmp_path
     assert any("server path" in p for p in problems["b.html"])
     assert any("file type" in p for p in problems["c.txt"])
     assert main(["export", f"paths.outputs={tmp_path}"]) == 2  # nothing to export: refused
+
+
+# --- regressions from a review of the gate ---------------------------------------------------
+
+
+def test_a_difference_between_the_groups_goes_with_either_groups_hidden_count():
+    spec = {s.file: s for s in SPECS}["fk_registrations.csv"]
+    frame = text(
+        registration=["a", "a", "b", "b"],
+        group=["Insats", "Kontroll", "Insats", "Kontroll"],
+        n=[2013, 17223, 2013, 17223],
+        count=[3, 389, 176, 389],
+        percent=[0.15, 2.26, 8.74, 2.26],
+        ci_low=[0.1, 2.0, 7.6, 2.0],
+        ci_high=[0.4, 2.5, 10.1, 2.5],
+        diff_pp=[-2.1, -2.1, 6.5, 6.5],
+        diff_ci_low=[-2.4, -2.4, 5.3, 5.3],
+        diff_ci_high=[-1.8, -1.8, 7.8, 7.8],
+        p_value=[0.001, 0.001, 0.0, 0.0],
+        count_suppressed=["false"] * 4,
+    )
+    got, _ = publish(frame, spec, RULES)
+    # diff + the control percent would give the treated count 3 back: hidden on both rows
+    assert got["diff_pp"].to_list() == ["..", "..", "6.5", "6.5"]
+    assert got["p_value"].to_list() == ["..", "..", "0.0", "0.0"]
+
+
+def test_a_share_of_an_n_the_stage_hid_is_hidden():
+    spec = TableSpec(
+        "s.csv", "", keys=("g",), counts=("n",), implied={"share": ("n", 1)}, flag="suppressed"
+    )
+    got, _ = publish(text(g=["a"], n=[None], share=[0.667], suppressed=["true"]), spec, RULES)
+    assert got["share"].to_list() == [".."]
+
+
+def test_a_count_hidden_by_the_stage_is_never_left_known_to_be_small():
+    # x + y = 4 with both hidden by the stage and the total shown: each lies in [0, 4]
+    spec = TableSpec(
+        "m.csv",
+        "",
+        keys=("k",),
+        counts=("n",),
+        relations=margin(("n",), (), "k", "all"),
+        flag="suppressed",
+    )
+    frame = text(
+        k=["x", "y", "z", "all"], n=["", "", 40, 44], suppressed=["true", "true", "false", "false"]
+    )
+    got, _ = publish(frame, spec, RULES)
+    # z (the smallest shown member) goes too, so x and y each range over [0, 44]
+    assert got["n"].to_list() == ["..", "..", "..", "44"]
+    assert violations(frame, spec, RULES) != []  # as delivered it would be refused
+
+
+def test_a_region_total_is_hidden_when_one_of_its_years_is():
+    specs = {s.file: s for s in SPECS}
+    years = text(
+        region=["12", "12", "12"],
+        year=["2019", "2020", "2021"],
+        registered=[196, 178, 300],
+        registered_primary_care=[192, 175, 290],
+        antal_insatser=[None, None, None],
+        region_name=["Skåne"] * 3,
+        register_share=[None, None, None],
+        registered_suppressed=["false"] * 3,
+        registered_primary_care_suppressed=["false"] * 3,
+    )
+    published_years, _ = publish(years, specs["registered_vs_reported.csv"], RULES)
+    assert ".." in published_years["registered_primary_care"].to_list()  # 196 - 192 = 4
+    totals = text(
+        region=["12"],
+        region_name=["Skåne"],
+        registered_primary_care=[657],
+        registered_survey_years=[465],
+        reported_survey_years=[600],
+        register_share=[0.775],
+        drop_reason=[None],
+        in_cohort_regions=["true"],
+        registered_survey_years_suppressed=["false"],
+        registered_primary_care_suppressed=["false"],
+    )
+    got, _ = publish(
+        totals,
+        specs["region_exclusion.csv"],
+        RULES,
+        {"registered_vs_reported.csv": published_years},
+    )
+    assert got.row(0)[2:6] == ("..", "..", "600", "..")

@@ -110,11 +110,14 @@ def widened_cells(
     sensitive: Sequence[bool],
     min_count: int,
     fixed: Sequence[bool],
+    bounded: Sequence[bool] | None = None,
 ) -> list[bool]:
     """`hidden` plus the cells that must go with it so that every `sensitive` hidden cell's
     feasible interval (`feasible_intervals`) is at least `min_count` wide: while one is
     narrower, the smallest shown cell (not `fixed`) of a constraint holding it or a hidden
-    cell next to it is hidden too. Equalities alone (`suppressed_cells`) leave a range; an
+    cell next to it is hidden too. `bounded` hidden cells (value unknown here) need less:
+    not to be known to lie in 1..min_count-1 (their highest value 0 or >= min_count).
+    Equalities alone (`suppressed_cells`) leave a range; an
     order (a count within 6 months <= within 12 <= n) can still narrow it.
 
     >>> # n 40, within 12 months 38 (hidden: 2 without income), within 6 months 37
@@ -124,10 +127,20 @@ def widened_cells(
     """
     hidden = list(hidden)
     values: list[float | None] = [None if h else c for c, h in zip(counts, hidden, strict=True)]
+    loose = bounded or [False] * len(counts)
     while True:
-        targets = [i for i, s in enumerate(sensitive) if s and hidden[i]]
+        targets = [
+            i
+            for i, (s, b) in enumerate(zip(sensitive, loose, strict=True))
+            if (s or b) and hidden[i]
+        ]
         ranges = feasible_intervals(values, constraints, hidden, targets)
-        narrow = [i for i in targets if ranges[i][1] - ranges[i][0] < min_count]
+        narrow = [
+            i
+            for i in targets
+            if (sensitive[i] and ranges[i][1] - ranges[i][0] < min_count)
+            or (loose[i] and 0 < ranges[i][1] < min_count)
+        ]
         if not narrow:
             return hidden
         cell = narrow[0]

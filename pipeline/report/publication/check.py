@@ -14,6 +14,7 @@ import polars as pl
 from pipeline.report.publication.gate import (
     _Cells,
     _link_state,
+    _row_groups,
     build_cells,
     followed_hidden,
     number,
@@ -75,6 +76,20 @@ def violations(
                 (i := cells.ref((row, s))) is not None and cells.values[i] is None for s in sources
             ):
                 say((row, column), "a value derived from a hidden count is shown")
+    for column, (sources, keys) in spec.derived_over.items():
+        for rows in _row_groups(frame, keys):
+            hidden = any(
+                (i := cells.ref((r, src))) is not None and cells.values[i] is None
+                for r in rows
+                for src in sources
+            )
+            for r in rows if hidden else []:
+                if is_shown(frame[column][r]):
+                    say((r, column), "a value derived from a hidden count of its group is shown")
+    for column, (n_column, _scale) in spec.implied.items():
+        for row in range(frame.height):
+            if is_shown(frame[column][row]) and not is_shown(frame[n_column][row]):
+                say((row, column), "a share of an n that is not shown")
     for column, n_column in spec.stats.items():
         for row in range(frame.height):
             n = number(frame[n_column][row])
@@ -89,7 +104,7 @@ def violations(
         shown = [0.0 if v is None else v for v in cells.values]
         for i, (low, high) in feasible_intervals(shown, cells.relations, unknown, targets).items():
             key = cells.keys[i]
-            if low >= 1 and high < rules.min_count:
+            if 0 < high < rules.min_count:  # known to be small (1..min_count-1) unless 0
                 where = key if not isinstance(key, Unprinted) else _shown_member(cells, i)
                 if where is not None:
                     say(where, f"a hidden count is known to lie in [{low:g}, {high:g}]")

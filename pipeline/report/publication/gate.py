@@ -164,11 +164,18 @@ def _fill_from_links(
     if not spec.links:
         return frame
     columns = {c: frame[c].to_list() for c in frame.columns}
+    text_columns = spec.text_columns(frame.columns)
     for link in spec.links:
         other = published[link.other]
         for (row, column), (other_row, other_column) in link.cells(frame, other):
             theirs = other[other_column][other_row]
-            if columns[column][row] in (None, "", HIDDEN_TEXT) and is_shown(theirs):
+            if columns[column][row] not in (None, "", HIDDEN_TEXT) or not is_shown(theirs):
+                continue
+            # only the same kind of value: a count for a count, a printed cell for one
+            same_kind = (column in spec.counts and number(theirs) is not None) or (
+                column in text_columns and text_count(theirs) is not None
+            )
+            if same_kind:
                 columns[column][row] = theirs
     return pl.DataFrame(columns, schema={c: pl.String for c in frame.columns})
 
@@ -214,8 +221,10 @@ def protect(
         hidden = suppressed_cells(
             values, cells.relations, rules.min_count, forced, linked_shown, exempt
         )
+        # a cell hidden by the stage (value unknown here) must not be known to be small
+        bounded = [v is None and not u for v, u in zip(cells.values, unprinted, strict=True)]
         hidden = widened_cells(
-            values, cells.relations, hidden, sensitive, rules.min_count, linked_shown
+            values, cells.relations, hidden, sensitive, rules.min_count, linked_shown, bounded
         )
     except ValueError as err:
         raise DisclosureError(f"{spec.file}: {err}; its relations cannot protect it") from err
@@ -320,6 +329,19 @@ def _apply(
             if any((row, s) in gone for s in sources) and is_shown(columns[column][row]):
                 columns[column][row] = HIDDEN_TEXT
                 touched[row] = True
+    unknown = gone | {k for k, v in zip(cells.keys, cells.values, strict=True) if v is None}
+    for column, (sources, keys) in spec.derived_over.items():
+        for rows in _row_groups(frame, keys):
+            if any((r, src) in unknown for r in rows for src in sources):
+                for r in rows:
+                    if is_shown(columns[column][r]):
+                        columns[column][r] = HIDDEN_TEXT
+                        touched[r] = True
+    for column, (n_column, _scale) in spec.implied.items():
+        for row in range(frame.height):  # a share of an n that is not shown
+            if not is_shown(columns[n_column][row]) and is_shown(columns[column][row]):
+                columns[column][row] = HIDDEN_TEXT
+                touched[row] = True
     for column, n_column in spec.stats.items():
         for row in range(frame.height):
             n = number(columns[n_column][row])
@@ -331,6 +353,14 @@ def _apply(
             "true" if t else v for t, v in zip(touched, columns[spec.flag], strict=True)
         ]
     return pl.DataFrame(columns, schema={c: pl.String for c in frame.columns})
+
+
+def _row_groups(frame: pl.DataFrame, keys: Sequence[str]) -> list[list[int]]:
+    """Row indices per combination of `keys`."""
+    groups: dict[tuple, list[int]] = {}
+    for row, values in enumerate(frame.select(keys).iter_rows()):
+        groups.setdefault(values, []).append(row)
+    return list(groups.values())
 
 
 def _empty_non_finite(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:

@@ -27,18 +27,19 @@ def _groups(frame: pl.DataFrame, keys: Sequence[str]) -> dict[tuple, list[int]]:
 
 
 def margin(
-    columns: Sequence[str], within: Sequence[str], over: str, total: str
+    columns: Sequence[str] | None, within: Sequence[str], over: str, total: str
 ) -> Callable[[pl.DataFrame], list[Relation]]:
     """Within each group of `within`, the row whose `over` is `total` holds the sum of the
-    other rows, for each of `columns` (a table's margin)."""
+    other rows, for each of `columns` (None: every column but `within` and `over`)."""
 
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
         labels = frame[over].to_list()
+        names = columns or [c for c in frame.columns if c not in (*within, over)]
         for rows in _groups(frame, within).values():
             totals = [r for r in rows if labels[r] == total]
             parts = [r for r in rows if labels[r] != total]
-            for column in columns:
+            for column in names:
                 out += [((t, column), [(p, column) for p in parts]) for t in totals if parts]
         return out
 
@@ -78,14 +79,23 @@ def order_index(frame: pl.DataFrame, rows: list[int], order: Sequence[str]) -> l
 
 
 def chained(
-    start: str, leaving: Sequence[str], within: Sequence[str], order: str
+    start: str,
+    leaving: Sequence[str],
+    within: Sequence[str],
+    order: str,
+    only: dict[str, str] | None = None,
 ) -> Callable[[pl.DataFrame], list[Relation]]:
     """A life table: `start` of a band = `start` of the next band + the band's `leaving`
-    counts (censored, events), within groups of `within`, bands in numeric `order`."""
+    counts (censored, events), within groups of `within` (those matching `only`), bands in
+    numeric `order`."""
 
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
-        for rows in _groups(frame, within).values():
+        for key, rows in _groups(frame, within).items():
+            if only and any(
+                dict(zip(within, key, strict=True)).get(k) != v for k, v in only.items()
+            ):
+                continue
             ordered = sorted(rows, key=lambda r: number(frame[order][r]) or 0)
             for a, b in itertools.pairwise(ordered):
                 out.append(((a, start), [(b, start), *((a, c) for c in leaving)]))
@@ -293,3 +303,34 @@ def row_total_of_the_rest(
         return [((r, total), [(r, p) for p in parts]) for r in range(frame.height)]
 
     return build
+
+
+def same_as_total(
+    columns: Sequence[str], within: Sequence[str], over: str, total: str
+) -> Callable[[pl.DataFrame], list[Relation]]:
+    """Within each group of `within`, every row's `columns` equal the `total` row's (a count
+    that does not depend on `over`, e.g. a life table's censored spells at each care level)."""
+
+    def build(frame: pl.DataFrame) -> list[Relation]:
+        out: list[Relation] = []
+        labels = frame[over].to_list()
+        for rows in _groups(frame, within).values():
+            totals = [r for r in rows if labels[r] == total]
+            for t in totals:
+                out += [((t, c), [(r, c)]) for r in rows if r != t for c in columns]
+        return out
+
+    return build
+
+
+def region_years(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
+    """(row of a region's total, each year's registered primary-care cell of that region in
+    `registered_vs_reported`): a region's totals are sums over its years."""
+    years: dict[str, list[int]] = {}
+    for row, region in enumerate(other["region"].to_list()):
+        years.setdefault(region, []).append(row)
+    return [
+        (row, (cell, "registered_primary_care"))
+        for row, region in enumerate(this["region"].to_list())
+        for cell in years.get(region, [])
+    ]

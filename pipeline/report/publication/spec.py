@@ -101,6 +101,8 @@ class TableSpec:
     pair protects n - count too. implied: percent or share column -> (n column, scale):
     the count it implies with its n (round(value x n / scale)). derived: column -> the
     count or implied columns of the same row it is computed from (hidden with any).
+    derived_over: column -> (count columns, group keys): computed from the counts of every
+    row of its group (a difference between treated and controls), hidden with any of them.
     stats: column -> its n column (a mean, median, SD ... of person values; shown only
     when n is shown and >= the threshold). text: printed "n (percent)" columns.
     relations: frame -> total = sum(parts) relations over cells (margins, nested
@@ -116,6 +118,9 @@ class TableSpec:
     complements: tuple[tuple[str, str], ...] = ()
     implied: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    derived_over: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(
+        default_factory=dict
+    )
     stats: Mapping[str, str] = field(default_factory=dict)
     text: tuple[str, ...] = ()
     relations: Callable[[pl.DataFrame], list[Relation]] | None = None

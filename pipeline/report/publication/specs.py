@@ -20,8 +20,10 @@ from pipeline.report.publication.relations import (
     layout_link,
     margin,
     nested,
+    region_years,
     row_sum,
     row_total_of_the_rest,
+    same_as_total,
     same_model,
     steps,
 )
@@ -59,6 +61,7 @@ LONG_TABLE2 = dict(
     derived={"percent": ("n",)},
     flag="suppressed",
 )
+FK_PAIR = ("diff_pp", "diff_ci_low", "diff_ci_high", "p_value")
 FK_SHARES = ("share_0–182", "share_183–364", "share_365–547", "share_548–")
 
 SPECS: tuple[TableSpec, ...] = (
@@ -325,6 +328,8 @@ SPECS: tuple[TableSpec, ...] = (
         counts=("n", "count"),
         complements=(("count", "n"),),
         derived={c: ("count",) for c in ("percent", *CI)},
+        # the treated-vs-control difference uses both rows' counts of a registration
+        derived_over={c: (("count",), ("registration",)) for c in FK_PAIR},
         flag="count_suppressed",
     ),
     TableSpec(
@@ -338,6 +343,13 @@ SPECS: tuple[TableSpec, ...] = (
         relations=lambda frame: [
             ((r, "n"), [(r, c) for c in FK_SHARES]) for r in range(frame.height)
         ],
+        # the spells with a registration are fk_registrations' count of that registration
+        links=(
+            Link(
+                "fk_registrations.csv",
+                column_link("n", "count", ("handelse", "group"), ("registration", "group"), {}),
+            ),
+        ),
         flag="n_suppressed",
     ),
     TableSpec(
@@ -355,7 +367,7 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("region", "year"),
         counts=("registered", "registered_primary_care"),
         complements=(("registered_primary_care", "registered"),),
-        derived={"register_share": ("registered_primary_care",)},
+        derived={"register_share": ("registered",)},  # registered / the region's reported
         flag="registered_suppressed",
     ),
     TableSpec(
@@ -364,6 +376,15 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("region",),
         counts=("registered_primary_care", "registered_survey_years"),
         derived={"register_share": ("registered_survey_years",)},
+        # a region's totals are sums over its years in registered_vs_reported: hidden when
+        # a year is (the total less the shown years would give it back)
+        follows=(
+            Follow(
+                "registered_vs_reported.csv",
+                region_years,
+                ("registered_primary_care", "registered_survey_years", "register_share"),
+            ),
+        ),
         flag="registered_survey_years_suppressed",
     ),
     TableSpec(
@@ -423,7 +444,19 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("care_level", "band"),
         counts=("n_at_start", "censored", "events"),
         derived={c: ("events",) for c in ("rate_per_1000", *CI, "cumulative_percent")},
-        relations=chained("n_at_start", ("censored", "events"), ("care_level",), "band"),
+        relations=combine(
+            # the chain holds for all care levels pooled; a level's events are its share of
+            # the pooled events, and censoring does not depend on the level
+            chained(
+                "n_at_start",
+                ("censored", "events"),
+                ("care_level",),
+                "band",
+                {"care_level": "Alla"},
+            ),
+            margin(("events",), ("band",), "care_level", "Alla"),
+            same_as_total(("censored",), ("band",), "care_level", "Alla"),
+        ),
         flag="suppressed",
     ),
     TableSpec(
@@ -455,7 +488,10 @@ SPECS: tuple[TableSpec, ...] = (
         "§4.12 Table 2 by region of the first GC001, as printed",
         keys=("block", "category"),
         text=ALL_BUT_KEYS,
-        relations=row_total_of_the_rest("Alla", ("block", "category")),
+        relations=combine(
+            row_total_of_the_rest("Alla", ("block", "category")),
+            margin(None, ("block",), "category", "Totalt"),
+        ),
         links=(
             Link(
                 "table2.csv",
