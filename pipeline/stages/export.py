@@ -32,12 +32,13 @@ from pipeline.report.publication.specs import SPECS
 
 log = logging.getLogger(__name__)
 
-IDENTIFIERS = re.compile(
-    r"^(lopnr|person_?id|personnummer|pnr|spell_id|set_id|row_id|member_id)$", re.I
+IDENTIFIERS = re.compile(  # person numbers and pseudonyms, spell / set / row keys
+    r"^(lop_?nr.*|.*person_?n(umme)?r.*|pnr|person_?id|pid|(spell|set|row|member)_?id)$", re.I
 )
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE = re.compile(r"^\d{4}[-/]\d{2}[-/]\d{2}([ T].*)?$")  # a calendar date, with or without time
 SERVER_PATH = re.compile(  # a POSIX home/work/temp path, a Windows drive path, a UNC share
-    r"(?<![\w.])(/(home|work|tmp|root|Users|mnt|srv|data)/[\w.\-/]+"
+    r"(?<![\w.])(/(home|work|tmp|root|Users|mnt|srv|data|var|opt|scratch|proj)/[\w.\-/]+"
+    r"|~/[\w.\-/]+"
     r"|[A-Za-z]:\\[\w\\.\- ]+|\\\\[\w.\-]+\\)"
 )
 REPORT_FILES = {
