@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipeline.core.errors import PipelineError
+from pipeline.report.publication.rounding import rounded_table
 from pipeline.report.publication.spec import (
     HIDDEN_TEXT,
     CellRef,
@@ -205,7 +206,11 @@ def protect(
     frame = _fill_from_links(frame, spec, published)
     cells = build_cells(frame, spec, rules)
     if rules.method == "round":
-        return _round(frame, spec, rules, cells, non_finite)
+        rounded_frame, changed = rounded_table(frame, spec, rules, cells.keys, cells.values)
+        shown = sum(not isinstance(k, Unprinted) for k in cells.keys)
+        return rounded_frame, TableLog(
+            spec.file, shown, dict.fromkeys(REASONS, 0), changed, non_finite
+        )
     linked_hidden, linked_shown = _link_state(frame, spec, cells, published)
     unprinted = [isinstance(k, Unprinted) for k in cells.keys]
     values = [rules.min_count if v is None else round(v) for v in cells.values]
@@ -373,44 +378,3 @@ def _empty_non_finite(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         pl.when(pl.col(c).is_in(list(bad))).then(None).otherwise(pl.col(c)).alias(c)
         for c in frame.columns
     ), int(found)
-
-
-def _round(
-    frame: pl.DataFrame, spec: TableSpec, rules: DisclosureRules, cells: _Cells, non_finite: int
-) -> tuple[pl.DataFrame, TableLog]:
-    """The rounding alternative: every printed count to the nearest `round_to` (those <=
-    `round_floor` to 0), implied shares recomputed from the rounded counts, other derived
-    values and statistics of rounded-to-zero n emptied."""
-
-    def rounded(v: float) -> int:
-        return (
-            0
-            if v <= rules.round_floor
-            else int(rules.round_to * math.floor(v / rules.round_to + 0.5))
-        )
-
-    columns = {c: _column(frame, c) for c in frame.columns}
-    changed = 0
-    for key, value in zip(cells.keys, cells.values, strict=True):
-        if isinstance(key, Unprinted) or value is None:
-            continue
-        row, column = key
-        new = rounded(value)
-        changed += new != value
-        if column in spec.implied:
-            n_column, scale = spec.implied[column]
-            n = rounded(number(columns[n_column][row]) or 0)
-            columns[column][row] = None if n == 0 else repr(new / n * scale)
-        else:
-            columns[column][row] = str(new)
-    for column in spec.derived:
-        columns[column] = [None] * frame.height
-    for column, n_column in spec.stats.items():
-        columns[column] = [
-            v if (number(columns[n_column][r]) or 0) >= rules.min_count else None
-            for r, v in enumerate(columns[column])
-        ]
-    out = pl.DataFrame(columns, schema={c: pl.String for c in frame.columns})
-    hidden = dict.fromkeys(REASONS, 0)
-    shown = sum(not isinstance(k, Unprinted) for k in cells.keys)
-    return out, TableLog(spec.file, shown, hidden, changed, non_finite)
