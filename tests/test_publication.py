@@ -449,3 +449,18 @@ def test_a_region_total_is_hidden_when_one_of_its_years_is():
         {"registered_vs_reported.csv": published_years},
     )
     assert got.row(0)[2:6] == ("..", "..", "600", "..")
+
+
+def test_deciles_that_add_up_to_ten_times_the_expected_count_protect_a_small_one():
+    spec = {s.file: s for s in SPECS}["gc001_length_rank_deciles.csv"]
+    observed = [100] * 8 + [97, 3]  # 1000 sets: 10 x the expected 100
+    frame = text(
+        design=["d"] * 10,
+        decile=list(range(1, 11)),
+        observed=observed,
+        expected=[100.0] * 10,
+        suppressed=["false"] * 10,
+    )
+    got, log = publish(frame, spec, RULES)
+    assert got["observed"].to_list() == ["100"] * 8 + ["..", ".."]  # 3, and 97 with it
+    assert (log.hidden["primary"], log.hidden["secondary"]) == (1, 1)

@@ -28,6 +28,7 @@ from pipeline.report.publication.spec import (
     HIDDEN_TEXT,
     CellRef,
     DisclosureRules,
+    Known,
     TableSpec,
     Unprinted,
     is_shown,
@@ -68,6 +69,8 @@ class _Cells:
 
     def ref(self, key: CellRef | Unprinted) -> int | None:
         """Index of a cell (an unprinted one is added on first sight); None if unknown."""
+        if isinstance(key, Known):
+            return self.add(key, key.value, False)
         if isinstance(key, Unprinted):
             return self.add(key, key.value, True)
         return self.index.get(key)
@@ -220,7 +223,12 @@ def protect(
             cells.values, cells.arrived_hidden, linked_hidden, unprinted, strict=True
         )
     ]
-    exempt = [u and not rules.is_small(v) for u, v in zip(unprinted, cells.values, strict=True)]
+    known = [isinstance(k, Known) for k in cells.keys]
+    exempt = [
+        u and not k and not rules.is_small(v)
+        for u, k, v in zip(unprinted, known, cells.values, strict=True)
+    ]
+    linked_shown = [s or k for s, k in zip(linked_shown, known, strict=True)]
     sensitive = [rules.is_small(v) for v in cells.values]
     try:
         hidden = suppressed_cells(

@@ -13,7 +13,7 @@ import polars as pl
 from pipeline.report.income_tables import ANY_INCOME, B6_INCOME, REGAINED, SERIES
 from pipeline.report.labels import ALL_LENGTHS
 from pipeline.report.publication.gate import number
-from pipeline.report.publication.spec import CellRef, Relation, Unprinted
+from pipeline.report.publication.spec import CellRef, Known, Relation, Unprinted
 
 
 def _groups(frame: pl.DataFrame, keys: Sequence[str]) -> dict[tuple, list[int]]:
@@ -334,3 +334,14 @@ def region_years(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, Cel
         for row, region in enumerate(this["region"].to_list())
         for cell in years.get(region, [])
     ]
+
+
+def deciles_add_up(frame: pl.DataFrame) -> list[Relation]:
+    """The length-rank deciles of a design: their observed counts add up to ten times the
+    expected count (the number of sets), which the table prints in another form."""
+    out: list[Relation] = []
+    for rows in _groups(frame, ("design",)).values():
+        expected = number(frame["expected"][rows[0]])
+        if expected is not None:
+            out.append((Known(round(10 * expected)), [(r, "observed") for r in rows]))
+    return out

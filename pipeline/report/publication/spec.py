@@ -28,6 +28,13 @@ class Unprinted:
     value: float | None
 
 
+class Known(Unprinted):
+    """A number a reader knows without its being printed as a count here (ten times the
+    expected count per decile is the number of sets); never hidden, never a complement."""
+
+    value: float
+
+
 Relation = tuple["CellRef | Unprinted", Sequence["CellRef | Unprinted"]]  # total = sum(parts)
 TEXT_COUNT = re.compile(r"^\s*(\d[\d\u00a0\u202f ]*)(?:\s*\(|\s*$|\*)")
 HIDDEN_TEXT = ".."  # a hidden cell, as SCB's tables print it (empty = not applicable)

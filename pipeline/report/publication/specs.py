@@ -14,6 +14,7 @@ from pipeline.report.publication.relations import (
     chained,
     column_link,
     combine,
+    deciles_add_up,
     figure_link,
     figure_ref_link,
     group_total,
@@ -470,6 +471,7 @@ SPECS: tuple[TableSpec, ...] = (
         "§4.12 treated spells by length decile in their sets",
         keys=("design", "decile"),
         counts=("observed",),
+        relations=deciles_add_up,
         flag="suppressed",
     ),
     TableSpec(
