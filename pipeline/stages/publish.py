@@ -9,8 +9,9 @@ relations and the cells it shares with tables published before it; the gate hide
 the rules (config `disclosure`) forbid, re-checks the result as an attacker would and
 refuses to write a table that still shows or implies a small count, naming file,
 column and row. A results file without a spec is refused too. Writes
-`outputs/tables/<file>` per spec and `outputs/disclosure_log.csv`: per file, the cells
-shown and hidden by reason, under the rules used.
+`outputs/tables/<file>` per spec, `outputs/disclosure_log.csv` (per file, the cells
+shown and hidden by reason, under the rules used), and Figures 13-14, drawn from the
+protected `figures13_14.csv` (their stage writes its cells whole).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import polars as pl
 
 from pipeline.core import config, io
 from pipeline.core.errors import PipelineError
+from pipeline.report.figures import write_figure
+from pipeline.report.figures.income import figure13, figure14, figure_data
 from pipeline.report.publication import DisclosureRules, TableLog, publish
 from pipeline.report.publication.spec import rules_from
 from pipeline.report.publication.specs import SPECS
@@ -89,6 +92,10 @@ def run(cfg: Any) -> None:
         io.write_csv(protected, tables / spec.file)
         logs.append(entry)
     io.write_csv(log_frame(logs, rules), outputs / "disclosure_log.csv")
+    # the figures of a table the stages write whole are drawn here, from what may be shown
+    shares = figure_data(published["figures13_14.csv"])
+    write_figure(figure13(shares), outputs / "figures" / "figure13.png")
+    write_figure(figure14(shares), outputs / "figures" / "figure14.png")
     hidden = sum(sum(e.hidden.values()) for e in logs)
     log.info(
         "publish: %d tables, %d cells shown, %d hidden (threshold %d)",

@@ -13,7 +13,8 @@ from pipeline.report.labels import LENGTH_CLASSES
 def shares(data: pl.DataFrame, figure: str, title: str) -> Figure:
     """Grouped bars of `figure`'s shown shares (percent) with 95 % CIs, one bar per length class
     (not pooled) and group, from `figures13_14.csv`'s rows."""
-    part = data.filter((pl.col("figure") == figure) & ~pl.col("suppressed"))
+    shown = ~pl.col("suppressed") & pl.col("percent").is_not_null()
+    part = data.filter((pl.col("figure") == figure) & shown)
     series = part["series"].unique(maintain_order=True).to_list()
     bars = [(length, g) for length in LENGTH_CLASSES[:2] for g, _ in GROUPS]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
@@ -38,6 +39,20 @@ def shares(data: pl.DataFrame, figure: str, title: str) -> Figure:
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     return fig
+
+
+def figure_data(published: pl.DataFrame) -> pl.DataFrame:
+    """`figures13_14.csv` as published (text, hidden cells "..") typed for `shares`: hidden
+    numbers null, `suppressed` bool."""
+    numbers = ("n", "percent", "ci_low", "ci_high", "median_ref_income_sek", "n_ref")
+    return published.with_columns(
+        *(
+            pl.col(c).replace("..", None).cast(pl.Float64, strict=False).alias(c)
+            for c in numbers
+            if c in published.columns
+        ),
+        (pl.col("suppressed") == "true").alias("suppressed"),
+    )
 
 
 def figure13(data: pl.DataFrame) -> Figure:

@@ -19,8 +19,6 @@ from typing import Any
 import polars as pl
 
 from pipeline.core import config, io
-from pipeline.report.figures import write_figure
-from pipeline.report.figures.income import figure13, figure14
 from pipeline.report.income_tables import (
     ANY_INCOME,
     REGAINED,
@@ -97,9 +95,10 @@ def figure_data(cells: pl.DataFrame, outcomes: pl.DataFrame, last_window: int) -
 
 
 def run(cfg: Any) -> None:
-    """Write Tables B4, B5, 3, B6 (tidy and published layout), their directions, Figures 13-14."""
+    """Write Tables B4, B5, 3, B6 (tidy and published layout), their directions and the data
+    of Figures 13-14 (drawn by `publish`)."""
     outputs = config.resolve_path(cfg.paths.outputs)
-    tables, figures = outputs / "results", outputs / "figures"
+    tables = outputs / "results"
     min_count = int(cfg.disclosure.min_count)
     windows = tuple(int(w) for w in cfg.income.windows)
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")
@@ -121,8 +120,7 @@ def run(cfg: Any) -> None:
     figs = figure_data(cells, outcomes, max(windows))
     figs = hide_small(figs, "n_ref", ["median_ref_income_sek"], min_count, hide_zero=True)
     io.write_csv(figs, tables / "figures13_14.csv")
-    write_figure(figure13(figs), figures / "figure13.png")
-    write_figure(figure14(figs), figures / "figure14.png")
+    # Figures 13-14 are drawn by `publish` from the protected figures13_14.csv
     treated_cells = cells.filter((pl.col("group") == GROUP_LABEL[True]) & (pl.col("row") != "n"))
     log.info(
         "income tables: %d cells, %d starred (%s)",
