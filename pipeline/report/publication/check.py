@@ -14,10 +14,8 @@ import polars as pl
 from pipeline.report.publication.gate import (
     _Cells,
     _link_state,
-    _row_groups,
     build_cells,
     followed_hidden,
-    number,
 )
 from pipeline.report.publication.spec import (
     CellRef,
@@ -25,6 +23,8 @@ from pipeline.report.publication.spec import (
     TableSpec,
     Unprinted,
     is_shown,
+    number,
+    row_groups,
 )
 from pipeline.stats.disclosure import feasible_intervals, recoverable_cells
 
@@ -60,8 +60,7 @@ def violations(
         value = cells.values[i]
         if isinstance(key, Unprinted):
             if value is not None and rules.is_small(value):
-                members = [cells.keys[m] for m in cells.complement_of.get(i, [])]
-                shown_member = next((m for m in members if not isinstance(m, Unprinted)), None)
+                shown_member = _shown_member(cells, i)
                 if shown_member is not None:
                     say(
                         shown_member,
@@ -77,7 +76,7 @@ def violations(
             ):
                 say((row, column), "a value derived from a hidden count is shown")
     for column, (sources, keys) in spec.derived_over.items():
-        for rows in _row_groups(frame, keys):
+        for rows in row_groups(frame, keys).values():
             hidden = any(
                 (i := cells.ref((r, src))) is not None and cells.values[i] is None
                 for r in rows

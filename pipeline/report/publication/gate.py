@@ -32,6 +32,8 @@ from pipeline.report.publication.spec import (
     TableSpec,
     Unprinted,
     is_shown,
+    number,
+    row_groups,
     text_count,
 )
 from pipeline.stats.disclosure import suppressed_cells, widened_cells
@@ -80,16 +82,6 @@ class _Cells:
         members = [self.ref(total), *(self.ref(p) for p in parts)]
         if None not in members:
             self.relations.append((members[0], members[1:]))  # type: ignore[arg-type]
-
-
-def number(text: str | None) -> float | None:
-    """A text cell as a number; None when empty or not a number."""
-    if text is None or text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def _column(frame: pl.DataFrame, column: str) -> list[str | None]:
@@ -344,7 +336,7 @@ def _apply(
                 touched[row] = True
     unknown = gone | {k for k, v in zip(cells.keys, cells.values, strict=True) if v is None}
     for column, (sources, keys) in spec.derived_over.items():
-        for rows in _row_groups(frame, keys):
+        for rows in row_groups(frame, keys).values():
             if any((r, src) in unknown for r in rows for src in sources):
                 for r in rows:
                     if is_shown(columns[column][r]):
@@ -366,14 +358,6 @@ def _apply(
             "true" if t else v for t, v in zip(touched, columns[spec.flag], strict=True)
         ]
     return pl.DataFrame(columns, schema={c: pl.String for c in frame.columns})
-
-
-def _row_groups(frame: pl.DataFrame, keys: Sequence[str]) -> list[list[int]]:
-    """Row indices per combination of `keys`."""
-    groups: dict[tuple, list[int]] = {}
-    for row, values in enumerate(frame.select(keys).iter_rows()):
-        groups.setdefault(values, []).append(row)
-    return list(groups.values())
 
 
 def _empty_non_finite(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:

@@ -12,18 +12,14 @@ import polars as pl
 
 from pipeline.report.income_tables import ANY_INCOME, B6_INCOME, REGAINED, SERIES
 from pipeline.report.labels import ALL_LENGTHS
-from pipeline.report.publication.gate import number
-from pipeline.report.publication.spec import CellRef, Known, Relation, Unprinted
-
-
-def _groups(frame: pl.DataFrame, keys: Sequence[str]) -> dict[tuple, list[int]]:
-    """Row indices per combination of `keys`, in row order (no keys: one group of all)."""
-    if not keys:
-        return {(): list(range(frame.height))}
-    out: dict[tuple, list[int]] = {}
-    for row, values in enumerate(frame.select(keys).iter_rows()):
-        out.setdefault(values, []).append(row)
-    return out
+from pipeline.report.publication.spec import (
+    CellRef,
+    Known,
+    Relation,
+    Unprinted,
+    number,
+    row_groups,
+)
 
 
 def margin(
@@ -36,7 +32,7 @@ def margin(
         out: list[Relation] = []
         labels = frame[over].to_list()
         names = columns or [c for c in frame.columns if c not in (*within, over)]
-        for rows in _groups(frame, within).values():
+        for rows in row_groups(frame, within).values():
             totals = [r for r in rows if labels[r] == total]
             parts = [r for r in rows if labels[r] != total]
             for column in names:
@@ -55,7 +51,7 @@ def steps(
 
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
-        for rows in _groups(frame, within).values():
+        for rows in row_groups(frame, within).values():
             ordered = rows if order is None else [rows[i] for i in order_index(frame, rows, order)]
             for column in columns:
                 # an empty cell is not applicable (or hidden upstream): the chain skips it
@@ -91,7 +87,7 @@ def chained(
 
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
-        for key, rows in _groups(frame, within).items():
+        for key, rows in row_groups(frame, within).items():
             if only and any(
                 dict(zip(within, key, strict=True)).get(k) != v for k, v in only.items()
             ):
@@ -121,7 +117,7 @@ def group_total(
 
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
-        for rows in _groups(frame, within).values():
+        for rows in row_groups(frame, within).values():
             out.append(((rows[0], total), [(r, part) for r in rows]))
             out += [((rows[0], total), [(r, total)]) for r in rows[1:]]
         return out
@@ -254,7 +250,7 @@ def nested(
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
         labels = frame[over].to_list()
-        for rows in _groups(frame, within).values():
+        for rows in row_groups(frame, within).values():
             big = [r for r in rows if labels[r] == outer]
             small = [r for r in rows if labels[r] == inner]
             for a, b in zip(big, small, strict=False):
@@ -314,7 +310,7 @@ def same_as_total(
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
         labels = frame[over].to_list()
-        for rows in _groups(frame, within).values():
+        for rows in row_groups(frame, within).values():
             totals = [r for r in rows if labels[r] == total]
             for t in totals:
                 out += [((t, c), [(r, c)]) for r in rows if r != t for c in columns]
@@ -340,7 +336,7 @@ def deciles_add_up(frame: pl.DataFrame) -> list[Relation]:
     """The length-rank deciles of a design: their observed counts add up to ten times the
     expected count (the number of sets), which the table prints in another form."""
     out: list[Relation] = []
-    for rows in _groups(frame, ("design",)).values():
+    for rows in row_groups(frame, ("design",)).values():
         expected = number(frame["expected"][rows[0]])
         if expected is not None:
             out.append((Known(round(10 * expected)), [(r, "observed") for r in rows]))

@@ -10,14 +10,13 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from pipeline.report.publication.spec import CellRef, DisclosureRules, TableSpec, Unprinted
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return None if text in (None, "") else float(text)
-    except ValueError:
-        return None
+from pipeline.report.publication.spec import (
+    CellRef,
+    DisclosureRules,
+    TableSpec,
+    Unprinted,
+    number,
+)
 
 
 def rounded_table(
@@ -45,7 +44,7 @@ def rounded_table(
         changed += new != value
         if column in spec.implied:
             n_column, scale = spec.implied[column]
-            n = rounded(_number(columns[n_column][row]) or 0)
+            n = rounded(number(columns[n_column][row]) or 0)
             columns[column][row] = None if n == 0 else repr(new / n * scale)
         else:
             columns[column][row] = str(new)
@@ -53,7 +52,7 @@ def rounded_table(
         columns[column] = [None] * frame.height
     for column, n_column in spec.stats.items():
         columns[column] = [
-            v if (_number(columns[n_column][r]) or 0) >= rules.min_count else None
+            v if (number(columns[n_column][r]) or 0) >= rules.min_count else None
             for r, v in enumerate(columns[column])
         ]
     return pl.DataFrame(columns, schema={c: pl.String for c in frame.columns}), changed

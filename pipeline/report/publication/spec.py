@@ -143,6 +143,26 @@ class TableSpec:
         return [c for c in self.text if c in columns]
 
 
+def number(text: str | None) -> float | None:
+    """A text cell as a number; None when empty or not a number (".." too)."""
+    if text is None or text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def row_groups(frame: pl.DataFrame, keys: Sequence[str]) -> dict[tuple, list[int]]:
+    """Row indices per combination of `keys`, in row order (no keys: one group of all)."""
+    if not keys:
+        return {(): list(range(frame.height))}
+    out: dict[tuple, list[int]] = {}
+    for row, values in enumerate(frame.select(keys).iter_rows()):
+        out.setdefault(values, []).append(row)
+    return out
+
+
 def is_shown(text: str | None) -> bool:
     """A cell with a value: not empty (not applicable, or hidden upstream) and not ".."."""
     return text not in (None, "", HIDDEN_TEXT)

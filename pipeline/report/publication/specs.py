@@ -32,16 +32,12 @@ from pipeline.report.publication.spec import ALL_BUT_KEYS, Follow, Link, TableSp
 
 CI = ("ci_low", "ci_high")
 B3_KEYS = ("block", "category", "group", "ownership")
+BLOCK_ROW, GROUP_COLUMN = B3_KEYS[:2], B3_KEYS[2:]  # a printed row; a printed column header
 ANY, BACK = ANY_INCOME, REGAINED  # B4's blocks: any income; the previous level regained
 MODEL_ESTIMATES = ("n", "odds_ratio", "or_ci_low", "or_ci_high", "ame_pp", "ame_ci_low")
 MODEL_ESTIMATES += ("ame_ci_high", "p_value", "stars")
-WINDOWS = ("row", "n", "<12 mån", "<6 mån", "<3 mån")
-ROW = (
-    "table",
-    "block",
-    "row",
-    "length_class",
-)  # a cell of the income tables, both groups  # cumulative: each inside the one before
+WINDOWS = ("row", "n", "<12 mån", "<6 mån", "<3 mån")  # cumulative: each inside the one before
+ROW = ("table", "block", "row", "length_class")  # a cell of the income tables, both groups
 
 
 def _share(columns: tuple[str, ...], n: str = "n", scale: float = 1) -> dict:
@@ -109,41 +105,24 @@ SPECS: tuple[TableSpec, ...] = (
         links=(Link("table_b3_long.csv", column_link("n", "n", B3_KEYS, B3_KEYS, {})),),
         **LONG_TABLE2,
     ),
-    TableSpec(
-        "table2.csv",
-        "Table 2 as printed: n (percent) by background",
-        keys=("block", "category"),
-        text=ALL_BUT_KEYS,
-        links=(
-            Link(
-                "table2_long.csv",
-                layout_link(
-                    ("block", "category"),
-                    ("block", "category"),
-                    ("group", "ownership"),
-                    "n",
-                    split="first",
-                ),
+    *(
+        TableSpec(
+            name,
+            what,
+            keys=("block", "category"),
+            text=ALL_BUT_KEYS,
+            links=(
+                Link(long, layout_link(BLOCK_ROW, BLOCK_ROW, GROUP_COLUMN, "n", split="first")),
             ),
-        ),
-    ),
-    TableSpec(
-        "table_b3.csv",
-        "Table B3 as printed: n (percent) by background and ownership",
-        keys=("block", "category"),
-        text=ALL_BUT_KEYS,
-        links=(
-            Link(
+        )
+        for name, what, long in (
+            ("table2.csv", "Table 2 as printed: n (percent) by background", "table2_long.csv"),
+            (
+                "table_b3.csv",
+                "Table B3 as printed: n (percent) by background and ownership",
                 "table_b3_long.csv",
-                layout_link(
-                    ("block", "category"),
-                    ("block", "category"),
-                    ("group", "ownership"),
-                    "n",
-                    split="first",
-                ),
             ),
-        ),
+        )
     ),
     TableSpec(
         "table_b3_age.csv",
