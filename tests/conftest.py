@@ -11,7 +11,7 @@ from hypothesis import settings
 
 from pipeline.__main__ import STAGES, main
 from pipeline.stages.synth import Synthetic, generate
-from tests.helpers import E2E_PERSONS, synth_params
+from tests.helpers import E2E_PERSONS, scratch_paths, synth_params
 
 # derandomize=True seeds each property test from a hash of the test itself (and implies no
 # example database), so a red CI run fails the same way when re-run with CI=true. Built on
@@ -35,11 +35,7 @@ def run_dir(tmp_path_factory) -> Path:
     overrides = [
         "synth.size=small",
         f"synth.sizes.small={E2E_PERSONS}",
-        f"synth.out_dir={base}/delivery",
-        f"synth.truth_dir={base}/truth",
-        f"paths.staged={base}/staged",
-        f"paths.quarantine={base}/quarantine",
-        f"paths.outputs={base}/outputs",
+        *scratch_paths(base),
     ]
     for stage in STAGES:
         assert main([stage, *overrides]) == 0, stage

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,17 @@ from pipeline.stages.synth.params import SynthParams
 # --- synthetic deliveries -------------------------------------------------------------------
 
 E2E_PERSONS = 20_000
+
+
+def scratch_paths(base: Path) -> list[str]:
+    """CLI overrides that put a run's delivery, truth and outputs under `base`."""
+    return [
+        f"synth.out_dir={base}/delivery",
+        f"synth.truth_dir={base}/truth",
+        f"paths.staged={base}/staged",
+        f"paths.quarantine={base}/quarantine",
+        f"paths.outputs={base}/outputs",
+    ]
 
 
 def synth_params(*overrides: str) -> SynthParams:

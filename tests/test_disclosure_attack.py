@@ -26,6 +26,7 @@ import pytest
 from scipy.optimize import linprog
 
 from pipeline.__main__ import STAGES, main
+from tests.helpers import scratch_paths
 
 WINDOWS = (3, 6, 12)
 LENGTHS = ("<2 år", "2+ år", "Alla")
@@ -225,11 +226,7 @@ def tiny_run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("tiny")
     overrides = [
         "synth.size=tiny",
-        f"synth.out_dir={base}/delivery",
-        f"synth.truth_dir={base}/truth",
-        f"paths.staged={base}/staged",
-        f"paths.quarantine={base}/quarantine",
-        f"paths.outputs={base}/outputs",
+        *scratch_paths(base),
         # at tiny the default spline predicts > 365 days at 365 prior days and nb_model
         # stops by design (issue 15); the sick-days model is not under test here
         "nb.prior_form=log1p",

@@ -17,7 +17,7 @@ from pipeline.rules.prior_form import build_form, natural_cubic
 from pipeline.stages.nb_model.fit import check_bounds, support, with_basis
 from pipeline.stages.nb_model.rows import add_sick_days, report_rows, riskset_rows
 from pipeline.stats.nb2 import fit_nb2
-from tests.helpers import E2E_PERSONS
+from tests.helpers import E2E_PERSONS, scratch_paths
 
 D = dt.date
 W = 10  # a short window keeps the hand counts readable
@@ -151,11 +151,7 @@ def _run(base, *extra: str) -> pl.DataFrame:
     overrides = [
         "synth.size=small",
         f"synth.sizes.small={E2E_PERSONS}",
-        f"synth.out_dir={base}/delivery",
-        f"synth.truth_dir={base}/truth",
-        f"paths.staged={base}/staged",
-        f"paths.quarantine={base}/quarantine",
-        f"paths.outputs={base}/outputs",
+        *scratch_paths(base),
         "riskset.control_mode=not_yet_treated",
         *extra,
     ]
