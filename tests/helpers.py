@@ -192,3 +192,20 @@ def stage_named(table: str, frames: Mapping[str, pl.DataFrame]) -> StageResult:
 def quarantined(result: StageResult) -> list[tuple[int, str]]:
     """(source_row, reason) of each quarantined row, in source order."""
     return list(result.quarantine.collect().select("source_row", "reason").iter_rows())
+
+
+def gated(
+    frame: pl.DataFrame,
+    file: str,
+    min_count: int = 5,
+    published: Mapping[str, pl.DataFrame] | None = None,
+) -> pl.DataFrame:
+    """`frame` as the publication gate publishes it under the spec of `file` (all text;
+    hidden cells ".."), written as a stage writes it (CSV) and read back as text."""
+    from pipeline.report.publication import DisclosureRules, publish
+    from pipeline.report.publication.specs import SPECS
+
+    spec = next(s for s in SPECS if s.file == file)
+    text = pl.read_csv(frame.write_csv().encode(), infer_schema=False)
+    protected, _ = publish(text, spec, DisclosureRules(min_count=min_count), published)
+    return protected

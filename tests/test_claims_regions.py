@@ -15,8 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core import config
+from pipeline.report.claims import region_lines
+from pipeline.report.formatting import display
 from pipeline.report.labels import TOTAL
-from pipeline.report.table2 import blocks, suppress_b3, table_b3_counts, with_labels
+from pipeline.report.table2 import (
+    TABLE2_COLUMNS,
+    blocks,
+    table_b3_counts,
+    with_labels,
+    with_percent,
+)
+from pipeline.report.table2 import printed_layout as table2_layout
 from pipeline.stages.claims.regions import (
     ALL,
     age_by_region,
@@ -26,7 +35,7 @@ from pipeline.stages.claims.regions import (
     smd_layout,
     treated_by_region,
 )
-from tests.helpers import leaking_cells
+from tests.helpers import gated, leaking_cells
 
 CODES = config.compose().codes
 REGIONS = ["03", "05", "12"]
@@ -93,13 +102,51 @@ def cell(frame: pl.DataFrame, block: str, category: str, region: str) -> dict:
     ).row(0, named=True)
 
 
-def table(min_count: int, region_basis: str = "residence") -> pl.DataFrame:
-    return treated_by_region(cohort_rows(), CODES, REGIONS, region_basis, min_count)
+def table(region_basis: str = "residence", rows: pl.DataFrame | None = None) -> pl.DataFrame:
+    rows = cohort_rows() if rows is None else rows
+    return treated_by_region(rows, CODES, REGIONS, region_basis)
 
 
-def smds(min_count: int) -> pl.DataFrame:
-    ages = age_by_region(cohort_rows(), CODES, REGIONS, "residence")
-    return region_smd(table(min_count), ages, min_count)
+def smds(rows: pl.DataFrame | None = None) -> pl.DataFrame:
+    rows = cohort_rows() if rows is None else rows
+    ages = age_by_region(rows, CODES, REGIONS, "residence")
+    return region_smd(table(rows=rows), ages)
+
+
+def published(
+    rows: pl.DataFrame, min_count: int, codes=CODES, regions=REGIONS
+) -> dict[str, pl.DataFrame]:
+    """Table B3, Table 2, Table 2 by region and its SMDs as `publish` writes them (text,
+    ".." hidden), built from `rows` as the describe and claims stages build them."""
+    b3 = with_percent(
+        table_b3_counts(with_labels(rows.filter("person_row"), codes), blocks(codes)), "ownership"
+    )
+    in_table2 = {b.name for b in blocks(codes) if b.in_table2}
+    t2 = b3.filter(pl.col("block").is_in(in_table2) & (pl.col("ownership") == TOTAL))
+    tidy = treated_by_region(rows, codes, regions, "residence")
+    ages = age_by_region(rows, codes, regions, "residence")
+    frames = {
+        "table_b3_long.csv": b3,
+        "table2_long.csv": t2,
+        "table2.csv": table2_layout(t2.filter(pl.col("category") != TOTAL), TABLE2_COLUMNS),
+        "table2_by_region.csv": printed_layout(tidy),
+        "table2_by_region_smd.csv": smd_layout(region_smd(tidy, ages)),
+    }
+    out: dict[str, pl.DataFrame] = {}
+    for file, frame in frames.items():
+        out[file] = gated(frame, file, min_count, out)
+    return out
+
+
+def hidden_region_cells(printed: pl.DataFrame) -> set[tuple[str, str, str]]:
+    """(block, category, region name or Alla) of the cells the published table hides."""
+    names = [c for c in printed.columns if c not in ("block", "category")]
+    return {
+        (r["block"], r["category"], name)
+        for r in printed.iter_rows(named=True)
+        for name in names
+        if r[name] == ".."
+    }
 
 
 def lp_leaks(tidy: pl.DataFrame) -> dict[str, list[int]]:
@@ -122,8 +169,7 @@ def lp_leaks(tidy: pl.DataFrame) -> dict[str, list[int]]:
 
 
 def test_counts_and_percents_match_a_hand_count():
-    tidy = table(min_count=1)
-    assert not tidy["suppressed"].any()
+    tidy = table()
     assert (cell(tidy, "Kön", "Kvinnor", "03")["n"], cell(tidy, "Kön", TOTAL, "03")["n"]) == (8, 12)
     assert math.isclose(cell(tidy, "Kön", "Kvinnor", "03")["percent"], 100 * 8 / 12)
     assert cell(tidy, "Kön", "Kvinnor", ALL)["n"] == 16
@@ -139,7 +185,7 @@ def test_counts_and_percents_match_a_hand_count():
 
 
 def test_smd_matches_the_formula_by_hand():
-    out = smds(min_count=1)
+    out = smds()
     # Uppsala women: p = 8/12, pooled 16/30 -> (2/15) / sqrt((2/9 + 56/225) / 2) = 2 / sqrt(53)
     assert math.isclose(cell(out, "Kön", "Kvinnor", "03")["smd"], 2 / math.sqrt(53))
     assert math.isclose(cell(out, "Kön", "Män", "03")["smd"], -2 / math.sqrt(53))
@@ -151,7 +197,7 @@ def test_smd_matches_the_formula_by_hand():
     # everyone F43: shares 1 vs 1 and 0 vs 0 have no SMD, and nothing is hidden
     for category in ["Stressreaktioner (F43)", "Övriga diagnoser"]:
         row = cell(out, "Huvuddiagnos (MiDAS)", category, "05")
-        assert row["smd"] is None and not row["hidden"]
+        assert row["smd"] is None
     every = [a for ages in AGES.values() for a in ages]
     mean_r, var_r = statistics.mean(AGES["12"]), statistics.variance(AGES["12"])
     mean_all, var_all = statistics.mean(every), statistics.variance(every)
@@ -159,91 +205,85 @@ def test_smd_matches_the_formula_by_hand():
     assert math.isclose(cell(out, "Ålder", "Medelålder", "12")["smd"], expected_age)
     # Skåne's largest |SMD| is Förgymnasial (Gymnasial: 19 / sqrt(95), age bands and mean smaller)
     assert abs(expected_age) < 21**0.5 / 2 and 19 / math.sqrt(95) < 21**0.5 / 2
-    assert math.isclose(cell(out, "Sammanfattning", "max |SMD|", "12")["smd"], 21**0.5 / 2)
+    (line,) = region_lines(smd_layout(out, decimals=6), 0.1)
+    assert f"Skåne {display(str(round(21**0.5 / 2, 6)))} (9 of 9)" in line
     assert ALL not in out["region"].to_list()
 
 
-def test_summary_counts_the_shown_smds_above_the_threshold():
-    for min_count in (1, 3):
-        out = smds(min_count)
-        cells = out.filter(pl.col("block") != "Sammanfattning")
-        for region in REGIONS:
-            shown = cells.filter((pl.col("region") == region) & pl.col("smd").is_not_null())
-            magnitudes = [abs(v) for v in shown["smd"]]
-            row = cell(out, "Sammanfattning", "antal |SMD| > 0.1", region)
-            assert row["smd"] == sum(m > 0.1 for m in magnitudes)
-            assert math.isclose(
-                cell(out, "Sammanfattning", "max |SMD|", region)["smd"], max(magnitudes)
-            )
+def test_report_summarises_only_the_smds_the_table_shows():
+    wide = pl.DataFrame(
+        {
+            "block": ["Kön", "Kön", "Ålder"],
+            "category": ["Kvinnor", "Män", "18–39"],
+            "Uppsala": ["0.3", "-0.3", ".."],
+            "Skåne": ["..", "..", ".."],
+            "Kalmar": ["0.05", "-0.2", "0.1"],
+        }
+    )
+    (line,) = region_lines(wide, 0.1)
+    assert "Uppsala 0.3 (2 of 2)" in line and "Kalmar 0.2 (1 of 3)" in line
+    assert "Skåne" not in line  # nothing shown: nothing said
 
 
 def test_alla_is_table2s_treated_column():
     rows = cohort_rows()
-    for min_count in (1, 3):
-        b3 = suppress_b3(
-            table_b3_counts(with_labels(rows.filter("person_row"), CODES), blocks(CODES)), min_count
-        )
-        table2 = {b.name for b in blocks(CODES) if b.in_table2}
-        treated_column = b3.filter(
-            pl.col("block").is_in(table2)
-            & (pl.col("group") == "Insats")
-            & (pl.col("ownership") == TOTAL)
-        ).select("block", "category", "n", "percent")
-        alla = (
-            table(min_count)
-            .filter(pl.col("region") == ALL)
-            .select("block", "category", "n", "percent")
-        )
-        assert alla.select("block", "category", "n").equals(treated_column.drop("percent"))
-        both = alla.join(treated_column, on=["block", "category"]).drop_nulls()
-        assert (both["percent"] - both["percent_right"]).abs().max() < 1e-9
-        if min_count == 1:
-            assert alla.equals(treated_column)
-
-
-def test_suppressed_cells_cannot_be_recomputed_and_hide_their_smd():
-    tidy = table(min_count=3)
-    small = tidy.filter((pl.col("n") > 0) & (pl.col("n") < 3))
-    assert (
-        small.height == 4 and small["suppressed"].all()
-    )  # 03 60–67, 12 18–39, 05 and Alla Eftergymn.
-    assert not tidy.filter(pl.col("block") == "Kön")["suppressed"].any()  # every sex cell >= 3
-    assert lp_leaks(tidy) == {block: [] for block in tidy["block"].unique()}
-    assert tidy.filter(pl.col("suppressed"))["percent"].null_count() == tidy["suppressed"].sum()
-    # Skåne's education total (8) is hidden: its shown zeros get no percent, which would reveal it
-    assert cell(tidy, "Utbildningsnivå", TOTAL, "12")["suppressed"]
-    zero = cell(tidy, "Utbildningsnivå", "Gymnasial", "12")
-    assert (zero["n"], zero["suppressed"], zero["percent"]) == (0, False, None)
-
-    out = smds(min_count=3)
-    hidden_cells = set()
-    for r in tidy.iter_rows(named=True):
-        base = cell(tidy, r["block"], TOTAL, r["region"])
-        if r["suppressed"] or base["suppressed"]:
-            hidden_cells.add((r["block"], r["category"], r["region"]))
-    categories = out.filter(
-        ~pl.col("block").is_in(["Sammanfattning"]) & (pl.col("category") != "Medelålder")
+    b3 = with_percent(
+        table_b3_counts(with_labels(rows.filter("person_row"), CODES), blocks(CODES)), "ownership"
     )
-    for r in categories.iter_rows(named=True):
-        key = (r["block"], r["category"])
-        expected = (*key, r["region"]) in hidden_cells or (*key, ALL) in hidden_cells
-        assert r["hidden"] == expected, r
-        if expected:
-            assert r["smd"] is None
-    assert categories["hidden"].any()
-    # unsuppressed sex cells keep their hand value
-    assert math.isclose(cell(out, "Kön", "Kvinnor", "03")["smd"], 2 / math.sqrt(53))
+    table2 = {b.name for b in blocks(CODES) if b.in_table2}
+    treated_column = b3.filter(
+        pl.col("block").is_in(table2)
+        & (pl.col("group") == "Insats")
+        & (pl.col("ownership") == TOTAL)
+    ).select("block", "category", "n", "percent")
+    alla = table().filter(pl.col("region") == ALL).select("block", "category", "n", "percent")
+    assert alla.equals(treated_column)
+    # published, the Alla column hides what Table 2 hides, and shows what it shows
+    for min_count in (3, 5):
+        tables = published(rows, min_count)
+        t2 = tables["table2.csv"].select("block", "category", "Insats Totalt")
+        by_region = tables["table2_by_region.csv"].select("block", "category", ALL)
+        both = t2.join(by_region, on=["block", "category"])
+        assert both.height == t2.height
+        assert (both["Insats Totalt"] == both[ALL]).all()
 
-    printed = printed_layout(tidy)
-    assert printed.columns == ["block", "category", "Uppsala", "Östergötland", "Skåne", ALL]
-    row = printed.filter((pl.col("block") == "Ålder") & (pl.col("category") == "60–67"))
-    assert row["Uppsala"].item() == ".."
+
+def test_hidden_cells_cannot_be_recomputed_and_hide_their_smd():
+    tidy = table()
+    tables = published(cohort_rows(), min_count=3)
+    printed = tables["table2_by_region.csv"]
+    hidden = hidden_region_cells(printed)
+    names = {"03": "Uppsala", "05": "Östergötland", "12": "Skåne", ALL: ALL}
+    # 03 60–67 (2), 12 18–39 (1), 05 and Alla Eftergymnasial (2): the small counts, hidden
+    for block, category, region in [
+        ("Ålder", "60–67", "03"),
+        ("Ålder", "18–39", "12"),
+        ("Utbildningsnivå", "Eftergymnasial", "05"),
+        ("Utbildningsnivå", "Eftergymnasial", ALL),
+    ]:
+        assert (block, category, names[region]) in hidden
+    assert not {h for h in hidden if h[0] == "Kön"}  # every sex cell >= 3
+    flags = tidy.with_columns(
+        pl.struct("block", "category", "region")
+        .map_elements(
+            lambda r: (r["block"], r["category"], names[r["region"]]) in hidden,
+            return_dtype=pl.Boolean,
+        )
+        .alias("suppressed")
+    )
+    assert lp_leaks(flags) == {block: [] for block in tidy["block"].unique()}
     kvinnor = printed.filter((pl.col("block") == "Kön") & (pl.col("category") == "Kvinnor"))
     assert kvinnor["Uppsala"].item() == "8 (67)" and kvinnor[ALL].item() == "16 (53)"
-    wide = smd_layout(out)
+
+    wide = tables["table2_by_region_smd.csv"]
     assert wide.columns == ["block", "category", "Uppsala", "Östergötland", "Skåne"]
-    assert wide.filter(pl.col("category") == "Kvinnor")["Uppsala"].item() == round(
-        2 / math.sqrt(53), 2
+    for r in wide.filter(pl.col("category") != "Medelålder").iter_rows(named=True):
+        for name in ("Uppsala", "Östergötland", "Skåne"):
+            sources = [(r["block"], r["category"]), (r["block"], TOTAL)]
+            expected = any((b, c, n) in hidden for b, c in sources for n in (name, ALL))
+            assert (r[name] == "..") == expected, (r["block"], r["category"], name)
+    assert wide.filter(pl.col("category") == "Kvinnor")["Uppsala"].item() == str(
+        round(2 / math.sqrt(53), 2)
     )
 
 
@@ -251,10 +291,18 @@ def test_mean_age_smd_is_hidden_below_min_count():
     ages = age_by_region(cohort_rows(), CODES, REGIONS, "residence")
     assert ages["n"].to_list() == [12, 10, 8, 30]
     assert math.isclose(ages.filter(pl.col("region") == "12")["mean_age"].item(), 401 / 8)
-    out = region_smd(table(min_count=9), ages, min_count=9)
-    assert cell(out, "Ålder", "Medelålder", "12")["hidden"]  # 8 persons
-    assert cell(out, "Ålder", "Medelålder", "12")["smd"] is None
-    assert cell(out, "Ålder", "Medelålder", "05")["smd"] is not None  # 10 persons
+    tables = published(cohort_rows(), min_count=9)
+    wide = tables["table2_by_region_smd.csv"]
+    age = wide.filter(pl.col("category") == "Medelålder").row(0, named=True)
+    assert age["Skåne"] == ".."  # 8 persons
+    # hidden exactly where the region's age total is (Skåne's, and one more beside it,
+    # since the pooled total is shown)
+    totals = tables["table2_by_region.csv"].filter(
+        (pl.col("block") == "Ålder") & (pl.col("category") == TOTAL)
+    )
+    for name in ("Uppsala", "Östergötland", "Skåne"):
+        assert (age[name] == "..") == (totals[name].item() == ".."), name
+    assert [age[n] for n in ("Uppsala", "Östergötland")].count("..") == 1
 
 
 def test_region_basis_provider_uses_the_first_gc001_region_for_treated():
@@ -263,7 +311,7 @@ def test_region_basis_provider_uses_the_first_gc001_region_for_treated():
     )
     assert frame.select(region_of("provider"))["region"].to_list() == ["05", "03"]
     assert frame.select(region_of("residence"))["region"].to_list() == ["03", "03"]
-    residence, provider = table(1, "residence"), table(1, "provider")
+    residence, provider = table("residence"), table("provider")
     # the two moved Uppsala residents are women
     assert [cell(residence, "Kön", c, "03")["n"] for c in ("Kvinnor", TOTAL)] == [8, 12]
     assert [cell(provider, "Kön", c, "03")["n"] for c in ("Kvinnor", TOTAL)] == [6, 10]
@@ -273,7 +321,7 @@ def test_region_basis_provider_uses_the_first_gc001_region_for_treated():
 
 def test_treated_outside_the_regions_is_an_error():
     try:
-        treated_by_region(cohort_rows(), CODES, ["03", "05"], "residence", 1)
+        treated_by_region(cohort_rows(), CODES, ["03", "05"], "residence")
     except ValueError as error:
         assert "outside the regions" in str(error)
     else:
@@ -298,8 +346,19 @@ def test_random_tables_do_not_leak_and_alla_is_the_sum(people, min_count):
     rows = pl.DataFrame(
         [person(i, True, r, r, sex, age, edu) for i, (r, sex, age, edu) in enumerate(people)]
     )
-    tidy = treated_by_region(rows, CODES, REGIONS, "residence", min_count)
-    assert all(leaks == [] for leaks in lp_leaks(tidy).values())
+    tidy = treated_by_region(rows, CODES, REGIONS, "residence")
+    if rows.height >= 5:  # Table 2 has its own rules for fewer persons than a threshold
+        names = dict(zip(REGIONS, ["Uppsala", "Östergötland", "Skåne"], strict=True))
+        hidden = hidden_region_cells(published(rows, min_count)["table2_by_region.csv"])
+        flags = tidy.with_columns(
+            pl.struct("block", "category", "region")
+            .map_elements(
+                lambda r: (r["block"], r["category"], names.get(r["region"], ALL)) in hidden,
+                return_dtype=pl.Boolean,
+            )
+            .alias("suppressed")
+        )
+        assert all(leaks == [] for leaks in lp_leaks(flags).values())
     sums = tidy.filter(pl.col("region") != ALL).group_by("block", "category").agg(pl.col("n").sum())
     alla = tidy.filter(pl.col("region") == ALL).select("block", "category", "n")
     assert (
@@ -318,11 +377,23 @@ def test_region_table_and_table_b3_read_together_reveal_no_hidden_cell(run_dir):
     rows = pl.read_parquet(run_dir / "outputs" / "cohort.parquet").filter("person_row")
     min_count = 30  # a high threshold, so that many cells are hidden
     regions = [str(r) for r in cfg.cohort.regions]
-    tidy = treated_by_region(rows, cfg.codes, regions, "residence", min_count)
-    labelled = with_labels(rows, cfg.codes)
-    b3 = suppress_b3(table_b3_counts(labelled, blocks(cfg.codes)), min_count).filter(
-        pl.col("group") == "Insats"
+    tidy = treated_by_region(rows, cfg.codes, regions, "residence")
+    tables = published(rows, min_count, cfg.codes, regions)
+    names = {str(k): str(v) for k, v in cfg.codes.regions.items()}
+    hidden_here = hidden_region_cells(tables["table2_by_region.csv"])
+    tidy = tidy.with_columns(
+        pl.struct("block", "category", "region")
+        .map_elements(
+            lambda r: (r["block"], r["category"], names.get(r["region"], ALL)) in hidden_here,
+            return_dtype=pl.Boolean,
+        )
+        .alias("suppressed")
     )
+    labelled = with_labels(rows, cfg.codes)
+    b3 = with_percent(table_b3_counts(labelled, blocks(cfg.codes)), "ownership")
+    b3 = b3.with_columns(
+        pl.Series("suppressed", tables["table_b3_long.csv"]["n"].to_list()) == ".."
+    ).filter(pl.col("group") == "Insats")
     table2 = {b.name for b in blocks(cfg.codes) if b.in_table2}
     b3 = b3.filter(pl.col("block").is_in(table2))
     cells: dict[tuple, int] = {}
@@ -359,4 +430,7 @@ def test_region_table_and_table_b3_read_together_reveal_no_hidden_cell(run_dir):
                 ]
                 constraints.append((cells[(block, category, "Alla")], parts))
     assert any(hidden)
-    assert leaking_cells(counts, constraints, hidden) == []
+    # a large secondary cell may be pinned (it discloses nobody); a small one must not be
+    leaks = [i for i in leaking_cells(counts, constraints, hidden) if counts[i] < min_count]
+    keys = {i: k for k, i in cells.items()}
+    assert [(keys[i], counts[i]) for i in leaks] == []

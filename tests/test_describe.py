@@ -1,4 +1,4 @@
-"""Table 2/B3 counts and percent bases by hand, suppression in the printed layout, Figure 8."""
+"""Table 2/B3 counts and percent bases by hand, the gate's protection of B3, Figure 8."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ import polars as pl
 
 from pipeline.core import config
 from pipeline.report.labels import TOTAL
-from pipeline.report.table2 import blocks, printed_layout, suppress_b3, table_b3_counts, with_labels
+from pipeline.report.table2 import (
+    B3_COLUMNS,
+    blocks,
+    printed_layout,
+    table_b3_counts,
+    with_labels,
+    with_percent,
+)
 from pipeline.stages.describe import figure8_data
-from tests.helpers import leaking_cells
+from tests.helpers import gated, leaking_cells
 
 CODES = config.compose().codes
 
@@ -40,8 +47,8 @@ def person_rows() -> pl.DataFrame:
 
 
 def test_counts_and_percent_bases_match_a_hand_count():
-    tidy = suppress_b3(
-        table_b3_counts(with_labels(person_rows(), CODES), blocks(CODES)), min_count=1
+    tidy = with_percent(
+        table_b3_counts(with_labels(person_rows(), CODES), blocks(CODES)), "ownership"
     )
 
     def cell(block, category, group, ownership=TOTAL):
@@ -61,11 +68,14 @@ def test_counts_and_percent_bases_match_a_hand_count():
     assert cell("Kön", TOTAL, "Kontroll", "Okänd")[0] == 1
 
 
-def test_suppressed_cells_cannot_be_recomputed_and_print_as_dots():
-    tidy = suppress_b3(
-        table_b3_counts(with_labels(person_rows(), CODES), blocks(CODES)), min_count=5
+def test_published_b3_hides_small_cells_none_can_be_recomputed_and_they_print_as_dots():
+    whole = with_percent(
+        table_b3_counts(with_labels(person_rows(), CODES), blocks(CODES)), "ownership"
     )
-    assert tidy.filter(pl.col("suppressed"))["percent"].null_count() == tidy["suppressed"].sum()
+    long = gated(whole, "table_b3_long.csv", min_count=5)
+    tidy = whole.with_columns((long["n"] == "..").alias("suppressed"))
+    assert tidy["suppressed"].any()
+    assert (long.filter(pl.col("n") == "..")["percent"] == "..").all()
     for (_block, _group), part in tidy.with_row_index("i").group_by("block", "group"):
         cells = part.with_row_index("j")
         index = {(r["category"], r["ownership"]): r["j"] for r in cells.iter_rows(named=True)}
@@ -79,8 +89,11 @@ def test_suppressed_cells_cannot_be_recomputed_and_print_as_dots():
                 constraints.append(
                     (j, [k for (c, o), k in index.items() if c == cat and o != TOTAL])
                 )
-        assert leaking_cells(cells["n"].to_list(), constraints, cells["suppressed"].to_list()) == []
-    printed = printed_layout(tidy, [("Insats", "Privat"), ("Insats", TOTAL)])
+        leaks = leaking_cells(cells["n"].to_list(), constraints, cells["suppressed"].to_list())
+        assert [i for i in leaks if cells["n"][i] < 5] == []
+    printed = gated(
+        printed_layout(whole, B3_COLUMNS), "table_b3.csv", published={"table_b3_long.csv": long}
+    )
     men_private = printed.filter((pl.col("block") == "Kön") & (pl.col("category") == "Män"))
     assert men_private["Insats Privat"].item() == ".."
 

@@ -20,7 +20,10 @@ from pipeline.stages.income_tables.directions import (
     income_directions,
     significant_for,
 )
+from tests.helpers import gated
 
+B6_COLUMNS = ("block", "category", "income", "group", "n", "percent", "block_total")
+LONG_KEYS = ("table", "block", "row", "length_class", "group", "n", "count")
 NUMBERS = ("percent_treated", "percent_control", "diff_pp", "diff_ci_low", "diff_ci_high")
 NUMBERS += ("p_unadjusted", "ame_pp", "ame_ci_low", "ame_ci_high", "p_adjusted", "p_value")
 
@@ -166,15 +169,15 @@ def test_a_comparison_with_a_cell_the_gate_hides_shows_nothing():
     spec = ModelSpec("B4/B5", "income_before", "<2 år", "any_income_12")
     models = _hand_models(spec, ame=-28.0, p=0.0004)
     cells = add_significance(b4_b5_table3(_hand_outcomes(), (12,)), models, "adjusted_logit")
-    cells = cells.with_columns(pl.lit(False).alias("suppressed"))
     as_text = lambda f: pl.read_csv(f.write_csv().encode(), infer_schema=False)  # noqa: E731
     specs = {s.file: s for s in SPECS}
     long, _ = publish(as_text(cells), specs["income_tables_long.csv"], DisclosureRules())
+    no_b6 = pl.DataFrame(schema=dict.fromkeys(B6_COLUMNS, pl.String))
     directions, _ = publish(
         as_text(_hand_directions()),
         specs["income_directions.csv"],
         DisclosureRules(),
-        {"income_tables_long.csv": long},
+        {"income_tables_long.csv": long, "table_b6.csv": no_b6},
     )
     where = {"table": "B4", "block": "Tidigare inkomstnivå", "row": "<12 mån"}
     row = _cell(directions, length_class="2+ år", **where)  # treated count 3 < 5
@@ -217,19 +220,21 @@ def test_significant_for_is_p_below_0_05_in_the_direction_of_the_estimate(p, est
     assert significant_for(p, estimate) == expected
 
 
-def test_b6_directions_compare_category_shares_and_hide_suppressed_cells():
+def test_b6_directions_compare_category_shares_and_the_gate_hides_small_ones():
     b6 = pl.DataFrame(
         [
-            ("Kön", "Kvinna", "Någon inkomst före", "Insats", 30, 100, False),
-            ("Kön", "Kvinna", "Någon inkomst före", "Kontroll", 120, 200, False),
-            ("Kön", "Man", "Någon inkomst före", "Insats", 70, 100, False),
-            ("Kön", "Man", "Någon inkomst före", "Kontroll", 80, 200, False),
-            ("Kön", "Kvinna", "Utan inkomst före", "Insats", None, 12, True),
-            ("Kön", "Kvinna", "Utan inkomst före", "Kontroll", 40, 90, False),
+            ("Kön", "Kvinna", "Någon inkomst före", "Insats", 30, 100),
+            ("Kön", "Kvinna", "Någon inkomst före", "Kontroll", 120, 200),
+            ("Kön", "Man", "Någon inkomst före", "Insats", 70, 100),
+            ("Kön", "Man", "Någon inkomst före", "Kontroll", 80, 200),
+            ("Kön", "Kvinna", "Utan inkomst före", "Insats", 3, 12),
+            ("Kön", "Kvinna", "Utan inkomst före", "Kontroll", 40, 90),
+            ("Kön", "Man", "Utan inkomst före", "Insats", 9, 12),
+            ("Kön", "Man", "Utan inkomst före", "Kontroll", 50, 90),
         ],
-        schema=["block", "category", "income", "group", "n", "block_total", "suppressed"],
+        schema=["block", "category", "income", "group", "n", "block_total"],
         orient="row",
-    )
+    ).with_columns((100 * pl.col("n") / pl.col("block_total")).alias("percent"))
     cells = b4_b5_table3(_hand_outcomes(), (12,)).head(0)
     empty = pl.DataFrame({"model": []}, schema={"model": pl.String})
     directions = income_directions(cells, empty, b6, "adjusted_logit")
@@ -238,9 +243,21 @@ def test_b6_directions_compare_category_shares_and_hide_suppressed_cells():
     assert women["diff_pp"] == pytest.approx(30 - 60)
     assert women["significant_for"] == "controls"  # 30/100 vs 120/200, z p < 0.05
     assert women["p_value"] == women["p_unadjusted"] and women["ame_pp"] is None
-    hidden = _cell(directions, table="B6", row="Kvinna", income="Utan inkomst före")
-    assert hidden["suppressed"] and hidden["percent_control"] is None
-    assert hidden["diff_pp"] is None and hidden["p_value"] is None
+    # published: 3 treated women without income before are hidden in B6, with their
+    # complement (9 men of 12), and so are both comparisons of that column
+    no_long = pl.DataFrame(schema=dict.fromkeys(LONG_KEYS, pl.String))
+    published_b6 = gated(b6, "table_b6.csv", published={"income_tables_long.csv": no_long})
+    published = gated(
+        directions,
+        "income_directions.csv",
+        published={"income_tables_long.csv": no_long, "table_b6.csv": published_b6},
+    )
+    for sex in ("Kvinna", "Man"):
+        hidden = _cell(published, table="B6", row=sex, income="Utan inkomst före")
+        assert hidden["suppressed"] == "true" and hidden["percent_treated"] == ".."
+        assert hidden["diff_pp"] == ".." and hidden["p_value"] == ".."
+    shown = _cell(published, table="B6", row="Kvinna", income="Någon inkomst före")
+    assert shown["suppressed"] == "false" and shown["diff_pp"] != ".."
 
 
 def test_written_directions_match_the_long_cells(run_dir):
@@ -248,16 +265,14 @@ def test_written_directions_match_the_long_cells(run_dir):
     directions = pl.read_csv(tables / "income_directions.csv")
     long = pl.read_csv(tables / "income_tables_long.csv").filter(pl.col("row") != "n")
     keys = ["table", "block", "row", "length_class"]
-    pairs = long.pivot(on="group", index=keys, values=["percent", "suppressed"])
+    pairs = long.pivot(on="group", index=keys, values=["percent"])
     joined = directions.join(pairs, on=keys, how="inner")
     assert joined.height == pairs.height  # one comparison per B4/B5/Table 3 row and class
-    hidden = joined["suppressed_Insats"] | joined["suppressed_Kontroll"]
-    assert (joined["suppressed"] == hidden).all()
-    both = pl.col("percent_Insats").is_not_nan() & pl.col("percent_Kontroll").is_not_nan()
-    shown = joined.filter(~pl.col("suppressed") & both)  # a group without persons: no share
-    assert (shown["percent_treated"] == shown["percent_Insats"]).all()
-    assert (shown["percent_control"] == shown["percent_Kontroll"]).all()
-    sign = (shown["percent_Insats"] - shown["percent_Kontroll"]).sign()
+    both = pl.col("Insats").is_not_nan() & pl.col("Kontroll").is_not_nan()
+    shown = joined.filter(both)  # a group without persons: no share
+    assert (shown["percent_treated"] == shown["Insats"]).all()
+    assert (shown["percent_control"] == shown["Kontroll"]).all()
+    sign = (shown["Insats"] - shown["Kontroll"]).sign()
     word = {1: "treated higher", -1: "treated lower", 0: "equal"}
     assert shown["direction"].to_list() == [word[int(s)] for s in sign]
     assert directions.filter(pl.col("table") == "B6").height > 0
@@ -277,10 +292,14 @@ def test_b6_hides_a_small_block_total_and_every_share_of_its_column(run_dir):
         ~(in_b6 & ~pl.col("income_before") & pl.col("treated"))
         | pl.col("spell_id").is_in(keep.implode())
     )
-    b6 = table_b6(small, config.compose([]).codes, min_count=5)
+    b6 = table_b6(small, config.compose([]).codes)
+    no_long = pl.DataFrame(schema=dict.fromkeys(LONG_KEYS, pl.String))
+    b6 = gated(b6, "table_b6.csv", published={"income_tables_long.csv": no_long})
     column = b6.filter((pl.col("income") == "Utan inkomst före") & (pl.col("group") == "Insats"))
     assert column.height > 0
-    assert column["block_total"].is_null().all() and column["percent"].is_null().all()
-    assert column["suppressed"].all()
-    shown_totals = b6.filter(pl.col("block_total").is_not_null())["block_total"]
+    assert (column["block_total"] == "..").all()
+    # every share that with its n would give the total back is hidden (a 0 % of 0 does not)
+    assert (column.filter(pl.col("percent") != "0.0")["percent"] == "..").all()
+    assert (column["suppressed"] == "true").all()
+    shown_totals = b6.filter(pl.col("block_total") != "..")["block_total"].cast(pl.Int64)
     assert not ((shown_totals > 0) & (shown_totals < 5)).any()

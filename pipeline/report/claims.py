@@ -2,7 +2,8 @@
 
 Each sentence quotes the claim (with its line in the report) and the numbers the
 `claims` stage wrote, as written (`formatting.display`); a hidden cell reads
-"hidden". Like the rest of the report, nothing here computes a new number.
+"hidden". Like the rest of the report, nothing here computes a new number but one:
+the largest regional SMD, taken over the SMDs the published table shows.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import polars as pl
 
 from pipeline.report.formatting import display
 from pipeline.report.labels import ALL, ALL_LENGTHS
+from pipeline.report.publication.spec import number
 
 HIDDEN = "hidden"
 ANCHOR_TEXT = {
@@ -64,16 +66,23 @@ def prior_lines(prior: pl.DataFrame) -> list[str]:
     return lines
 
 
-def region_lines(smd: pl.DataFrame) -> list[str]:
-    """L1378: the largest |SMD| of each region against the pooled treated."""
-    row = smd.filter(pl.col("block") == "Sammanfattning").head(1)
-    if not row.height:
+def region_lines(smd: pl.DataFrame, threshold: float) -> list[str]:
+    """L1378: per region, the largest |SMD| against the pooled treated and how many exceed
+    `threshold`, over the SMDs the published table shows (hidden ones are not guessed)."""
+    regions = [c for c in smd.columns if c not in ("block", "category")]
+    parts = []
+    for name in regions:
+        shown = [abs(v) for v in (number(t) for t in smd[name].to_list()) if v is not None]
+        if shown:
+            above = sum(v > threshold for v in shown)
+            parts.append(f"{name} {display(str(max(shown)))} ({above} of {len(shown)})")
+    if not parts:
         return []
-    values = row.drop("block", "category").row(0, named=True)
-    listed = ", ".join(f"{name} {_show(v)}" for name, v in values.items())
     return [
         "L1378 'the regions target the same groups': largest |SMD| of each region's Table 2 "
-        f"rows against all treated: {listed} (table2_by_region_smd.csv)"
+        f"rows against all treated (and how many of the shown rows exceed {threshold:g}): "
+        + ", ".join(parts)
+        + " (table2_by_region_smd.csv)"
     ]
 
 
@@ -94,8 +103,8 @@ def b5_lines(b5: pl.DataFrame) -> list[str]:
     ]
 
 
-def claim_lines(tables_dir: Path) -> list[str]:
-    """Every §4.12 sentence of the report, from the `claims` stage's tables."""
+def claim_lines(tables_dir: Path, smd_threshold: float) -> list[str]:
+    """Every §4.12 sentence of the report, from the `claims` stage's published tables."""
 
     def read(name: str) -> pl.DataFrame:
         return pl.read_csv(tables_dir / name, infer_schema_length=0)
@@ -103,6 +112,6 @@ def claim_lines(tables_dir: Path) -> list[str]:
     return [
         *length_lines(read("gc001_life_table.csv"), read("gc001_length_rank.csv")),
         *prior_lines(read("prior_sick_days.csv")),
-        *region_lines(read("table2_by_region_smd.csv")),
+        *region_lines(read("table2_by_region_smd.csv"), smd_threshold),
         *b5_lines(read("table_b5_prior_spell.csv")),
     ]

@@ -70,11 +70,10 @@ def table_layout(windows: tuple[int, ...]) -> list[tuple[str, str, str, list[tup
 
 
 def printed_layout(cells: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Published layout of one table: block, row, then `count (pct)` per length class x group."""
+    """Printed layout of one table, whole: block, row, then `count (pct)` per length class x
+    group (the gate hides the printed cells whose counts it hides in the long table)."""
     text = (
-        pl.when(pl.col("suppressed"))
-        .then(pl.lit(".."))
-        .when(pl.col("row") == "n")
+        pl.when(pl.col("row") == "n")
         .then(pl.col("n").cast(pl.String))
         .when(pl.col("percent").fill_nan(None).is_null())  # no persons: no share to print
         .then(pl.col("count").cast(pl.String))

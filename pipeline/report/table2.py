@@ -1,7 +1,8 @@
-"""Table 2 / B3 (analysis-spec.md §4.1): blocks, tidy counts, their suppression and layout.
+"""Table 2 / B3 (analysis-spec.md §4.1): blocks, tidy counts, percents and layout.
 
 Used by the `describe` stage (Table 2, B3) and by the `claims` stage (Table 2 by
-region), so a cell shown in both is counted and hidden the same way.
+region), so a cell shown in both is counted the same way; the publication gate hides
+it the same way in both.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import polars as pl
 
 from pipeline.report.formatting import whole_percent
 from pipeline.report.labels import AGE_BLOCK, GROUP_LABEL, OWNERSHIP_LABEL, SEX_BLOCK, TOTAL
-from pipeline.stats.disclosure import suppressed_cells
 
 # Printed columns (group, ownership). Treated persons always have a GC001 provider: no
 # "Okänd" column for them.
@@ -125,61 +125,6 @@ def table_b3_counts(labelled: pl.DataFrame, block_list: list[Block]) -> pl.DataF
     return table_counts(labelled, block_list, "ownership_label", ownerships, name="ownership")
 
 
-def suppress_table(
-    counts: pl.DataFrame,
-    min_count: int,
-    column: str,
-    column_total: str = TOTAL,
-    elsewhere: pl.Series | None = None,
-) -> pl.DataFrame:
-    """`counts` (one row per block, category, group and `column` level) with `suppressed` (bool)
-    and `percent` (of the block total; null when hidden).
-
-    `counts` as from `table_counts`, with column dimension `column`. Constraints:
-    each block's categories sum to its `Totalt` row, and each row's `column`
-    cells sum to its `column_total` cell, within each group. `elsewhere` (aligned
-    with `counts`, nullable bool) is another published table's decision for the
-    cells it also holds: true = hidden there, false = shown there, null = not there.
-    """
-    cells = counts.with_row_index("cell")
-    index = {
-        (r["block"], r["category"], r["group"], r[column]): r["cell"]
-        for r in cells.iter_rows(named=True)
-    }
-    constraints = []
-    for block, category, group, level in index:
-        if category == TOTAL:
-            parts = [
-                i
-                for (b, c, g, o), i in index.items()
-                if (b, g, o) == (block, group, level) and c != TOTAL
-            ]
-            constraints.append((index[(block, category, group, level)], parts))
-        if level == column_total:
-            parts = [
-                i
-                for (b, c, g, o), i in index.items()
-                if (b, c, g) == (block, category, group) and o != column_total
-            ]
-            constraints.append((index[(block, category, group, level)], parts))
-    forced = shown = None
-    if elsewhere is not None:
-        forced = elsewhere.fill_null(False).to_list()
-        shown = (~elsewhere).fill_null(False).to_list()
-    hidden = suppressed_cells(cells["n"].to_list(), constraints, min_count, forced, shown)
-    is_total = pl.col("category") == TOTAL
-    by_column = ("block", "group", column)
-    total = pl.col("n").filter(is_total).first().over(by_column)
-    # a shown count with its percent gives the total back: no percent under a hidden total
-    total_hidden = pl.col("suppressed").filter(is_total).first().over(by_column)
-    shown = ~pl.col("suppressed") & ~total_hidden & (total > 0)
-    return (
-        cells.drop("cell")
-        .with_columns(pl.Series("suppressed", hidden))
-        .with_columns(pl.when(shown).then(100 * pl.col("n") / total).alias("percent"))
-    )
-
-
 def with_percent(counts: pl.DataFrame, column: str) -> pl.DataFrame:
     """`counts` (as from `table_counts`, column dimension `column`) whole, with `suppressed`
     false and `percent` (of the block total); the publication gate hides what it must."""
@@ -188,16 +133,6 @@ def with_percent(counts: pl.DataFrame, column: str) -> pl.DataFrame:
     return counts.with_columns(pl.lit(False).alias("suppressed")).with_columns(
         pl.when(total > 0).then(100 * pl.col("n") / total).alias("percent")
     )
-
-
-def suppress_b3(counts: pl.DataFrame, min_count: int) -> pl.DataFrame:
-    """Table B3's counts (block, category, group, ownership) with `suppressed` (bool) and
-    `percent` (of the block total; null when hidden): `suppress_table` over ownership.
-
-    Constraints: each block's categories sum to its `Totalt` row, and each
-    row's ownership columns sum to its `Totalt` column, within each group.
-    """
-    return suppress_table(counts, min_count, "ownership")
 
 
 def count_percent_text() -> pl.Expr:

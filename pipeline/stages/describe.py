@@ -1,8 +1,9 @@
 """`describe` stage: Table 2 / B3, Figures 8-9 and the descriptive figures of analysis-spec.md §4.
 
 Tables are built tidy (one row per block, category and column, with count,
-denominator and percent), suppressed (`pipeline.stats.disclosure`), and written both
-tidy and in the published layout with Swedish labels. Percent bases are the
+denominator and percent) and written whole, both tidy and in the published layout with
+Swedish labels, under `outputs/results/`; the publication gate (stage `publish`) hides
+small cells and draws Figures 8-9 from what it may show. Percent bases are the
 block's non-missing total per column (§0, §4.1).
 """
 
@@ -14,8 +15,6 @@ from typing import Any
 import polars as pl
 
 from pipeline.core import config, io
-from pipeline.report.figures import write_figure
-from pipeline.report.figures.describe import figure8, figure9
 from pipeline.report.labels import GROUP_LABEL, SEX_BLOCK, TOTAL
 from pipeline.report.table2 import (
     B3_COLUMNS,
@@ -26,7 +25,6 @@ from pipeline.report.table2 import (
     with_labels,
     with_percent,
 )
-from pipeline.stats.disclosure import hide_small
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +143,9 @@ def spell_length_by_care_level(cohort: pl.DataFrame) -> pl.DataFrame:
 
 
 def run(cfg: Any) -> None:
-    """Write Table 2/B3, Figure 8/9 data and PNGs, timing, spell length and ownership tables."""
+    """Write Table 2/B3, Figure 8/9 data, timing, spell length and ownership tables, whole."""
     outputs = config.resolve_path(cfg.paths.outputs)
-    tables, figures = outputs / "results", outputs / "figures"
-    min_count = int(cfg.disclosure.min_count)
+    tables = outputs / "results"
     late_day = int(cfg.describe.late_gc001_day)
     year_basis = str(cfg.describe.fig8_year_basis)
     cohort = pl.read_parquet(outputs / "cohort.parquet")
@@ -167,27 +164,12 @@ def run(cfg: Any) -> None:
         printed_layout(t2.filter(pl.col("category") != TOTAL), TABLE2_COLUMNS),
         tables / "table2.csv",
     )
-    # summaries of fewer than min_count persons (none, too) are hidden, flagged `suppressed`
-    by_n: dict[str, Any] = {"hide_zero": True, "flag": "suppressed"}
-    ages = hide_small(age_summary(labelled), "n", ["mean_age", "median_age"], min_count, **by_n)
-    io.write_csv(ages, tables / "table_b3_age.csv")
-
-    stats = ["mean_days", "median_days", "share_after_late_day"]
-    fig8 = hide_small(figure8_data(cohort, year_basis, late_day), "n", stats, min_count, **by_n)
-    io.write_csv(fig8, tables / "figure8.csv")
-    write_figure(figure8(fig8), figures / "figure8.png")
-    fig9 = hide_small(
-        figure9_data(cohort, cfg.codes, year_basis, late_day), "n", stats, min_count, **by_n
-    )
-    io.write_csv(fig9, tables / "figure9.csv")
-    write_figure(figure9(fig9), figures / "figure9.png")
-    timing = hide_small(timing_summary(cohort, late_day), "n", stats, min_count, **by_n)
-    io.write_csv(timing, tables / "gc001_timing.csv")
-    lengths = spell_length_by_care_level(cohort)
-    lengths = hide_small(
-        lengths, "n", ["mean_gross_days", "median_gross_days", "share_censored"], min_count, **by_n
-    )
-    io.write_csv(lengths, tables / "spell_length_by_care_level.csv")
+    # written whole: the gate hides the summaries of fewer than min_count persons
+    io.write_csv(age_summary(labelled), tables / "table_b3_age.csv")
+    io.write_csv(figure8_data(cohort, year_basis, late_day), tables / "figure8.csv")
+    io.write_csv(figure9_data(cohort, cfg.codes, year_basis, late_day), tables / "figure9.csv")
+    io.write_csv(timing_summary(cohort, late_day), tables / "gc001_timing.csv")
+    io.write_csv(spell_length_by_care_level(cohort), tables / "spell_length_by_care_level.csv")
     header = b3.filter((pl.col("block") == SEX_BLOCK) & (pl.col("category") == TOTAL))
     io.write_csv(
         header.select("group", "ownership", "n", "suppressed"), tables / "ownership_split.csv"

@@ -10,13 +10,14 @@ the rules (config `disclosure`) forbid, re-checks the result as an attacker woul
 refuses to write a table that still shows or implies a small count, naming file,
 column and row. A results file without a spec is refused too. Writes
 `outputs/tables/<file>` per spec, `outputs/disclosure_log.csv` (per file, the cells
-shown and hidden by reason, under the rules used), and Figures 13-14, drawn from the
-protected `figures13_14.csv` (their stage writes its cells whole).
+shown and hidden by reason, under the rules used), and every figure that shows counts
+(`FIGURES`), drawn from its protected table (the stages write their cells whole).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,28 @@ import polars as pl
 from pipeline.core import config, io
 from pipeline.core.errors import PipelineError
 from pipeline.report.figures import write_figure
-from pipeline.report.figures.income import figure13, figure14, figure_data
+from pipeline.report.figures.claims import life_table_rates, rank_deciles
+from pipeline.report.figures.describe import figure8, figure9
+from pipeline.report.figures.income import figure13, figure14
+from pipeline.report.figures.published import typed
+from pipeline.report.figures.registrations import figure5
 from pipeline.report.publication import DisclosureRules, TableLog, publish
 from pipeline.report.publication.spec import rules_from
 from pipeline.report.publication.specs import SPECS
 
 log = logging.getLogger(__name__)
+
+# The figures that show counts, each drawn from its table as published: (png, table, draw).
+# Figures of fitted models (km.png, nb_extra_days.png) are drawn by their stages.
+FIGURES: tuple[tuple[str, str, Callable[[pl.DataFrame], Any]], ...] = (
+    ("figure5.png", "registered_vs_reported.csv", figure5),
+    ("figure8.png", "figure8.csv", figure8),
+    ("figure9.png", "figure9.csv", figure9),
+    ("figure13.png", "figures13_14.csv", figure13),
+    ("figure14.png", "figures13_14.csv", figure14),
+    ("gc001_life_table.png", "gc001_life_table.csv", life_table_rates),
+    ("gc001_length_rank.png", "gc001_length_rank_deciles.csv", rank_deciles),
+)
 
 
 def rules_of(cfg: Any) -> DisclosureRules:
@@ -92,10 +109,9 @@ def run(cfg: Any) -> None:
         io.write_csv(protected, tables / spec.file)
         logs.append(entry)
     io.write_csv(log_frame(logs, rules), outputs / "disclosure_log.csv")
-    # the figures of a table the stages write whole are drawn here, from what may be shown
-    shares = figure_data(published["figures13_14.csv"])
-    write_figure(figure13(shares), outputs / "figures" / "figure13.png")
-    write_figure(figure14(shares), outputs / "figures" / "figure14.png")
+    # the figures of counts are drawn here, from what may be shown
+    for png, file, draw in FIGURES:
+        write_figure(draw(typed(published[file])), outputs / "figures" / png)
     hidden = sum(sum(e.hidden.values()) for e in logs)
     log.info(
         "publish: %d tables, %d cells shown, %d hidden (threshold %d)",

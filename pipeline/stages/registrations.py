@@ -1,9 +1,10 @@
 """`registrations` stage: FK registrations during the spell (§8.2, report §5.3) and
-registered vs reported GC001 counts per region (§8.1, report §3.5, Figure 5).
+registered vs reported GC001 counts per region (§8.1, report §3.5).
 
 Shares carry Wilson 95 % CIs and, for treated vs control, a two-proportion z
-test and Newcombe's CI of the difference. Every count below
-`disclosure.min_count` is hidden with what is built on it.
+test and Newcombe's CI of the difference. The tables are written whole under
+`outputs/results/`; the publication gate (stage `publish`) hides small counts and what is
+built on them, and draws Figure 5 from what it may show.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.core import config, io, sql
-from pipeline.report.figures import write_figure
-from pipeline.report.figures.registrations import figure5
 from pipeline.report.labels import GROUP_LABEL
-from pipeline.stats.disclosure import hide_small, small_count
 from pipeline.stats.proportions import newcombe_diff_ci, two_proportion_z, wilson_ci
 
 log = logging.getLogger(__name__)
@@ -217,20 +215,11 @@ def change_2023_2024(table: pl.DataFrame) -> pl.DataFrame:
     ).sort("region")
 
 
-def hide_small_counts(
-    frame: pl.DataFrame, count: str, dependent: list[str], min_count: int
-) -> pl.DataFrame:
-    """`frame` with `count` and its `dependent` columns nulled where 0 < count < min_count
-    (`hide_small`; a zero is shown), flagged in `<count>_suppressed` (bool)."""
-    return hide_small(frame, count, [count, *dependent], min_count, flag=f"{count}_suppressed")
-
-
 def run(cfg: Any) -> None:
-    """Write the §5.3 tables and the §3.5 register-vs-survey tables and Figure 5."""
+    """Write the §5.3 tables and the §3.5 register-vs-survey tables, whole, to outputs/results."""
     outputs = config.resolve_path(cfg.paths.outputs)
     staged = config.resolve_path(cfg.paths.staged)
     tables = outputs / "results"
-    min_count = int(cfg.disclosure.min_count)
     kinds = [str(k) for k in cfg.fk.kinds]
     any_kinds = [str(k) for k in cfg.fk.any_fk]
     cohort = pl.read_parquet(outputs / "cohort.parquet")
@@ -238,26 +227,8 @@ def run(cfg: Any) -> None:
     found = registrations_in_spells(spells, staged / "fk_handelser.parquet")
 
     shares = share_rows(spells, found, kinds, any_kinds)
-    hidden_pair = small_count(pl.col("count"), min_count).any().over("registration")
-    shares = hide_small_counts(
-        shares, "count", ["percent", "ci_low", "ci_high"], min_count
-    ).with_columns(
-        pl.when(~hidden_pair).then(pl.col(c)).alias(c)
-        for c in ("diff_pp", "diff_ci_low", "diff_ci_high", "p_value")
-    )
     io.write_csv(shares, tables / "fk_registrations.csv")
-    timing = hide_small_counts(
-        timing_rows(spells, found),
-        "n",
-        [
-            "mean_day",
-            "median_day",
-            "median_days_after_first_gc001",
-            *(f"share_{b}" for *_, b in HALF_YEARS),
-        ],
-        min_count,
-    )
-    io.write_csv(timing, tables / "fk_timing.csv")
+    io.write_csv(timing_rows(spells, found), tables / "fk_timing.csv")
     controls = cohort.filter(~pl.col("treated")).select("spell_id", "lopnr", "start")
     params = {
         "days_before": int(cfg.fk.primary_care_days_before),
@@ -271,9 +242,6 @@ def run(cfg: Any) -> None:
     )["spell_id"]
     all_found = registrations_in_spells(cohort, staged / "fk_handelser.parquet")
     lengths = spell_length_table(cohort, all_found, primary, any_kinds)
-    lengths = hide_small_counts(
-        lengths, "n", ["mean_gross_days", "median_gross_days", "n_censored"], min_count
-    )
     io.write_csv(lengths, tables / "fk_spell_length.csv")
 
     codes = [str(c).upper() for c in cfg.exposure.codes]
@@ -290,17 +258,9 @@ def run(cfg: Any) -> None:
     rule = rule.with_columns(
         pl.col("region").is_in(list(cfg.cohort.regions)).alias("in_cohort_regions")
     )
-    visible = hide_small_counts(table, "registered", ["register_share"], min_count)
-    visible = hide_small_counts(visible, "registered_primary_care", [], min_count)
-    io.write_csv(visible, tables / "registered_vs_reported.csv")
-    rule = hide_small_counts(rule, "registered_survey_years", ["register_share"], min_count)
-    rule = hide_small_counts(rule, "registered_primary_care", [], min_count)
+    io.write_csv(table, tables / "registered_vs_reported.csv")
     io.write_csv(rule, tables / "region_exclusion.csv")
     io.write_csv(change_2023_2024(table), tables / "region_change_2023_2024.csv")
-    write_figure(
-        figure5(visible.with_columns(pl.col("registered").fill_null(0))),
-        outputs / "figures" / "figure5.png",
-    )
     any_row = shares.filter(pl.col("registration") == "any_fk")
     log.info(
         "FK registrations on %d spells (%s): any meeting/plan %s; regions the rule would drop: %s",

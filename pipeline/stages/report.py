@@ -96,7 +96,7 @@ def run(cfg: Any) -> None:
         [dict(d) for d in rep.deviations],
         [dict(i) for i in rep.inconsistencies],
         directions(read_table(tables_dir / "income_directions.csv")),
-        claim_lines(tables_dir),
+        claim_lines(tables_dir, float(cfg.claims.smd_threshold)),
         read_table(outputs / "disclosure_log.csv"),
     )
     # Always written (on synthetic data it shows how far the planted shapes are from the

@@ -103,12 +103,11 @@ def run(cfg: Any) -> None:
     km = kaplan_meier(members, group="case")
     medians = median_table(km)
     min_count = int(cfg.disclosure.min_count)
-    io.write_csv(
-        medians.with_columns(
-            pl.col("group").replace_strict(GROUP_LABEL, return_dtype=pl.String)
-        ).filter(pl.col("n") >= min_count),
+    io.write_csv(  # whole: the gate hides a group's median with its small n
+        medians.with_columns(pl.col("group").replace_strict(GROUP_LABEL, return_dtype=pl.String)),
         outputs / "results" / "km_medians.csv",
     )
+    # the curves are drawn here, only while at least min_count spells are at risk
     write_figure(
         km_figure(km.filter(pl.col("at_risk") >= min_count), KM_TITLE, GROUP_LABEL),
         outputs / "figures" / "km.png",

@@ -15,7 +15,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import polars as pl
 from scipy.linalg import null_space
 from scipy.optimize import linprog
 
@@ -277,35 +276,3 @@ def _complement_order(counts: Sequence[int], cell: int) -> tuple[bool, int, int]
     hidden zero pinned by such a total is a wasted (if harmless) suppression.
     """
     return (counts[cell] == 0, counts[cell], cell)
-
-
-def small_count(count: pl.Expr, min_count: int, *, hide_zero: bool = False) -> pl.Expr:
-    """Primary suppression per row (bool): 0 < count < `min_count`, as in `suppressed_cells`;
-    with `hide_zero`, count < `min_count` (zero too: the count is a denominator of what it
-    hides, e.g. a mean or a share over no persons). A null count gives null (not hidden).
-
-    The two rules are kept as the tables had them (unifying them would change outputs):
-    `hide_zero` where a group size hides the statistics built on it (describe's means,
-    medians and shares by `n`, the income tables' n, Figures 13-14's median income by
-    `n_ref`); the plain rule where a count is hidden itself (registrations, the prior
-    sick-days group sizes, the report's attrition counts).
-    """
-    return count < min_count if hide_zero else (count > 0) & (count < min_count)
-
-
-def hide_small(
-    frame: pl.DataFrame,
-    count: str,
-    columns: Sequence[str],
-    min_count: int,
-    *,
-    hide_zero: bool = False,
-    flag: str | None = None,
-) -> pl.DataFrame:
-    """`frame` with `columns` null where `count` is small (`small_count`), judged on the
-    unchanged `count`; with `flag`, a bool column of that name (appended) says where."""
-    small = small_count(pl.col(count), min_count, hide_zero=hide_zero)
-    return frame.with_columns(
-        *(pl.when(~small).then(pl.col(c)).alias(c) for c in columns),
-        *([small.alias(flag)] if flag else []),
-    )

@@ -41,20 +41,6 @@ def shares(data: pl.DataFrame, figure: str, title: str) -> Figure:
     return fig
 
 
-def figure_data(published: pl.DataFrame) -> pl.DataFrame:
-    """`figures13_14.csv` as published (text, hidden cells "..") typed for `shares`: hidden
-    numbers null, `suppressed` bool."""
-    numbers = ("n", "percent", "ci_low", "ci_high", "median_ref_income_sek", "n_ref")
-    return published.with_columns(
-        *(
-            pl.col(c).replace("..", None).cast(pl.Float64, strict=False).alias(c)
-            for c in numbers
-            if c in published.columns
-        ),
-        (pl.col("suppressed") == "true").alias("suppressed"),
-    )
-
-
 def figure13(data: pl.DataFrame) -> Figure:
     """Figure 13: employees with income before (B4)."""
     return shares(data, "figure13", "Figur 13 Anställda med inkomst före: inkomst inom 12 månader")

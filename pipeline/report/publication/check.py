@@ -89,6 +89,12 @@ def violations(
         for row in range(frame.height):
             if is_shown(frame[column][row]) and not is_shown(frame[n_column][row]):
                 say((row, column), "a share of an n that is not shown")
+    for share, n_cell, _scale in spec.implied_cells(frame) if spec.implied_cells else []:
+        if is_shown(frame[share[1]][share[0]]) and not is_shown(frame[n_cell[1]][n_cell[0]]):
+            say(share, "a share of an n that is not shown")
+    for key, sources in spec.derived_cells(frame) if spec.derived_cells else []:
+        if is_shown(frame[key[1]][key[0]]) and not all(is_shown(frame[c][r]) for r, c in sources):
+            say(key, "a value computed from a hidden or empty cell is shown")
     for column, n_column in spec.stats.items():
         for row in range(frame.height):
             n = number(frame[n_column][row])

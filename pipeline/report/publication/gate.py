@@ -113,6 +113,16 @@ def build_cells(frame: pl.DataFrame, spec: TableSpec, rules: DisclosureRules) ->
                 continue
             value = None if share is None else round(share * n / scale)
             cells.add((row, column), value, share is None)
+    for share, n_cell, scale in spec.implied_cells(frame) if spec.implied_cells else []:
+        value, n = number(frame[share[1]][share[0]]), number(frame[n_cell[1]][n_cell[0]])
+        if n is None or (value is not None and not math.isfinite(value)):
+            continue
+        i = cells.add(share, None if value is None else round(value * n / scale), value is None)
+        if rules.complement and cells.ref(n_cell) is not None:
+            known = None not in (cells.values[i], cells.values[cells.ref(n_cell)])  # type: ignore[index]
+            rest = Unprinted(n - cells.values[i] if known else None)  # type: ignore[operator]
+            cells.relate(n_cell, [share, rest])
+            cells.complement_of[cells.ref(rest)] = [i, cells.ref(n_cell)]  # type: ignore[index, list-item]
     if rules.complement:
         for count, n_column in spec.complements:
             for row in range(frame.height):
@@ -294,9 +304,13 @@ def followed_hidden(
     out = set()
     for follow in spec.follows:
         other = published[follow.other]
-        for row, (other_row, column) in follow.rows(frame, other):
-            if other[column][other_row] in (None, "", HIDDEN_TEXT):
-                out |= {(row, c) for c in follow.columns if c in frame.columns}
+        for target, (other_row, column) in follow.rows(frame, other):
+            if other[column][other_row] not in (None, "", HIDDEN_TEXT):
+                continue
+            if isinstance(target, tuple):
+                out.add(target)
+            else:
+                out |= {(target, c) for c in follow.columns if c in frame.columns}
     return out
 
 
@@ -353,11 +367,18 @@ def _apply(
             if (n is None or n < rules.min_count) and is_shown(columns[column][row]):
                 columns[column][row] = HIDDEN_TEXT
                 touched[row] = True
-    if spec.flag and spec.flag in columns:
-        columns[spec.flag] = [
-            "true" if t else v for t, v in zip(touched, columns[spec.flag], strict=True)
-        ]
-    return pl.DataFrame(columns, schema={c: pl.String for c in frame.columns})
+    for share, n_cell, _scale in spec.implied_cells(frame) if spec.implied_cells else []:
+        if not is_shown(columns[n_cell[1]][n_cell[0]]) and is_shown(columns[share[1]][share[0]]):
+            columns[share[1]][share[0]] = HIDDEN_TEXT
+            touched[share[0]] = True
+    for (row, column), sources in spec.derived_cells(frame) if spec.derived_cells else []:
+        if is_shown(columns[column][row]) and not all(is_shown(columns[c][r]) for r, c in sources):
+            columns[column][row] = HIDDEN_TEXT
+            touched[row] = True
+    if spec.flag:  # the gate owns the flag: a stage writes its cells whole, flag or not
+        before = columns.get(spec.flag, ["false"] * frame.height)
+        columns[spec.flag] = ["true" if t else v for t, v in zip(touched, before, strict=True)]
+    return pl.DataFrame(columns, schema={c: pl.String for c in columns})
 
 
 def _empty_non_finite(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:

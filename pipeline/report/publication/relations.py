@@ -5,16 +5,12 @@ total = sum(parts) over cells (`spec.Relation`) or pairs of shared cells."""
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Sequence
 
 import polars as pl
 
-from pipeline.report.income_tables import ANY_INCOME, B6_INCOME, REGAINED, SERIES
-from pipeline.report.labels import ALL_LENGTHS
 from pipeline.report.publication.spec import (
     CellRef,
-    Known,
     Relation,
     Unprinted,
     number,
@@ -83,7 +79,8 @@ def chained(
 ) -> Callable[[pl.DataFrame], list[Relation]]:
     """A life table: `start` of a band = `start` of the next band + the band's `leaving`
     counts (censored, events), within groups of `within` (those matching `only`), bands in
-    numeric `order`."""
+    numeric `order`; the last band's `start` = its leaving + the unprinted rest still at
+    risk after the table's last day."""
 
     def build(frame: pl.DataFrame) -> list[Relation]:
         out: list[Relation] = []
@@ -95,6 +92,10 @@ def chained(
             ordered = sorted(rows, key=lambda r: number(frame[order][r]) or 0)
             for a, b in itertools.pairwise(ordered):
                 out.append(((a, start), [(b, start), *((a, c) for c in leaving)]))
+            last = ordered[-1]
+            values = [number(frame[c][last]) for c in (start, *leaving)]
+            rest = None if None in values else values[0] - sum(values[1:])  # type: ignore[operator]
+            out.append(((last, start), [*((last, c) for c in leaving), Unprinted(rest)]))
         return out
 
     return build
@@ -199,47 +200,6 @@ def layout_link(
     return cells
 
 
-def figure_link(
-    column: str, other_column: str
-) -> Callable[[pl.DataFrame, pl.DataFrame], list[tuple[CellRef, CellRef]]]:
-    """Figures 13-14's cells and the income tables' long cells they repeat: figure13 is B4,
-    figure14 B5; the series "Återfår tidigare inkomst" is B4's REGAINED block, the others
-    (any, none = n - any) the ANY_INCOME block; at the last window the long table holds."""
-    series_block = {
-        SERIES["any"]: ANY_INCOME,
-        SERIES["none"]: ANY_INCOME,
-        SERIES["regained"]: REGAINED,
-    }
-
-    def cells(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
-        windows = other.filter(pl.col("row").str.contains(r"^<\d+ mån$"))["row"].unique().to_list()
-        last = max(windows, key=lambda w: int(re.sub(r"\D", "", w)), default=None)
-        index = same_rows(other, ("table", "block", "row", "length_class", "group"))
-        out = []
-        for row, r in enumerate(this.iter_rows(named=True)):
-            table = "B4" if r["figure"] == "figure13" else "B5"
-            key = (table, series_block.get(r["series"]), last, r["length_class"], r["group"])
-            if key in index:
-                out.append(((row, column), (index[key], other_column)))
-        return out
-
-    return cells
-
-
-def same_model(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
-    """(row of a model's estimates, a count cell of the income tables fitted by that model):
-    every cell whose `model` is the row's, both groups and all rows of its block."""
-    cells: dict[str, list[int]] = {}
-    for row, model in enumerate(other["model"].to_list()):
-        if model:
-            cells.setdefault(model, []).append(row)
-    return [
-        (row, (cell, "count"))
-        for row, model in enumerate(this["model"].to_list())
-        for cell in cells.get(model, [])
-    ]
-
-
 def nested(
     columns: Sequence[str], within: Sequence[str], over: str, outer: str, inner: str
 ) -> Callable[[pl.DataFrame], list[Relation]]:
@@ -261,31 +221,6 @@ def nested(
         return out
 
     return build
-
-
-def figure_ref_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
-    """Figures 13-14's `n_ref` (persons with income before, both figures) and B4's n."""
-    index = same_rows(other, ("table", "block", "row", "length_class", "group"))
-    out = []
-    for row, r in enumerate(this.iter_rows(named=True)):
-        key = ("B4", ANY_INCOME, "n", r["length_class"], r["group"])
-        if key in index:
-            out.append(((row, "n_ref"), (index[key], "n")))
-    return out
-
-
-def b6_total_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
-    """Table B6's column totals and the n of B4 (with income before) or B5 (without) they
-    repeat: hidden there, hidden here (where a block has missing categories its total is
-    smaller; it is then treated as the same cell all the same, which only hides more)."""
-    index = same_rows(other, ("table", "block", "row", "length_class", "group"))
-    table_of = {B6_INCOME[0]: "B5", B6_INCOME[1]: "B4"}
-    out = []
-    for row, r in enumerate(this.iter_rows(named=True)):
-        key = (table_of.get(r["income"]), ANY_INCOME, "n", ALL_LENGTHS, r["group"])
-        if key in index:
-            out.append(((row, "block_total"), (index[key], "n")))
-    return out
 
 
 def row_total_of_the_rest(
@@ -317,27 +252,3 @@ def same_as_total(
         return out
 
     return build
-
-
-def region_years(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
-    """(row of a region's total, each year's registered primary-care cell of that region in
-    `registered_vs_reported`): a region's totals are sums over its years."""
-    years: dict[str, list[int]] = {}
-    for row, region in enumerate(other["region"].to_list()):
-        years.setdefault(region, []).append(row)
-    return [
-        (row, (cell, "registered_primary_care"))
-        for row, region in enumerate(this["region"].to_list())
-        for cell in years.get(region, [])
-    ]
-
-
-def deciles_add_up(frame: pl.DataFrame) -> list[Relation]:
-    """The length-rank deciles of a design: their observed counts add up to ten times the
-    expected count (the number of sets), which the table prints in another form."""
-    out: list[Relation] = []
-    for rows in row_groups(frame, ("design",)).values():
-        expected = number(frame["expected"][rows[0]])
-        if expected is not None:
-            out.append((Known(round(10 * expected)), [(r, "observed") for r in rows]))
-    return out

@@ -92,11 +92,12 @@ class Link:
 class Follow:
     """Values of this table computed from another table's cells (a model fitted on them):
     `rows(this, other)` gives (this row, the other's cell) pairs; when that cell is hidden
-    there, `columns` of the row are hidden here."""
+    there, `columns` of the row are hidden here. A pair may name this table's cell instead
+    of a row (a wide table of values, each computed from its own cells): that cell only."""
 
     other: str
-    rows: Callable[[pl.DataFrame, pl.DataFrame], list[tuple[int, CellRef]]]
-    columns: tuple[str, ...]
+    rows: Callable[[pl.DataFrame, pl.DataFrame], list[tuple[int | CellRef, CellRef]]]
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,11 @@ class TableSpec:
     stats: column -> its n column (a mean, median, SD ... of person values; shown only
     when n is shown and >= the threshold). text: printed "n (percent)" columns.
     relations: frame -> total = sum(parts) relations over cells (margins, nested
-    populations, cumulative windows). links: cells shared with other tables. flag: a
+    populations, cumulative windows). implied_cells: frame -> (share cell, its n cell,
+    scale) where only some rows hold a share (a table of several statistics). derived_cells:
+    frame -> (cell, the cells it is computed from, in any row), in order: a cell may be
+    computed from one listed before it (a rate from spell-days, a cumulative share from
+    every band before). links: cells shared with other tables. flag: a
     bool column set where the gate hid something in the row. describes: one line for
     the manifest. source: where the stage writes it ("results" or "outputs").
     """
@@ -131,6 +136,8 @@ class TableSpec:
     stats: Mapping[str, str] = field(default_factory=dict)
     text: tuple[str, ...] = ()
     relations: Callable[[pl.DataFrame], list[Relation]] | None = None
+    implied_cells: Callable[[pl.DataFrame], list[tuple[CellRef, CellRef, float]]] | None = None
+    derived_cells: Callable[[pl.DataFrame], list[tuple[CellRef, list[CellRef]]]] | None = None
     links: tuple[Link, ...] = ()
     follows: tuple[Follow, ...] = ()
     flag: str | None = None

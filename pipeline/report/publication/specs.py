@@ -9,23 +9,30 @@ modules it would no longer be the single list an output checker reads.
 from __future__ import annotations
 
 from pipeline.report.income_tables import ANY_INCOME, REGAINED
-from pipeline.report.publication.relations import (
+from pipeline.report.publication.particular import (
     b6_total_link,
+    deciles_add_up,
+    design_deciles,
+    figure_link,
+    figure_ref_link,
+    life_table_cells,
+    prior_derived_cells,
+    prior_share_cells,
+    region_smd_cells,
+    region_years,
+    same_model,
+)
+from pipeline.report.publication.relations import (
     chained,
     column_link,
     combine,
-    deciles_add_up,
-    figure_link,
-    figure_ref_link,
     group_total,
     layout_link,
     margin,
     nested,
-    region_years,
     row_sum,
     row_total_of_the_rest,
     same_as_total,
-    same_model,
     steps,
 )
 from pipeline.report.publication.spec import ALL_BUT_KEYS, Follow, Link, TableSpec
@@ -38,6 +45,7 @@ MODEL_ESTIMATES = ("n", "odds_ratio", "or_ci_low", "or_ci_high", "ame_pp", "ame_
 MODEL_ESTIMATES += ("ame_ci_high", "p_value", "stars")
 WINDOWS = ("row", "n", "<12 mån", "<6 mån", "<3 mån")  # cumulative: each inside the one before
 ROW = ("table", "block", "row", "length_class")  # a cell of the income tables, both groups
+B6_ROW, B6_KEYS = ("block", "row", "income"), ("block", "category", "income")  # a B6 share
 
 
 def _share(columns: tuple[str, ...], n: str = "n", scale: float = 1) -> dict:
@@ -230,6 +238,17 @@ SPECS: tuple[TableSpec, ...] = (
         )
     ),
     TableSpec(
+        "table_b6.csv",
+        "Table B6: background of persons without income, by income after",
+        keys=("block", "category", "income", "group"),
+        counts=("n", "block_total"),
+        complements=(("n", "block_total"),),
+        derived={"percent": ("n",)},
+        relations=group_total("block_total", "n", ("block", "income", "group")),
+        links=(Link("income_tables_long.csv", b6_total_link),),
+        flag="suppressed",
+    ),
+    TableSpec(
         "income_directions.csv",
         "B4/B5/Table 3 differences between treated and controls, with directions",
         keys=("table", "block", "row", "length_class", "income"),
@@ -240,6 +259,12 @@ SPECS: tuple[TableSpec, ...] = (
             Link("income_tables_long.csv", column_link(mine, theirs, ROW, ROW, {"group": group}))
             for group, side in (("Insats", "treated"), ("Kontroll", "control"))
             for mine, theirs in ((f"percent_{side}", "count"), (f"n_{side}", "n"))
+        )
+        # B6's comparisons: a category's share of its block total, per group
+        + tuple(
+            Link("table_b6.csv", column_link(mine, theirs, B6_ROW, B6_KEYS, {"group": group}))
+            for group, side in (("Insats", "treated"), ("Kontroll", "control"))
+            for mine, theirs in ((f"percent_{side}", "n"), (f"n_{side}", "block_total"))
         ),
         derived={
             c: ("percent_treated", "percent_control")
@@ -275,17 +300,6 @@ SPECS: tuple[TableSpec, ...] = (
         flag="suppressed",
     ),
     TableSpec(
-        "table_b6.csv",
-        "Table B6: background of persons without income, by income after",
-        keys=("block", "category", "income", "group"),
-        counts=("n", "block_total"),
-        complements=(("n", "block_total"),),
-        derived={"percent": ("n",)},
-        relations=group_total("block_total", "n", ("block", "income", "group")),
-        links=(Link("income_tables_long.csv", b6_total_link),),
-        flag="suppressed",
-    ),
-    TableSpec(
         "figures13_14.csv",
         "Figures 13-14: share with income after the spell, by length class",
         keys=("figure", "series", "length_class", "group"),
@@ -310,7 +324,7 @@ SPECS: tuple[TableSpec, ...] = (
         derived={c: ("count",) for c in ("percent", *CI)},
         # the treated-vs-control difference uses both rows' counts of a registration
         derived_over={c: (("count",), ("registration",)) for c in FK_PAIR},
-        flag="count_suppressed",
+        flag="suppressed",
     ),
     TableSpec(
         "fk_timing.csv",
@@ -330,7 +344,7 @@ SPECS: tuple[TableSpec, ...] = (
                 column_link("n", "count", ("handelse", "group"), ("registration", "group"), {}),
             ),
         ),
-        flag="n_suppressed",
+        flag="suppressed",
     ),
     TableSpec(
         "fk_spell_length.csv",
@@ -339,7 +353,7 @@ SPECS: tuple[TableSpec, ...] = (
         counts=("n", "n_censored"),
         complements=(("n_censored", "n"),),
         stats={"mean_gross_days": "n", "median_gross_days": "n"},
-        flag="n_suppressed",
+        flag="suppressed",
     ),
     TableSpec(
         "registered_vs_reported.csv",
@@ -348,7 +362,7 @@ SPECS: tuple[TableSpec, ...] = (
         counts=("registered", "registered_primary_care"),
         complements=(("registered_primary_care", "registered"),),
         derived={"register_share": ("registered",)},  # registered / the region's reported
-        flag="registered_suppressed",
+        flag="suppressed",
     ),
     TableSpec(
         "region_exclusion.csv",
@@ -365,7 +379,7 @@ SPECS: tuple[TableSpec, ...] = (
                 ("registered_primary_care", "registered_survey_years", "register_share"),
             ),
         ),
-        flag="registered_survey_years_suppressed",
+        flag="suppressed",
     ),
     TableSpec(
         "region_change_2023_2024.csv",
@@ -411,6 +425,7 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("group",),
         counts=("n", "n_events"),
         complements=(("n_events", "n"),),
+        stats={c: "n" for c in ("median", *CI)},
     ),
     TableSpec(
         "cox_hr.csv",
@@ -423,7 +438,7 @@ SPECS: tuple[TableSpec, ...] = (
         "§4.12 GC001 rate per 1 000 spell days by 30-day band",
         keys=("care_level", "band"),
         counts=("n_at_start", "censored", "events"),
-        derived={c: ("events",) for c in ("rate_per_1000", *CI, "cumulative_percent")},
+        derived_cells=life_table_cells,
         relations=combine(
             # the chain holds for all care levels pooled; a level's events are its share of
             # the pooled events, and censoring does not depend on the level
@@ -440,18 +455,19 @@ SPECS: tuple[TableSpec, ...] = (
         flag="suppressed",
     ),
     TableSpec(
-        "gc001_length_rank.csv",
-        "§4.12 rank of treated spells' length in their sets",
-        keys=("design",),
-        counts=("n_sets",),
-    ),
-    TableSpec(
         "gc001_length_rank_deciles.csv",
         "§4.12 treated spells by length decile in their sets",
         keys=("design", "decile"),
         counts=("observed",),
         relations=deciles_add_up,
         flag="suppressed",
+    ),
+    TableSpec(
+        "gc001_length_rank.csv",
+        "§4.12 rank of treated spells' length in their sets",
+        keys=("design",),
+        counts=("n_sets",),
+        follows=(Follow("gc001_length_rank_deciles.csv", design_deciles, ("chi2", "chi2_p")),),
     ),
     TableSpec(
         "prior_sick_days.csv",
@@ -462,6 +478,8 @@ SPECS: tuple[TableSpec, ...] = (
             **{c: "n_treated" for c in ("treated", "treated_ci_low", "treated_ci_high")},
             **{c: "n_control" for c in ("control", "control_ci_low", "control_ci_high")},
         },
+        implied_cells=prior_share_cells,
+        derived_cells=prior_derived_cells,
         flag="suppressed",
     ),
     TableSpec(
@@ -486,6 +504,7 @@ SPECS: tuple[TableSpec, ...] = (
         "table2_by_region_smd.csv",
         "§4.12 standardised differences, region against all",
         keys=("block", "category"),
+        follows=(Follow("table2_by_region.csv", region_smd_cells),),
     ),
     TableSpec(
         "table_b5_prior_spell.csv",

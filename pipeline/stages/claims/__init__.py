@@ -24,12 +24,9 @@ import polars as pl
 
 from pipeline.core import config, io
 from pipeline.core.errors import PipelineError
-from pipeline.report.figures import write_figure
-from pipeline.report.figures.claims import life_table_rates, rank_deciles
 from pipeline.rules.riskset import MODES
 from pipeline.rules.sickdays import window_days
 from pipeline.stages.claims import b5_check, length_rank, life_table, prior_sickness, regions
-from pipeline.stats.disclosure import suppressed_cells
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +42,6 @@ class ClaimsConfig:
     seed: int
     bootstrap_draws: int
     prior_spell_months: int
-    smd_threshold: float
     prior_window_days: int
     window_start: dt.date
     window_end: dt.date
@@ -64,7 +60,6 @@ class ClaimsConfig:
             seed=int(c.seed),
             bootstrap_draws=int(c.bootstrap_draws),
             prior_spell_months=int(c.prior_spell_months),
-            smd_threshold=float(c.smd_threshold),
             prior_window_days=int(cfg.describe.prior_window_days),
             window_start=dt.date.fromisoformat(str(cfg.exposure.window_start)),
             window_end=dt.date.fromisoformat(str(cfg.exposure.window_end)),
@@ -81,10 +76,10 @@ class ClaimsConfig:
 
 
 def gc001_life_table(at_risk: pl.DataFrame, conf: ClaimsConfig) -> pl.DataFrame:
-    """The suppressed life table of the first GC001, long by care level (`life_table.rates`)."""
+    """The life table of the first GC001, long by care level (`life_table.rates`), whole."""
     exits = life_table.spell_exits(at_risk, conf.window_start, conf.window_end)
     table = life_table.life_table(exits, life_table.Bands(conf.band_days, conf.max_day))
-    return life_table.rates(life_table.suppress(table, conf.min_count), conf.day_origin)
+    return life_table.rates(table, conf.day_origin)
 
 
 def rank_designs(
@@ -101,27 +96,17 @@ def rank_designs(
 def length_rank_tables(
     designs: dict[str, pl.DataFrame], spells: pl.DataFrame, conf: ClaimsConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per design: the rank-test summary row and the decile counts (small counts hidden)."""
+    """Per design: the rank-test summary row and the decile counts (design, decile,
+    observed, expected), whole."""
     summaries, deciles = [], []
     for design, sets in designs.items():
         members = length_rank.set_members(sets, spells)
         summary, counts = length_rank.rank_test(members, conf.seed)
-        cells = [*counts["observed"].to_list(), summary["n_sets"]]
-        total = len(cells) - 1
-        mask = suppressed_cells(cells, [(total, list(range(total)))], conf.min_count)
-        # n_sets hidden: the whole row; a decile hidden: also the chi-square (with the shown
-        # deciles it gives the hidden ones back) and `expected` (n_sets / 10)
-        row = {k: (None if mask[total] else v) for k, v in summary.items()}
-        if any(mask):
-            row.update(chi2=None, chi2_p=None)
-        summaries.append({"design": design, **row})
+        summaries.append({"design": design, **summary})
         deciles.append(
-            counts.with_columns(
-                pl.lit(design).alias("design"),
-                pl.when(~pl.Series(mask[:total])).then(pl.col("observed")).alias("observed"),
-                pl.when(not any(mask)).then(pl.col("expected")).alias("expected"),
-                pl.Series("suppressed", mask[:total]),
-            ).select("design", "decile", "observed", "expected", "suppressed")
+            counts.with_columns(pl.lit(design).alias("design")).select(
+                "design", "decile", "observed", "expected"
+            )
         )
     return pl.DataFrame(summaries, infer_schema_length=None), pl.concat(deciles)
 
@@ -159,36 +144,35 @@ def member_days(
 
 def prior_sick_days(days: dict[str, pl.DataFrame], conf: ClaimsConfig) -> pl.DataFrame:
     """Net sick days before the spell start and before the index, treated vs control
-    (`prior_sickness.compare`), small groups hidden."""
+    (`prior_sickness.compare`), whole (NaN as null; the gate hides small groups)."""
     rows = []
     for anchor, frame in days.items():
-        rows += prior_sickness.compare(
-            frame, anchor, conf.bootstrap_draws, conf.seed, conf.min_count
-        )
-    table = pl.DataFrame(rows, infer_schema_length=None).with_columns(
-        pl.lit(conf.prior_window_days).alias("window_days")
+        rows += prior_sickness.compare(frame, anchor, conf.bootstrap_draws, conf.seed)
+    return (
+        pl.DataFrame(rows, infer_schema_length=None)
+        .with_columns(pl.col(pl.Float64).fill_nan(None))
+        .with_columns(pl.lit(conf.prior_window_days).alias("window_days"))
     )
-    return prior_sickness.hide_suppressed(table, conf.min_count)
 
 
 def region_tables(
     person_rows: pl.DataFrame, codes: Any, cohort_cfg: Any, conf: ClaimsConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Table 2's treated rows per analysed region (tidy, suppressed) and each region's
+    """Table 2's treated rows per analysed region (tidy, whole) and each region's
     standardised mean differences against the pooled treated."""
     analysed = [str(r) for r in cohort_cfg.regions]
     basis = str(cohort_cfg.region_basis)
-    tidy = regions.treated_by_region(person_rows, codes, analysed, basis, conf.min_count)
+    tidy = regions.treated_by_region(person_rows, codes, analysed, basis)
     ages = regions.age_by_region(person_rows, codes, analysed, basis)
-    return tidy, regions.region_smd(tidy, ages, conf.min_count, conf.smd_threshold)
+    return tidy, regions.region_smd(tidy, ages)
 
 
 def run(cfg: Any) -> None:
-    """Write the §4.12 tables (outputs/tables) and figures (outputs/figures)."""
+    """Write the §4.12 tables, whole, to outputs/results (`publish` protects and draws them)."""
     conf = ClaimsConfig.from_config(cfg)
     outputs = config.resolve_path(cfg.paths.outputs)
     staged = config.resolve_path(cfg.paths.staged)
-    tables, figures = outputs / "results", outputs / "figures"
+    tables = outputs / "results"
     cohort = pl.read_parquet(outputs / "cohort.parquet")
     at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet")
     riskset = pl.read_parquet(outputs / "riskset.parquet")
@@ -197,13 +181,11 @@ def run(cfg: Any) -> None:
 
     rates = gc001_life_table(at_risk, conf)
     io.write_csv(rates, tables / "gc001_life_table.csv")
-    write_figure(life_table_rates(rates), figures / "gc001_life_table.png")
 
     designs = rank_designs(at_risk_sets, riskset, conf)
     summary, deciles = length_rank_tables(designs, spells, conf)
     io.write_csv(summary, tables / "gc001_length_rank.csv")
     io.write_csv(deciles, tables / "gc001_length_rank_deciles.csv")
-    write_figure(rank_deciles(deciles), figures / "gc001_length_rank.png")
 
     days = member_days(
         cohort, at_risk, riskset, staged / "sjukpenning.parquet", conf.prior_window_days

@@ -21,7 +21,6 @@ import numpy as np
 import polars as pl
 
 from pipeline.report.labels import ALL
-from pipeline.stats.disclosure import suppressed_cells
 from pipeline.stats.proportions import wilson_ci
 
 ALL_LEVELS = ALL  # the care_level of all events
@@ -119,37 +118,10 @@ def life_table(exits: pl.DataFrame, bands: Bands) -> pl.DataFrame:
     )
 
 
-def suppress(table: pl.DataFrame, min_count: int) -> pl.DataFrame:
-    """The table with `suppressed_<count>` flags: primary and secondary suppression under
-    n_at_start = events + censored + n_after and events = the sum of its care levels."""
-    level_columns = [c for c in table.columns if c.startswith("events_")]
-    columns = ["n_at_start", "events", "censored", "n_after", *level_columns]
-    values = table.select(columns).to_numpy()
-    cell = np.arange(values.size).reshape(values.shape)
-    col = {name: j for j, name in enumerate(columns)}
-    constraints = []
-    for b in range(values.shape[0]):
-        parts = [cell[b, col["events"]], cell[b, col["censored"]], cell[b, col["n_after"]]]
-        constraints.append((int(cell[b, col["n_at_start"]]), [int(p) for p in parts]))
-        if b + 1 < values.shape[0]:  # n_after of a band is the next band's n_at_start
-            constraints.append((int(cell[b, col["n_after"]]), [int(cell[b + 1, 0])]))
-        if level_columns:
-            levels = [int(cell[b, col[c]]) for c in level_columns]
-            constraints.append((int(cell[b, col["events"]]), levels))
-    hidden = np.array(suppressed_cells(values.ravel().tolist(), constraints, min_count)).reshape(
-        values.shape
-    )
-    return table.with_columns(
-        pl.Series(f"suppressed_{name}", hidden[:, j]) for name, j in col.items()
-    )
-
-
 def rates(table: pl.DataFrame, day_origin: int) -> pl.DataFrame:
     """Long table: per band and care level (`Alla` first), counts, spell_days, rate per 1 000
     spell-days with Wilson 95 % CI, and the cumulative share treated (percent) by the band's
-    end. Hidden counts are null, and so is everything that would give one back: spell_days
-    where a band's n_at_start or n_after is hidden (n <= spell_days <= width x n), its rate,
-    and every cumulative share from the first band whose inputs are hidden."""
+    end; written whole (the publication gate hides small counts and what gives them back)."""
     level_columns = [c for c in table.columns if c.startswith("events_")]
     at_start, censored = table["n_at_start"].to_numpy(), table["censored"].to_numpy()
     # untreated share at each band's start (actuarial: censored at risk for half the band)
@@ -160,12 +132,6 @@ def rates(table: pl.DataFrame, day_origin: int) -> pl.DataFrame:
         where=at_start - censored / 2 > 0,
     )
     surviving_before = np.r_[1.0, np.cumprod(1 - q)[:-1]]
-    days_hidden = table["suppressed_n_at_start"].to_numpy() | table["suppressed_n_after"].to_numpy()
-    inputs_hidden = (
-        days_hidden
-        | table["suppressed_events"].to_numpy()
-        | table["suppressed_censored"].to_numpy()
-    )
     rows = []
     levels = [(ALL_LEVELS, "events"), *((c.removeprefix("events_"), c) for c in level_columns)]
     for name, column in levels:
@@ -174,27 +140,23 @@ def rates(table: pl.DataFrame, day_origin: int) -> pl.DataFrame:
             events, at_start - censored / 2, out=np.zeros(table.height), where=at_start > 0
         )
         cumulative = np.cumsum(surviving_before * conditional)
-        hidden = table[f"suppressed_{column}"].to_numpy()
-        cumulative_hidden = np.maximum.accumulate(hidden | inputs_hidden)
         for i, r in enumerate(table.iter_rows(named=True)):
             days = r["spell_days"]
             lo, hi = wilson_ci(int(events[i]), int(days)) if days else (np.nan, np.nan)
-            show = not hidden[i] and not days_hidden[i] and days > 0
             rows.append(
                 {
                     "care_level": name,
                     "band": r["band"],
                     "day_from": r["day_from"] + day_origin,
                     "day_to": r["day_to"] + day_origin,
-                    "n_at_start": None if r["suppressed_n_at_start"] else r["n_at_start"],
-                    "censored": None if r["suppressed_censored"] else r["censored"],
-                    "events": None if hidden[i] else int(events[i]),
-                    "spell_days": None if days_hidden[i] else days,
-                    "rate_per_1000": PER * events[i] / days if show else None,
-                    "ci_low": PER * lo if show else None,
-                    "ci_high": PER * hi if show else None,
-                    "cumulative_percent": None if cumulative_hidden[i] else 100 * cumulative[i],
-                    "suppressed": bool(hidden[i]),
+                    "n_at_start": r["n_at_start"],
+                    "censored": r["censored"],
+                    "events": int(events[i]),
+                    "spell_days": days,
+                    "rate_per_1000": PER * events[i] / days if days > 0 else None,
+                    "ci_low": PER * lo if days > 0 else None,
+                    "ci_high": PER * hi if days > 0 else None,
+                    "cumulative_percent": 100 * cumulative[i],
                 }
             )
     return pl.DataFrame(rows, infer_schema_length=None).with_columns(

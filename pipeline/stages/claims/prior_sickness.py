@@ -31,7 +31,6 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipeline.stats.disclosure import small_count
 from pipeline.stats.proportions import newcombe_diff_ci, wilson_ci
 
 Z95 = float(stats.norm.ppf(0.975))
@@ -112,9 +111,7 @@ def _normal_ci(d: np.ndarray) -> tuple[float, float]:
     return float(d.mean() - half), float(d.mean() + half)
 
 
-def compare(
-    days: pl.DataFrame, anchor: str, draws: int, seed: int, min_count: int
-) -> list[dict[str, Any]]:
+def compare(days: pl.DataFrame, anchor: str, draws: int, seed: int) -> list[dict[str, Any]]:
     """Rows (one per statistic) of treated vs control net days before `anchor`: values with
     95 % CIs, the difference (treated - control; days, or percentage points for shares) with
     its CI and method, group sizes. `days` has treated, net_days (and set_id when paired)."""
@@ -161,10 +158,6 @@ def compare(
             else:
                 diff_ci = tuple(100 * b for b in newcombe_diff_ci(any_x, len(x), any_y, len(y)))
                 method = "Newcombe"
-        counts = [len(x), len(y)]
-        if statistic == "share_any":
-            counts += [any_x, len(x) - any_x, any_y, len(y) - any_y]
-        small = min(len(x), len(y)) < min_count or any(0 < c < min_count for c in counts)
         rows.append(
             {
                 "anchor": anchor,
@@ -182,22 +175,6 @@ def compare(
                 "diff_ci_low": float(diff_ci[0]),
                 "diff_ci_high": float(diff_ci[1]),
                 "diff_method": method,
-                "suppressed": small,
             }
         )
     return rows
-
-
-def hide_suppressed(table: pl.DataFrame, min_count: int) -> pl.DataFrame:
-    """The table with every estimate of a suppressed row, and group sizes 0 < n < `min_count`
-    (`small_count`; a zero is shown), set to null."""
-    estimates = [
-        c for c in table.columns if c.startswith(("treated", "control", "diff_ci", "difference"))
-    ]
-    return table.with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
-        *(pl.when(~pl.col("suppressed")).then(pl.col(c)).alias(c) for c in estimates),
-        *(
-            pl.when(~small_count(pl.col(c), min_count)).then(pl.col(c)).alias(c)
-            for c in ("n_treated", "n_control")
-        ),
-    )

@@ -4,11 +4,10 @@ Table 2's rows for the treated persons (cohort rows with `person_row` and
 `treated`, the population of Table 2's "Insats" column), one column per
 analysed region plus the pooled column "Alla", with the standardised mean
 difference (SMD) of each region against the pooled treated. Regions follow the
-cohort's region filter (`cohort.region_basis`). Counts are suppressed like
-Table 2 (`pipeline.stats.disclosure`): within each region and block the categories
-sum to the block total, and across regions each cell sums to its "Alla" cell;
-the "Alla" cells, printed in Table 2 too, keep Table 2's decision, so that the
-two tables read together reveal no hidden cell.
+cohort's region filter (`cohort.region_basis`). Both tables are written whole; the
+publication gate protects them: within each region and block the categories sum to the
+block total, across regions each cell sums to its "Alla" cell, the "Alla" cells are
+Table 2's, and an SMD is hidden with the counts it is computed from.
 """
 
 from __future__ import annotations
@@ -22,17 +21,13 @@ from pipeline.report.labels import AGE_BLOCK, ALL, GROUP_LABEL, MEAN_AGE, TOTAL
 from pipeline.report.table2 import (
     blocks,
     count_percent_text,
-    suppress_b3,
-    suppress_table,
-    table_b3_counts,
     table_counts,
     with_labels,
+    with_percent,
 )
 from pipeline.rules.regions import region_of
 
 AGE_CATEGORY = MEAN_AGE
-SUMMARY_BLOCK = "Sammanfattning"
-MAX_ABS = "max |SMD|"
 
 
 def _region_names(codes: Any, regions: Sequence[str]) -> dict[str, str]:
@@ -59,57 +54,25 @@ def _treated(person_rows: pl.DataFrame, regions: Sequence[str], region_basis: st
     return treated
 
 
-def table2_treated_suppression(
-    person_rows: pl.DataFrame, codes: Any, min_count: int
-) -> pl.DataFrame:
-    """Table 2's decision for its treated column: block, category, table2_suppressed (bool),
-    as the describe stage makes it (Table B3's suppression, ownership `Totalt`)."""
-    labelled = with_labels(person_rows.filter("person_row"), codes)
-    b3 = suppress_b3(table_b3_counts(labelled, blocks(codes)), min_count)
-    table2 = [b.name for b in blocks(codes) if b.in_table2]
-    return b3.filter(
-        pl.col("block").is_in(table2)
-        & (pl.col("group") == GROUP_LABEL[True])
-        & (pl.col("ownership") == TOTAL)
-    ).select("block", "category", pl.col("suppressed").alias("table2_suppressed"))
-
-
 def treated_by_region(
-    person_rows: pl.DataFrame,
-    codes: Any,
-    regions: Sequence[str],
-    region_basis: str,
-    min_count: int,
+    person_rows: pl.DataFrame, codes: Any, regions: Sequence[str], region_basis: str
 ) -> pl.DataFrame:
-    """Tidy Table 2 of the treated per region: block, category (incl. `Totalt`), region (code or
-    "Alla"), region_name, n (persons), percent (% of the block's total in that region), suppressed.
-
-    Percent is null when the cell is suppressed, when its block total is
-    suppressed (the percent would reveal it) or when that total is 0.
-    """
+    """Tidy Table 2 of the treated per region, whole: block, category (incl. `Totalt`), region
+    (code or "Alla"), region_name, n (persons), percent (% of the block's total in that
+    region; null when that total is 0), suppressed (false)."""
     names = _region_names(codes, regions)
     treated = with_labels(_treated(person_rows, regions, region_basis), codes)
     table2 = [b for b in blocks(codes) if b.in_table2]
     counts = table_counts(
         treated, table2, "region", list(regions), column_total=ALL, groups=[GROUP_LABEL[True]]
     )
-    elsewhere = counts.join(
-        table2_treated_suppression(person_rows, codes, min_count),
-        on=["block", "category"],
-        how="left",
-        maintain_order="left",
-    ).select(pl.when(pl.col("region") == ALL).then(pl.col("table2_suppressed")))
-    tidy = suppress_table(counts, min_count, "region", ALL, elsewhere.to_series())
-    base_hidden = (
-        pl.col("suppressed").filter(pl.col("category") == TOTAL).first().over("block", "region")
-    )
-    return tidy.select(
+    return with_percent(counts, "region").select(
         "block",
         "category",
         "region",
         pl.col("region").replace_strict(names, return_dtype=pl.String).alias("region_name"),
         "n",
-        pl.when(~base_hidden).then(pl.col("percent")).alias("percent"),
+        "percent",
         "suppressed",
     )
 
@@ -147,35 +110,25 @@ def _smd(diff: pl.Expr, spread: pl.Expr) -> pl.Expr:
     return pl.when(spread > 0).then(diff / (spread / 2).sqrt())
 
 
-def region_smd(
-    tidy: pl.DataFrame, ages: pl.DataFrame, min_count: int, threshold: float = 0.1
-) -> pl.DataFrame:
-    """SMD of each region against "Alla": block, category, region, region_name, smd (unitless;
-    in the summary rows the max |SMD| and the count of |SMD| > `threshold`), hidden (bool).
+def region_smd(tidy: pl.DataFrame, ages: pl.DataFrame) -> pl.DataFrame:
+    """SMD of each region against "Alla", whole: block, category, region, region_name, smd
+    (unitless).
 
     Category rows (from `treated_by_region`): the share p of the block's total,
-    SMD = (p_r - p_all) / sqrt((p_r(1 - p_r) + p_all(1 - p_all)) / 2). Hidden
-    (smd null) where the region's or the pooled percent is withheld (cell or
-    block total suppressed: the share would reveal the count); null but not
-    hidden where undefined (a zero total, or both shares 0 or 1).
+    SMD = (p_r - p_all) / sqrt((p_r(1 - p_r) + p_all(1 - p_all)) / 2); null where
+    undefined (a zero total, or both shares 0 or 1).
     Mean age (block "Ålder", category "Medelålder", from `age_by_region`):
-    (mean_r - mean_all) / sqrt((var_r + var_all) / 2), hidden when the region's
-    or the pooled n is 0 < n < `min_count`.
-    Summary (block "Sammanfattning") per region over the non-null SMDs:
-    "max |SMD|" and "antal |SMD| > threshold".
+    (mean_r - mean_all) / sqrt((var_r + var_all) / 2).
+    The gate hides an SMD with a count it is computed from (`relations.region_smd_cells`);
+    the report summarises the SMDs it may show (`report.claims.region_lines`).
     """
-    share = pl.col("percent") / 100
-    base_hidden = (
-        pl.col("suppressed").filter(pl.col("category") == TOTAL).first().over("block", "region")
+    cells = tidy.with_columns((pl.col("percent") / 100).alias("p")).filter(
+        pl.col("category") != TOTAL
     )
-    cells = tidy.with_columns(
-        share.alias("p"), (pl.col("suppressed") | base_hidden).alias("withheld")
-    ).filter(pl.col("category") != TOTAL)
     pooled = cells.filter(pl.col("region") == ALL).select(
-        "block", "category", pl.col("p").alias("p_all"), pl.col("withheld").alias("withheld_all")
+        "block", "category", pl.col("p").alias("p_all")
     )
     p, q = pl.col("p"), pl.col("p_all")
-    hidden = pl.col("withheld") | pl.col("withheld_all")
     by_category = (
         cells.filter(pl.col("region") != ALL)
         .join(pooled, on=["block", "category"], how="left", maintain_order="left")
@@ -184,18 +137,12 @@ def region_smd(
             "category",
             "region",
             "region_name",
-            pl.when(~hidden).then(_smd(p - q, p * (1 - p) + q * (1 - q))).alias("smd"),
-            hidden.alias("hidden"),
+            _smd(p - q, p * (1 - p) + q * (1 - q)).alias("smd"),
         )
     )
-
-    small = (pl.col("n") > 0) & (pl.col("n") < min_count)
     age_pooled = ages.filter(pl.col("region") == ALL).select(
-        pl.col("mean_age").alias("mean_all"),
-        pl.col("var_age").alias("var_all"),
-        small.alias("small_all"),
+        pl.col("mean_age").alias("mean_all"), pl.col("var_age").alias("var_all")
     )
-    age_hidden = small | pl.col("small_all")
     age = (
         ages.filter(pl.col("region") != ALL)
         .join(age_pooled, how="cross")
@@ -204,12 +151,9 @@ def region_smd(
             pl.lit(AGE_CATEGORY).alias("category"),
             "region",
             "region_name",
-            pl.when(~age_hidden)
-            .then(
-                _smd(pl.col("mean_age") - pl.col("mean_all"), pl.col("var_age") + pl.col("var_all"))
-            )
-            .alias("smd"),
-            age_hidden.alias("hidden"),
+            _smd(
+                pl.col("mean_age") - pl.col("mean_all"), pl.col("var_age") + pl.col("var_all")
+            ).alias("smd"),
         )
     )
 
@@ -228,31 +172,7 @@ def region_smd(
         .sort(rank, "_age", maintain_order=True)
         .drop("_age")
     )
-    return pl.concat([rows, _summary(rows, threshold)])
-
-
-def _summary(rows: pl.DataFrame, threshold: float) -> pl.DataFrame:
-    """Per region: max |SMD| and the number of |SMD| > `threshold` over the non-null SMDs."""
-    above = f"antal |SMD| > {threshold:g}"
-    magnitude = pl.col("smd").abs()
-    per_region = rows.group_by("region", "region_name", maintain_order=True).agg(
-        magnitude.max().alias(MAX_ABS),
-        (magnitude > threshold).sum().cast(pl.Float64).alias(above),
-    )
-    return (
-        per_region.unpivot(
-            [MAX_ABS, above], index=["region", "region_name"], variable_name="category"
-        )
-        .sort(pl.col("category") != MAX_ABS, maintain_order=True)
-        .select(
-            pl.lit(SUMMARY_BLOCK).alias("block"),
-            "category",
-            "region",
-            "region_name",
-            pl.col("value").alias("smd"),
-            pl.lit(False).alias("hidden"),
-        )
-    )
+    return rows
 
 
 def _wide(frame: pl.DataFrame, values: str) -> pl.DataFrame:
@@ -267,11 +187,11 @@ def _wide(frame: pl.DataFrame, values: str) -> pl.DataFrame:
 
 def printed_layout(tidy: pl.DataFrame) -> pl.DataFrame:
     """Published layout of `treated_by_region`: block, category and an "n (percent)" text column
-    per region name and "Alla" (".." when suppressed; `Totalt` rows and withheld percents: n)."""
+    per region name and "Alla" (`Totalt` rows and percents of a zero total: n)."""
     return _wide(tidy.with_columns(count_percent_text().alias("text")), "text")
 
 
 def smd_layout(smd: pl.DataFrame, decimals: int = 2) -> pl.DataFrame:
     """Wide `region_smd`: block, category and one SMD column (rounded to `decimals`) per region
-    name; null where hidden or undefined."""
+    name; null where undefined."""
     return _wide(smd.with_columns(pl.col("smd").round(decimals)), "smd")

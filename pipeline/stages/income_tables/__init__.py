@@ -35,7 +35,6 @@ from pipeline.stages.income_tables.cells import (
     table_b6,
 )
 from pipeline.stages.income_tables.directions import adjusted_effects, income_directions
-from pipeline.stats.disclosure import hide_small
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,6 @@ def figure_data(cells: pl.DataFrame, outcomes: pl.DataFrame, last_window: int) -
             "percent",
             "ci_low",
             "ci_high",
-            "suppressed",
             "median_ref_income_sek",
             "n_ref",
         )
@@ -99,27 +97,23 @@ def run(cfg: Any) -> None:
     of Figures 13-14 (drawn by `publish`)."""
     outputs = config.resolve_path(cfg.paths.outputs)
     tables = outputs / "results"
-    min_count = int(cfg.disclosure.min_count)
     windows = tuple(int(w) for w in cfg.income.windows)
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")
     models = pl.read_parquet(outputs / "models" / "income_logit.parquet")
     method = str(cfg.significance.method)
     cells = add_significance(b4_b5_table3(outcomes, windows), models, method)
-    # written whole: the publication gate (`publish`) hides what it must, with the n - count
-    # complements and the cumulative windows these cells hold (no stage-level suppression)
-    cells = cells.with_columns(pl.lit(False).alias("suppressed"))
+    # every table is written whole: the publication gate (`publish`) hides what it must,
+    # with the n - count complements and the cumulative windows these cells hold
     io.write_csv(cells, tables / "income_tables_long.csv")
     for table, name in (("B4", "table_b4"), ("B5", "table_b5"), (TABLE3, "table3")):
         io.write_csv(printed_layout(cells, table), tables / f"{name}.csv")
-    b6 = table_b6(outcomes, cfg.codes, min_count)
+    b6 = table_b6(outcomes, cfg.codes)
     io.write_csv(b6, tables / "table_b6.csv")
     adjusted = adjusted_effects(models, cells)
     io.write_csv(adjusted, tables / "income_adjusted.csv")
     directions = income_directions(cells, adjusted, b6, method)
     io.write_csv(directions, tables / "income_directions.csv")
-    figs = figure_data(cells, outcomes, max(windows))
-    figs = hide_small(figs, "n_ref", ["median_ref_income_sek"], min_count, hide_zero=True)
-    io.write_csv(figs, tables / "figures13_14.csv")
+    io.write_csv(figure_data(cells, outcomes, max(windows)), tables / "figures13_14.csv")
     # Figures 13-14 are drawn by `publish` from the protected figures13_14.csv
     treated_cells = cells.filter((pl.col("group") == GROUP_LABEL[True]) & (pl.col("row") != "n"))
     log.info(

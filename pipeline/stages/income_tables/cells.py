@@ -1,6 +1,6 @@
 """The income tables' tidy cells (analysis-spec.md §4.5-4.10): Tables B4, B5 and 3 per
 length class and group (n, count, percent, Wilson 95 % CI, unadjusted and adjusted p, stars)
-with their suppression, and Table B6 (background of the persons) with its own.
+and Table B6 (background of the persons), all whole: the publication gate protects them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pipeline.report.income_tables import (
 )
 from pipeline.report.labels import GROUP_LABEL, LENGTH_CLASSES
 from pipeline.rules.income_cells import ModelSpec, model_rows
-from pipeline.stats.disclosure import suppressed_cells
 from pipeline.stats.proportions import two_proportion_z, wilson_ci
 
 
@@ -111,9 +110,9 @@ def add_significance(cells: pl.DataFrame, models: pl.DataFrame, method: str) -> 
     )
 
 
-def table_b6(outcomes: pl.DataFrame, codes: Any, min_count: int) -> pl.DataFrame:
+def table_b6(outcomes: pl.DataFrame, codes: Any) -> pl.DataFrame:
     """Table B6 (§4.10): background of B4/B5's persons, without / with income before x group;
-    percent of each block's non-missing total; small counts suppressed with a complement."""
+    percent of each block's non-missing total; written whole (the gate protects it)."""
     population = pl.col("in_income_tables") & pl.col("income_before").is_not_null()
     layout = b6_blocks(codes)
     no_income, with_income = B6_INCOME
@@ -136,30 +135,12 @@ def table_b6(outcomes: pl.DataFrame, codes: Any, min_count: int) -> pl.DataFrame
         )
         total = pl.col("n").sum().over("income", "group")
         frames.append(full.with_columns(total.alias("block_total")))
-    b6 = pl.concat(frames).with_row_index("cell")
-    constraints = []
-    for _, part in b6.group_by("block", "income", "group", maintain_order=True):
-        # the block total is shown (as the column n), so parts must not be recoverable
-        total_cell = len(b6) + len(constraints)
-        constraints.append((total_cell, part["cell"].to_list()))
-    keys = ["block", "income", "group"]
-    totals = b6.group_by(keys, maintain_order=True).agg(pl.col("n").sum().alias("total"))
-    hidden = suppressed_cells(
-        [*b6["n"].to_list(), *totals["total"].to_list()], constraints, min_count
-    )
-    total_hidden = totals.select(*keys, pl.Series("total_hidden", hidden[len(b6) :]))
-    # a hidden block total hides its column's percents too (n / percent gives it back)
     return (
-        b6.drop("cell")
-        .with_columns(pl.Series("suppressed", hidden[: len(b6)]))
-        .join(total_hidden, on=keys, how="left", maintain_order="left")
-        .with_columns((pl.col("suppressed") | pl.col("total_hidden")).alias("suppressed"))
+        pl.concat(frames)
         .with_columns(
-            pl.when(~pl.col("suppressed") & (pl.col("block_total") > 0))
+            pl.when(pl.col("block_total") > 0)
             .then(100 * pl.col("n") / pl.col("block_total"))
-            .alias("percent"),
-            pl.when(~pl.col("suppressed")).then(pl.col("n")).alias("n"),
-            pl.when(~pl.col("total_hidden")).then(pl.col("block_total")).alias("block_total"),
+            .alias("percent")
         )
-        .select("block", "category", "income", "group", "n", "percent", "block_total", "suppressed")
+        .select("block", "category", "income", "group", "n", "percent", "block_total")
     )

@@ -36,16 +36,13 @@ DIRECTION_SCHEMA = {
     "stars": pl.String,
     "direction": pl.String,
     "significant_for": pl.String,
-    "suppressed": pl.Boolean,
 }
 
 
 def adjusted_effects(models: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
-    """One row per model: treatment odds ratio and AME (pp) with 95 % CIs, p and n (§7).
-
-    Models whose table cells are suppressed show no estimates (they were fitted on
-    the same small groups).
-    """
+    """One row per model: treatment odds ratio and AME (pp) with 95 % CIs, p, stars and n
+    (§7), whole: the gate hides a model's estimates when it hides a cell the model was
+    fitted on (`same_model`)."""
     wide = (
         models.filter(pl.col("term").is_in(["treated", "OR(treated)", "AME_pp(treated)"]))
         .select(
@@ -82,25 +79,8 @@ def adjusted_effects(models: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
         pl.col("ci_high_AME_pp(treated)").alias("ame_ci_high"),
         pl.col("p_value_treated").alias("p_value"),
     )
-    hidden = cells.filter(pl.col("suppressed")).select("model").drop_nulls().unique()
-    estimates = [
-        "n",
-        "odds_ratio",
-        "or_ci_low",
-        "or_ci_high",
-        "ame_pp",
-        "ame_ci_low",
-        "ame_ci_high",
-        "p_value",
-    ]
-    is_hidden = pl.col("model").is_in(hidden["model"].implode())
     return renamed.with_columns(
-        *(pl.when(~is_hidden).then(pl.col(c)).alias(c) for c in estimates),
-        is_hidden.alias("suppressed"),
-        pl.when(~is_hidden)
-        .then(pl.col("p_value").map_elements(stars, return_dtype=pl.String))
-        .otherwise(pl.lit(""))
-        .alias("stars"),
+        pl.col("p_value").map_elements(stars, return_dtype=pl.String).fill_null("").alias("stars")
     )
 
 
@@ -141,8 +121,7 @@ def cell_directions(cells: pl.DataFrame, adjusted: pl.DataFrame, method: str) ->
         by_group = {r["group"]: r for r in pair.iter_rows(named=True)}
         treated, control = by_group[GROUP_LABEL[True]], by_group[GROUP_LABEL[False]]
         row = {k: treated[k] for k in (*keys, "outcome", "model")}
-        row["suppressed"] = bool(treated["suppressed"] or control["suppressed"])
-        if row["suppressed"] or not treated["n"] or not control["n"]:
+        if not treated["n"] or not control["n"]:
             out.append(row)
             continue
         row |= compare_shares(treated["count"], treated["n"], control["count"], control["n"])
@@ -171,8 +150,7 @@ def b6_directions(b6: pl.DataFrame) -> list[dict]:
         by_group = {r["group"]: r for r in pair.iter_rows(named=True)}
         treated, control = by_group[GROUP_LABEL[True]], by_group[GROUP_LABEL[False]]
         row: dict[str, Any] = {"table": "B6", "block": block, "row": category, "income": income}
-        row["suppressed"] = bool(treated["suppressed"] or control["suppressed"])
-        if row["suppressed"] or not treated["block_total"] or not control["block_total"]:
+        if not treated["block_total"] or not control["block_total"]:
             out.append(row)
             continue
         x1, n1 = treated["n"], treated["block_total"]
@@ -189,15 +167,15 @@ def income_directions(
     """Every treated-vs-control comparison of B4, B5, Table 3 and B6 (§10 item 40): percents,
     difference with Newcombe 95 % CI and adjusted AME with CI (percentage points), p-values.
 
-    `cells` are the suppressed tidy cells (`suppress_income_cells`), `adjusted` is
+    `cells` are the tidy cells (`b4_b5_table3` with significance), `adjusted` is
     `adjusted_effects`, `b6` is `table_b6`. `p_value` is the p the stars use
     (`method`; for B6 the z test) and `significant_for` says whom the difference
     favours at p < 0.05 (ALPHA), by the sign of the estimate that p tests (the AME for
     `adjusted_logit`, else the raw difference; for B6 the group with the larger share).
     `direction` is the sign of the raw difference. `p_adjusted` is the treatment
     coefficient's Wald p (as in income_adjusted.csv), the AME CI the delta-method Wald
-    CI, so near 0.05 the two can disagree. A comparison with a suppressed cell keeps
-    only its labels and `suppressed` true.
+    CI, so near 0.05 the two can disagree. Written whole: the gate hides a comparison's
+    values with the cells it hides.
     """
     rows = [*cell_directions(cells, adjusted, method), *b6_directions(b6)]
     filled = [{"stars": "", "direction": "", "significant_for": "", **r} for r in rows]

@@ -1,0 +1,188 @@
+"""Relations, links and computed cells particular to one table or one pair of tables
+(the generic builders are in `relations`): which income cells a figure repeats, which
+model a row's estimates come from, the life table's and the region SMDs' computed cells.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import polars as pl
+
+from pipeline.report.income_tables import ANY_INCOME, B6_INCOME, REGAINED, SERIES
+from pipeline.report.labels import AGE_BLOCK, ALL, ALL_LENGTHS, MEAN_AGE, TOTAL
+from pipeline.report.publication.relations import same_rows
+from pipeline.report.publication.spec import CellRef, Known, Relation, number, row_groups
+
+LIFE_TABLE_RATES = ("rate_per_1000", "ci_low", "ci_high")
+
+
+def figure_link(
+    column: str, other_column: str
+) -> Callable[[pl.DataFrame, pl.DataFrame], list[tuple[CellRef, CellRef]]]:
+    """Figures 13-14's cells and the income tables' long cells they repeat: figure13 is B4,
+    figure14 B5; the series "Återfår tidigare inkomst" is B4's REGAINED block, the others
+    (any, none = n - any) the ANY_INCOME block; at the last window the long table holds."""
+    series_block = {
+        SERIES["any"]: ANY_INCOME,
+        SERIES["none"]: ANY_INCOME,
+        SERIES["regained"]: REGAINED,
+    }
+
+    def cells(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+        windows = other.filter(pl.col("row").str.contains(r"^<\d+ mån$"))["row"].unique().to_list()
+        last = max(windows, key=lambda w: int(re.sub(r"\D", "", w)), default=None)
+        index = same_rows(other, ("table", "block", "row", "length_class", "group"))
+        out = []
+        for row, r in enumerate(this.iter_rows(named=True)):
+            table = "B4" if r["figure"] == "figure13" else "B5"
+            key = (table, series_block.get(r["series"]), last, r["length_class"], r["group"])
+            if key in index:
+                out.append(((row, column), (index[key], other_column)))
+        return out
+
+    return cells
+
+
+def same_model(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
+    """(row of a model's estimates, a count cell of the income tables fitted by that model):
+    every cell whose `model` is the row's, both groups and all rows of its block."""
+    cells: dict[str, list[int]] = {}
+    for row, model in enumerate(other["model"].to_list()):
+        if model:
+            cells.setdefault(model, []).append(row)
+    return [
+        (row, (cell, "count"))
+        for row, model in enumerate(this["model"].to_list())
+        for cell in cells.get(model, [])
+    ]
+
+
+def figure_ref_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+    """Figures 13-14's `n_ref` (persons with income before, both figures) and B4's n."""
+    index = same_rows(other, ("table", "block", "row", "length_class", "group"))
+    out = []
+    for row, r in enumerate(this.iter_rows(named=True)):
+        key = ("B4", ANY_INCOME, "n", r["length_class"], r["group"])
+        if key in index:
+            out.append(((row, "n_ref"), (index[key], "n")))
+    return out
+
+
+def b6_total_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+    """Table B6's column totals and the n of B4 (with income before) or B5 (without) they
+    repeat: hidden there, hidden here (where a block has missing categories its total is
+    smaller; it is then treated as the same cell all the same, which only hides more)."""
+    index = same_rows(other, ("table", "block", "row", "length_class", "group"))
+    table_of = {B6_INCOME[0]: "B5", B6_INCOME[1]: "B4"}
+    out = []
+    for row, r in enumerate(this.iter_rows(named=True)):
+        key = (table_of.get(r["income"]), ANY_INCOME, "n", ALL_LENGTHS, r["group"])
+        if key in index:
+            out.append(((row, "block_total"), (index[key], "n")))
+    return out
+
+
+def region_years(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
+    """(row of a region's total, each year's registered primary-care cell of that region in
+    `registered_vs_reported`): a region's totals are sums over its years."""
+    years: dict[str, list[int]] = {}
+    for row, region in enumerate(other["region"].to_list()):
+        years.setdefault(region, []).append(row)
+    return [
+        (row, (cell, "registered_primary_care"))
+        for row, region in enumerate(this["region"].to_list())
+        for cell in years.get(region, [])
+    ]
+
+
+def design_deciles(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
+    """(row of a design's rank test, each decile count of that design): the chi-square of
+    the deciles, with the shown ones, gives a hidden one back."""
+    rows = row_groups(other, ("design",))
+    return [
+        (row, (cell, "observed"))
+        for row, design in enumerate(this["design"].to_list())
+        for cell in rows.get((design,), [])
+    ]
+
+
+def deciles_add_up(frame: pl.DataFrame) -> list[Relation]:
+    """The length-rank deciles of a design: their observed counts add up to ten times the
+    expected count (the number of sets), which the table prints in another form."""
+    out: list[Relation] = []
+    for rows in row_groups(frame, ("design",)).values():
+        expected = number(frame["expected"][rows[0]])
+        if expected is not None:
+            out.append((Known(round(10 * expected)), [(r, "observed") for r in rows]))
+    return out
+
+
+def life_table_cells(frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRef]]]:
+    """The GC001 life table's computed cells and what each is computed from: spell-days of a
+    band from the pooled (`Alla`) band's counts and the next band's start (the spells still
+    at risk); a rate and its CI from the level's events and the spell-days; the cumulative
+    share from every band up to it (pooled counts and the level's events)."""
+    levels = frame["care_level"].to_list()
+    pooled = {number(frame["band"][r]): r for r in range(frame.height) if levels[r] == ALL}
+    bands = sorted(b for b in pooled if b is not None)
+    out: list[tuple[CellRef, list[CellRef]]] = []
+    for row in range(frame.height):
+        band = number(frame["band"][row])
+        base = pooled[band]
+        after = [(pooled[b], "n_at_start") for b in bands if b == band + 1]  # type: ignore[operator]
+        counts = [(base, c) for c in ("n_at_start", "events", "censored")]
+        out.append(((row, "spell_days"), [*counts, *after]))
+        out += [((row, c), [(row, "events"), (row, "spell_days")]) for c in LIFE_TABLE_RATES]
+    for row in range(frame.height):
+        band, level = number(frame["band"][row]), levels[row]
+        before = [
+            r
+            for r in range(frame.height)
+            if levels[r] == level and (number(frame["band"][r]) or 0) <= (band or 0)
+        ]
+        pooled_before = [pooled[number(frame["band"][r])] for r in before]
+        sources = [(r, "events") for r in before] + [
+            (p, c) for p in pooled_before for c in ("n_at_start", "events", "censored")
+        ]
+        out.append(((row, "cumulative_percent"), sources))
+    return out
+
+
+def region_smd_cells(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+    """(an SMD of `table2_by_region_smd`, a cell of `table2_by_region` it is computed from):
+    a category's SMD from the region's and the pooled cell and block totals; the mean age's
+    from the age block's totals."""
+    index = same_rows(other, ("block", "category"))
+    regions = [c for c in this.columns if c not in ("block", "category")]
+    out: list[tuple[CellRef, CellRef]] = []
+    for row, (block, category) in enumerate(this.select("block", "category").iter_rows()):
+        if category == MEAN_AGE:
+            rows = [index[(AGE_BLOCK, TOTAL)]]
+        else:
+            rows = [index[(block, category)], index[(block, TOTAL)]]
+        out += [((row, c), (r, col)) for c in regions for r in rows for col in (c, ALL)]
+    return out
+
+
+def prior_share_cells(frame: pl.DataFrame) -> list[tuple[CellRef, CellRef, float]]:
+    """(share, its n, 100) for the "share_any" rows of prior_sick_days: a percent of persons
+    with any sick days implies a count of them."""
+    return [
+        ((row, side), (row, f"n_{side}"), 100)
+        for row, statistic in enumerate(frame["statistic"].to_list())
+        if statistic == "share_any"
+        for side in ("treated", "control")
+    ]
+
+
+def prior_derived_cells(frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRef]]]:
+    """prior_sick_days' CIs from their estimate, the difference and its CI from both groups'."""
+    out: list[tuple[CellRef, list[CellRef]]] = []
+    for row in range(frame.height):
+        for side in ("treated", "control"):
+            out += [((row, f"{side}_ci_{end}"), [(row, side)]) for end in ("low", "high")]
+        both: list[CellRef] = [(row, "treated"), (row, "control")]
+        out += [((row, c), both) for c in ("difference", "diff_ci_low", "diff_ci_high")]
+    return out
