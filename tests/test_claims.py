@@ -558,3 +558,29 @@ def test_rank_test_uses_the_riskset_stages_at_risk_sets(run_dir, tmp_path):
     io.write_csv(summary, tmp_path / "gc001_length_rank.csv")
     written = outputs / "results" / "gc001_length_rank.csv"
     assert (tmp_path / "gc001_length_rank.csv").read_bytes() == written.read_bytes()
+
+
+def test_rounding_instead_of_suppression_rounds_the_life_table_and_prior_days():
+    from pipeline.report.publication import DisclosureRules, publish
+    from pipeline.report.publication.specs import SPECS
+
+    specs = {s.file: s for s in SPECS}
+    rules = DisclosureRules(min_count=5, method="round")
+    life = pl.read_csv(life_table.rates(hand_table(), 0).write_csv().encode(), infer_schema=False)
+    rounded, _ = publish(life, specs[LIFE], rules)
+    for column in ("n_at_start", "events", "censored"):
+        assert all(int(v) % 5 == 0 for v in rounded[column])
+    # rates, CIs, spell-days and cumulative shares come from unrounded counts: left out
+    for column in ("spell_days", "rate_per_1000", "ci_low", "cumulative_percent"):
+        assert rounded[column].is_null().all(), column
+    x = np.r_[np.zeros(3), np.arange(1, 98)].astype(float)
+    y = np.r_[np.zeros(80), np.arange(1, 121)].astype(float)
+    frame = pl.DataFrame({"treated": [True] * 100 + [False] * 200, "net_days": np.r_[x, y]})
+    prior = pl.DataFrame(prior_sickness.compare(frame, "spell_start", 50, 1))
+    prior = pl.read_csv(prior.write_csv().encode(), infer_schema=False)
+    rounded, _ = publish(prior, specs["prior_sick_days.csv"], rules)
+    share = rounded.filter(pl.col("statistic") == "share_any").row(0, named=True)
+    # 97 of 100 -> 95 of 100, 120 of 200 -> 120 of 200: shares from the rounded counts
+    assert float(share["treated"]) == pytest.approx(95.0)
+    assert float(share["control"]) == pytest.approx(60.0)
+    assert share["difference"] is None and share["treated_ci_low"] is None

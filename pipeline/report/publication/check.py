@@ -17,6 +17,7 @@ from pipeline.report.publication.gate import (
     build_cells,
     followed_hidden,
 )
+from pipeline.report.publication.rounding import cells_of
 from pipeline.report.publication.spec import (
     CellRef,
     DisclosureRules,
@@ -51,8 +52,10 @@ def violations(
         )
 
     if rules.method == "round":
+        shares = {share for share, _n, _s in cells_of(spec.implied_cells, frame)}
         for key, value in zip(cells.keys, cells.values, strict=True):
             printed = not isinstance(key, Unprinted) and key[1] not in spec.implied
+            printed = printed and key not in shares
             if printed and value is not None and value % rules.round_to:
                 say(key, f"count {value:g} is not rounded")
         return out

@@ -1,12 +1,13 @@
 """The rounding alternative to suppression (config `disclosure.method: round`, as
 OpenSAFELY does): every printed count to the nearest `round_to`, those <= `round_floor`
-to 0; implied shares recomputed from the rounded counts; other derived values left out;
-statistics only of a rounded n >= the threshold."""
+to 0; implied shares recomputed from the rounded counts; other derived values (per
+column or per cell, in a row or over a group) left out; statistics only of a rounded
+n >= the threshold."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import polars as pl
 
@@ -35,6 +36,12 @@ def rounded_table(
         return int(rules.round_to * math.floor(v / rules.round_to + 0.5))
 
     columns = {c: frame[c].to_list() for c in frame.columns}
+    implied: dict[CellRef, tuple[CellRef, float]] = {
+        (row, column): ((row, n_column), scale)
+        for column, (n_column, scale) in spec.implied.items()
+        for row in range(frame.height)
+    }
+    implied |= {share: (n, scale) for share, n, scale in cells_of(spec.implied_cells, frame)}
     changed = 0
     for key, value in zip(keys, values, strict=True):
         if isinstance(key, Unprinted) or value is None:
@@ -42,17 +49,26 @@ def rounded_table(
         row, column = key
         new = rounded(value)
         changed += new != value
-        if column in spec.implied:
-            n_column, scale = spec.implied[column]
-            n = rounded(number(columns[n_column][row]) or 0)
+        if key in implied:
+            (n_row, n_column), scale = implied[key]
+            n = rounded(number(frame[n_column][n_row]) or 0)
             columns[column][row] = None if n == 0 else repr(new / n * scale)
         else:
             columns[column][row] = str(new)
-    for column in spec.derived:
+    for column in (*spec.derived, *spec.derived_over):
         columns[column] = [None] * frame.height
+    for (row, column), _sources in cells_of(spec.derived_cells, frame):
+        columns[column][row] = None
     for column, n_column in spec.stats.items():
         columns[column] = [
             v if (number(columns[n_column][r]) or 0) >= rules.min_count else None
             for r, v in enumerate(columns[column])
         ]
-    return pl.DataFrame(columns, schema={c: pl.String for c in frame.columns}), changed
+    if spec.flag and spec.flag not in columns:  # the same columns as a suppressed table
+        columns[spec.flag] = ["false"] * frame.height
+    return pl.DataFrame(columns, schema={c: pl.String for c in columns}), changed
+
+
+def cells_of(builder: Callable[[pl.DataFrame], list] | None, frame: pl.DataFrame) -> list:
+    """What a per-cell spec entry (`implied_cells`, `derived_cells`) lists for `frame`."""
+    return builder(frame) if builder else []
