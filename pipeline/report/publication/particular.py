@@ -84,17 +84,26 @@ def b6_total_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef
     return out
 
 
-def region_years(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
-    """(row of a region's total, each year's registered primary-care cell of that region in
-    `registered_vs_reported`): a region's totals are sums over its years."""
-    years: dict[str, list[int]] = {}
-    for row, region in enumerate(other["region"].to_list()):
-        years.setdefault(region, []).append(row)
-    return [
-        (row, (cell, "registered_primary_care"))
-        for row, region in enumerate(this["region"].to_list())
-        for cell in years.get(region, [])
-    ]
+def region_years(
+    column: str, survey_years_only: bool
+) -> Callable[[pl.DataFrame, pl.DataFrame], list[tuple[int, CellRef]]]:
+    """(row of a region's total, each year's `column` cell of that region in
+    `registered_vs_reported`, only the years with a survey count if `survey_years_only`):
+    a region's totals are sums over its years."""
+
+    def rows(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
+        surveyed = other["antal_insatser"].to_list()
+        years: dict[str, list[int]] = {}
+        for row, region in enumerate(other["region"].to_list()):
+            if not survey_years_only or surveyed[row] not in (None, ""):
+                years.setdefault(region, []).append(row)
+        return [
+            (row, (cell, column))
+            for row, region in enumerate(this["region"].to_list())
+            for cell in years.get(region, [])
+        ]
+
+    return rows
 
 
 def design_deciles(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:

@@ -371,12 +371,18 @@ SPECS: tuple[TableSpec, ...] = (
         counts=("registered_primary_care", "registered_survey_years"),
         derived={"register_share": ("registered_survey_years",)},
         # a region's totals are sums over its years in registered_vs_reported: hidden when
-        # a year is (the total less the shown years would give it back)
+        # a year is (the total less the shown years would give it back): primary care over
+        # all years, all care over the years with a survey count
         follows=(
             Follow(
                 "registered_vs_reported.csv",
-                region_years,
-                ("registered_primary_care", "registered_survey_years", "register_share"),
+                region_years("registered_primary_care", survey_years_only=False),
+                ("registered_primary_care",),
+            ),
+            Follow(
+                "registered_vs_reported.csv",
+                region_years("registered", survey_years_only=True),
+                ("registered_survey_years", "register_share"),
             ),
         ),
         flag="suppressed",

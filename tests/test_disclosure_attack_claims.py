@@ -1,0 +1,267 @@
+"""The independent attacker on the §4.12 life table and the §3.5 register counts (issue
+16): from the row-level data of a run, not from the gate's relation list.
+
+Life table: a spell observed from day 0 leaves the table once, in one band, as a first
+GC001 of one care level, as censored, or beyond the last day. The possible spells (atoms)
+are every (band, way of leaving) and "beyond"; each published count is a sum of atoms:
+spells at the start of a band are those leaving in it or later, a band's events those
+leaving in it by a GC001 (of a level, or of any), its censored those leaving otherwise.
+A band's spell-days are `width` x the spells leaving later plus 1..`width` days for each
+spell leaving in it: two inequalities. A shown rate with its spell-days gives the events.
+For each count of 1..threshold-1 that is hidden (or implied: a single atom) the attacker
+solves two linear programs for its range; narrower than the threshold is a disclosure.
+
+Register counts: GC001 contacts per region and year, in primary care and in all care
+(`registered_vs_reported`), their sums over the survey years (`region_exclusion`) and the
+2023 and 2024 counts again (`region_change_2023_2024`). Atoms: (region, year, primary
+care or not).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy.optimize import linprog
+
+from pipeline.__main__ import main
+from pipeline.core import config
+from pipeline.stages.claims import ClaimsConfig
+from pipeline.stages.claims.life_table import spell_exits
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = None if text in (None, "", "..") else float(text)
+    except ValueError:
+        return None
+    return value if value is not None and np.isfinite(value) else None
+
+
+def ranges(
+    atoms: list, truth: dict, equal: list, lower: list, targets: dict, threshold: int
+) -> list[str]:
+    """For each target (name -> atom indicator) whose true count is 1..threshold-1: its
+    range over non-negative atom counts meeting `equal` ((indicator, value)) and `lower`
+    ((indicator, value): indicator . x >= value); a message when narrower than the threshold."""
+    a_eq = np.vstack([row for row, _ in equal]) if equal else None
+    b_eq = [v for _, v in equal] if equal else None
+    a_ub = np.vstack([-row for row, _ in lower]) if lower else None
+    b_ub = [-v for _, v in lower] if lower else None
+    found = []
+    for name, goal in targets.items():
+        value = truth[name]
+        if not 0 < value < threshold:
+            continue
+        kw = dict(A_eq=a_eq, b_eq=b_eq, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
+        low, high = linprog(goal, **kw), linprog(-goal, **kw)
+        assert low.status == 0, low.message  # the true spells are one solution
+        top = np.inf if high.status == 3 else -high.fun
+        if top - low.fun < threshold - 1e-6:
+            found.append(f"{name} = {value} lies in [{low.fun:.2f}, {top:.2f}] of {len(atoms)}")
+    return found
+
+
+def attack_life_table(outputs: Path, tables: Path, threshold: int) -> list[str]:
+    """Every count of the published GC001 life table that is shown below the threshold or
+    confined to a narrower range by what the table shows."""
+    conf = ClaimsConfig.from_config(config.compose([]))
+    exits = spell_exits(
+        pl.read_parquet(outputs / "cohort_at_risk.parquet"), conf.window_start, conf.window_end
+    )
+    n_bands = -(-conf.max_day // conf.band_days)
+    width = [min(conf.band_days, conf.max_day - b * conf.band_days) for b in range(n_bands)]
+    people = exits.select(
+        pl.when(pl.col("exit_day") >= conf.max_day)
+        .then(pl.lit(n_bands))
+        .otherwise(pl.col("exit_day") // conf.band_days)
+        .alias("band"),
+        pl.when(pl.col("event")).then(pl.col("care_level")).otherwise(pl.lit("censored")),
+    ).rename({"care_level": "how"})
+    levels = sorted(people.filter(pl.col("how") != "censored")["how"].unique().to_list())
+    atoms = [(b, how) for b in range(n_bands) for how in (*levels, "censored")]
+    atoms.append((n_bands, "beyond"))
+    observed = people.with_columns(
+        pl.when(pl.col("band") == n_bands).then(pl.lit("beyond")).otherwise("how").alias("how")
+    )
+    counts = dict.fromkeys(atoms, 0)
+    for band, how, n in observed.group_by("band", "how").len().iter_rows():
+        counts[(band, how)] = n
+
+    def indicator(test) -> np.ndarray:
+        return np.array([1.0 if test(b, how) else 0.0 for b, how in atoms])
+
+    cells = {}
+    for b in range(n_bands):
+        cells[("n_at_start", b)] = indicator(lambda x, _h, b=b: x >= b)
+        cells[("censored", b)] = indicator(lambda x, h, b=b: x == b and h == "censored")
+        cells[("events", b, "Alla")] = indicator(lambda x, h, b=b: x == b and h in levels)
+        for level in levels:
+            cells[("events", b, level)] = indicator(lambda x, h, b=b, lv=level: x == b and h == lv)
+    x_true = np.array([counts[a] for a in atoms], dtype=float)
+    truth = {name: round(float(row @ x_true)) for name, row in cells.items()}
+    truth |= {("atom", *a): counts[a] for a in atoms}
+    targets = cells | {("atom", *a): indicator(lambda x, h, a=a: (x, h) == a) for a in atoms}
+
+    published = pl.read_csv(tables / "gc001_life_table.csv", infer_schema=False)
+    equal, lower, problems = [], [], []
+    for r in published.iter_rows(named=True):
+        b, level = int(r["band"]), r["care_level"]
+        shown = {
+            ("n_at_start", b): _number(r["n_at_start"]),
+            ("censored", b): _number(r["censored"]),
+            ("events", b, level): _number(r["events"]),
+        }
+        days, rate = _number(r["spell_days"]), _number(r["rate_per_1000"])
+        if days is not None and rate is not None and shown[("events", b, level)] is None:
+            shown[("events", b, level)] = round(rate * days / 1000)
+        for name, value in shown.items():
+            if value is None:
+                continue
+            assert truth[name] == value, (
+                f"gc001_life_table: {name} shows {value}, rows give {truth[name]}"
+            )
+            if 0 < value < threshold:
+                problems.append(f"gc001_life_table: {name} = {value:g} is shown")
+            equal.append((cells[name], value))
+        if days is not None and level == "Alla":
+            later = indicator(lambda x, _h, b=b: x > b) * width[b]
+            here = indicator(lambda x, _h, b=b: x == b or (b == n_bands - 1 and x == n_bands))
+            if b == n_bands - 1:  # the last band: spells beyond it count its whole width
+                later = indicator(lambda x, _h: x == n_bands) * width[b]
+                here = indicator(lambda x, _h, b=b: x == b)
+            lower.append((-(later + here), -days))  # at least one day each: <= days
+            lower.append((later + width[b] * here, days))  # at most the band's width: >= days
+    return problems + ranges(atoms, truth, equal, lower, targets, threshold)
+
+
+def attack_register_counts(staged: Path, tables: Path, threshold: int) -> list[str]:
+    """Every GC001 register count of §3.5 shown below the threshold, or confined to a
+    narrower range by registered_vs_reported, region_exclusion and the 2023-2024 change."""
+    cfg = config.compose([])
+    codes = [str(c).upper() for c in cfg.exposure.codes]
+    has_code = pl.col("kva").fill_null("").str.split(" ").list.eval(pl.element().is_in(codes))
+    contacts = pl.read_parquet(staged / "vardkontakter.parquet").filter(
+        has_code.list.any() & pl.col("datum").dt.year().is_between(2019, 2024)
+    )
+    people = contacts.select(
+        pl.col("region").cast(pl.String),
+        pl.col("datum").dt.year().alias("year"),
+        (pl.col("vardniva") == "primarvard").alias("primary"),  # the contract's primary care
+    )
+    vs = pl.read_csv(tables / "registered_vs_reported.csv", infer_schema=False)
+    regions = sorted(set(vs["region"].to_list()))
+    years = sorted({int(y) for y in vs["year"].to_list()})
+    atoms = [(r, y, p) for r in regions for y in years for p in (True, False)]
+    counts = dict.fromkeys(atoms, 0)
+    for region, year, is_primary, n in (
+        people.group_by("region", "year", "primary").len().iter_rows()
+    ):
+        if (region, year, is_primary) in counts:
+            counts[(region, year, is_primary)] = n
+
+    def indicator(test) -> np.ndarray:
+        return np.array([1.0 if test(*a) else 0.0 for a in atoms])
+
+    cells = {}
+    for region in regions:
+        for year in years:
+            cells[("registered", region, year)] = indicator(
+                lambda r, y, _p, a=region, b=year: (r, y) == (a, b)
+            )
+            cells[("primary", region, year)] = indicator(
+                lambda r, y, p, a=region, b=year: (r, y) == (a, b) and p
+            )
+    x_true = np.array([counts[a] for a in atoms], dtype=float)
+    truth = {name: round(float(row @ x_true)) for name, row in cells.items()}
+    truth |= {("atom", *a): counts[a] for a in atoms}
+    targets = cells | {("atom", *a): indicator(lambda *x, a=a: x == a) for a in atoms}
+    equal, problems = [], []
+
+    def see(name, value, where):
+        assert truth[name] == value, f"{where}: {name} shows {value}, rows give {truth[name]}"
+        if 0 < value < threshold:
+            problems.append(f"{where}: {name} = {value:g} is shown")
+        equal.append((cells[name] if name in cells else name_row[name], value))
+
+    name_row: dict = {}
+    survey_years: dict[str, set[int]] = {}
+    for r in vs.iter_rows(named=True):
+        key = (r["region"], int(r["year"]))
+        reported = _number(r["antal_insatser"])
+        if reported is not None:
+            survey_years.setdefault(r["region"], set()).add(key[1])
+        value = _number(r["registered"])
+        share = _number(r["register_share"])
+        if value is None and share is not None and reported is not None:
+            value = round(share * reported)  # the share and the survey give it back
+        if value is not None:
+            see(("registered", *key), value, "registered_vs_reported")
+        value = _number(r["registered_primary_care"])
+        if value is not None:
+            see(("primary", *key), value, "registered_vs_reported")
+    rule = pl.read_csv(tables / "region_exclusion.csv", infer_schema=False)
+    for r in rule.iter_rows(named=True):
+        if r["region"] not in regions:
+            continue
+        surveyed = survey_years.get(r["region"], set())
+        for column, years_in, primary_only in (
+            ("registered_primary_care", set(years), True),
+            ("registered_survey_years", surveyed, False),
+        ):
+            value = _number(r[column])
+            share, reported = _number(r["register_share"]), _number(r["reported_survey_years"])
+            if (
+                column == "registered_survey_years"
+                and value is None
+                and None
+                not in (
+                    share,
+                    reported,
+                )
+            ):
+                value = round(share * reported)
+            if value is None:
+                continue
+            name = ("sum", column, r["region"])
+            row = indicator(
+                lambda rg, y, p, a=r["region"], ys=years_in, po=primary_only: (
+                    rg == a and y in ys and (p or not po)
+                )
+            )
+            truth[name] = round(float(row @ x_true))
+            name_row[name] = row
+            see(name, value, "region_exclusion")
+    change = pl.read_csv(tables / "region_change_2023_2024.csv", infer_schema=False)
+    for r in change.iter_rows(named=True):
+        for year in (2023, 2024):
+            value = _number(r[f"registered_{year}"])
+            if value is not None and r["region"] in regions:
+                see(("registered", r["region"], year), value, "region_change_2023_2024")
+    return problems + ranges(atoms, truth, equal, [], targets, threshold)
+
+
+def test_the_life_table_resists_the_attacker(run_dir):
+    outputs = run_dir / "outputs"
+    assert attack_life_table(outputs, outputs / "tables", 5) == []
+
+
+def test_the_register_counts_resist_the_attacker(run_dir):
+    assert attack_register_counts(run_dir / "staged", run_dir / "outputs" / "tables", 5) == []
+
+
+def test_a_higher_threshold_still_resists_and_the_unprotected_results_do_not(run_dir, tmp_path):
+    out = tmp_path / "outputs"
+    shutil.copytree(run_dir / "outputs" / "results", out / "results")
+    for name in ("attrition.csv", "exposure_outside_spells.csv"):
+        shutil.copy(run_dir / "outputs" / name, out / name)
+    assert main(["publish", f"paths.outputs={out}", "disclosure.min_count=10"]) == 0
+    outputs = run_dir / "outputs"
+    assert attack_life_table(outputs, out / "tables", 10) == []
+    assert attack_register_counts(run_dir / "staged", out / "tables", 10) == []
+    # the same tables before the gate: the attacker finds small counts, so a pass is not
+    # for want of looking
+    assert attack_life_table(outputs, outputs / "results", 5)
+    assert attack_register_counts(run_dir / "staged", outputs / "results", 5)
