@@ -41,6 +41,7 @@ DISCLOSURE_COLUMNS = {
     "hidden_linked": "Dolda: som i annan tabell",
     "hidden_by_stage": "Dolda: redan av steget",
     "hidden_not_applicable": "Tomma: ej tillämpliga",
+    "values_hidden_with_them": "Dolda härledda värden",
     "rounded": "Avrundade",
     "non_finite_emptied": "Ej tal (tömda)",
 }

@@ -60,14 +60,16 @@ def rules_of(cfg: Any) -> DisclosureRules:
 
 
 def log_frame(logs: list[TableLog], rules: DisclosureRules) -> pl.DataFrame:
-    """The output-checking log: one row per published file, cells shown, hidden by reason
-    (primary, complement, secondary, linked to another table, hidden by the stage),
-    rounded, non-finite values emptied, and the rules used."""
+    """The output-checking log: one row per published file, count cells shown, hidden by
+    reason (primary, complement, secondary, linked to another table, hidden by the
+    stage), the values hidden with them, rounded, non-finite values emptied, and the
+    rules used."""
     rows = [
         {
             "file": entry.file,
             "cells_shown": entry.shown,
             **{f"hidden_{reason}": n for reason, n in entry.hidden.items()},
+            "values_hidden_with_them": entry.values_hidden,
             "rounded": entry.rounded,
             "non_finite_emptied": entry.non_finite,
             **{f"rule_{k}": str(v) for k, v in asdict(rules).items()},

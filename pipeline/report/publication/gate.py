@@ -188,14 +188,16 @@ def _fill_from_links(
 
 @dataclass(frozen=True)
 class TableLog:
-    """What the gate did to one file: cells shown, hidden by reason, rounded, non-finite
-    values emptied; grain: one published file."""
+    """What the gate did to one file: count cells shown, hidden by reason, rounded,
+    non-finite values emptied, and the other values hidden with the counts (derived
+    values, statistics, estimates); grain: one published file."""
 
     file: str
     shown: int
     hidden: Mapping[str, int]
     rounded: int
     non_finite: int
+    values_hidden: int = 0
 
 
 def protect(
@@ -251,7 +253,19 @@ def protect(
     frame = _apply(frame, spec, rules, cells, hidden, followed, flagged)
     counts = {reason: sum(r == reason for r in reasons.values()) for reason in REASONS}
     shown = sum(not h and not u for h, u in zip(hidden, unprinted, strict=True))
-    return frame, TableLog(spec.file, shown, counts, 0, non_finite)
+    derived = _hidden_values(frame, set(cells.index))
+    return frame, TableLog(spec.file, shown, counts, 0, non_finite, derived)
+
+
+def _hidden_values(frame: pl.DataFrame, count_cells: set) -> int:
+    """How many cells of `frame` are hidden that are not counts: values derived from a
+    hidden count, statistics of a small n, estimates computed from another table's cells."""
+    return sum(
+        1
+        for column in frame.columns
+        for row, text in enumerate(frame[column].to_list())
+        if text == HIDDEN_TEXT and (row, column) not in count_cells
+    )
 
 
 def _forced(
