@@ -142,6 +142,10 @@ def test_bad_row_is_quarantined_with_its_reason(case) -> None:
     rows = [BASE[table][0], bad, *BASE[table][1:]]
     result = stage_rows(table, rows)
     assert quarantined(result) == [(2, str(reason))]
+    # a value that is there but wrong is quoted as delivered (never a person id)
+    column = detail.split(":")[0]
+    if ": missing" not in detail and reason is not Reason.END_BEFORE_START and column != "lopnr":
+        detail += f", delivered '{dict(zip(TABLES[table].names, bad, strict=True))[column]}'"
     assert result.quarantine.collect()["detail"].to_list() == [detail]
     assert result.quarantine.collect()["source_file"].to_list() == ["frame"]
     # the delivered cells, as text, unchanged
@@ -524,6 +528,7 @@ def test_run_writes_staged_quarantine_and_counts(tmp_path: Path) -> None:
             "staged": 3,
             "quarantined": 1,
             "by_reason": {str(r): int(r == Reason.NULL_KEY) for r in REASON_ORDER},
+            "sources": {"": {"files": [paths[table].as_posix()], "rows_in": 4, "recoded": {}}},
         }
         assert quarantine.select("source_row", "reason").rows() == [(4, "null_key")]
     # reruns are byte-identical

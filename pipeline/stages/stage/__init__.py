@@ -26,8 +26,8 @@ from omegaconf import DictConfig
 
 from pipeline.core.contract import REASON_ORDER, TABLES
 from pipeline.core.io import write_json, write_parquet
-from pipeline.stages.stage.read import check_columns, read_sources, resolve_files
-from pipeline.stages.stage.spec import CodeLists, StageSpec, TableSource
+from pipeline.stages.stage.read import Source, check_columns, read_sources, resolve_files
+from pipeline.stages.stage.spec import CodeLists, DeliveredTable, StageSpec, TableSource
 from pipeline.stages.stage.table import StageResult, quarantine_schema, stage_frames, stage_table
 
 __all__ = [
@@ -58,8 +58,9 @@ def _log_counts(name: str, counts: dict[str, Any]) -> None:
     )
 
 
-def _missing_optional(source: TableSource) -> dict[str, Any]:
-    log.info("%s: optional and not delivered (%s); skipped", source.table, ", ".join(source.paths))
+def _missing_optional(delivered: DeliveredTable) -> dict[str, Any]:
+    paths = [p for s in delivered.sources for p in s.paths]
+    log.info("%s: optional and not delivered (%s); skipped", delivered.table, ", ".join(paths))
     return {
         "status": "not_delivered",
         "files": [],
@@ -71,35 +72,54 @@ def _missing_optional(source: TableSource) -> dict[str, Any]:
     }
 
 
-def check_delivery(spec: StageSpec) -> dict[str, list[Path]]:
-    """The files of each table, once every file is found and has the contract's columns.
+def check_delivery(spec: StageSpec) -> dict[str, list[tuple[TableSource, list[Path]]]]:
+    """The files of each table's sources, once every file is found and has the contract's
+    columns.
 
     Reads headers and metadata only, so a wrong path or column map fails in
     seconds, before any table is staged.
     """
     files = {}
-    for source in spec.sources:
-        files[source.table] = resolve_files(source)
-        check_columns(files[source.table], source)
+    for delivered in spec.tables:
+        found = [(source, resolve_files(source)) for source in delivered.sources]
+        for source, paths in found:
+            check_columns(paths, source)
+        files[delivered.table] = found
     return files
 
 
+def source_counts(sources: list[Source]) -> dict[str, Any]:
+    """Per configured source (in order): its files, rows in and values each recode changed."""
+    out: dict[str, Any] = {}
+    for source in sources:
+        entry = out.setdefault(source.source, {"files": [], "rows_in": 0, "recoded": {}})
+        entry["files"].append(source.label)
+        entry["rows_in"] += source.n_rows
+        for column, n in source.recoded.items():
+            entry["recoded"][column] = entry["recoded"].get(column, 0) + n
+    return out
+
+
 def stage_one(
-    source: TableSource, files: list[Path], spec: StageSpec, work_root: Path
+    delivered: DeliveredTable,
+    files: list[tuple[TableSource, list[Path]]],
+    spec: StageSpec,
+    work_root: Path,
 ) -> dict[str, Any]:
-    """Stage one table from `files` and write its two parquet files; returns its counts."""
-    table = TABLES[source.table]
+    """Stage one table from its sources' files and write its two parquet files; returns its
+    counts."""
+    table = TABLES[delivered.table]
     started = time.perf_counter()
     staged_path = spec.staged_dir / f"{table.name}.parquet"
     quarantine_path = spec.quarantine_dir / f"{table.name}.parquet"
-    if not files:
+    if not any(paths for _, paths in files):
         write_parquet(pl.DataFrame(schema=table.schema), staged_path)
         write_parquet(pl.DataFrame(schema=quarantine_schema(table)), quarantine_path)
-        return _missing_optional(source)
+        return _missing_optional(delivered)
     with tempfile.TemporaryDirectory(prefix=f"{table.name}-", dir=work_root) as work:
-        sources = read_sources(files, source, Path(work))
+        sources = [s for source, paths in files for s in read_sources(paths, source, Path(work))]
         result = stage_table(sources, table, spec.codes, Path(work))
-        counts = result.counts()
+        counts = {**result.counts(), "sources": source_counts(sources)}
         write_parquet(result.staged, staged_path)
         write_parquet(result.quarantine, quarantine_path)
     _log_counts(table.name, counts)
@@ -116,7 +136,7 @@ def run(cfg: DictConfig) -> None:
     # Scratch space beside the outputs (not /tmp, which may be small on a secure server).
     work_root = Path(tempfile.mkdtemp(prefix=".stage-work-", dir=spec.staged_dir.parent))
     try:
-        tables = {s.table: stage_one(s, files[s.table], spec, work_root) for s in spec.sources}
+        tables = {t.table: stage_one(t, files[t.table], spec, work_root) for t in spec.tables}
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     balanced = all(t["rows_in"] == t["staged"] + t["quarantined"] for t in tables.values())

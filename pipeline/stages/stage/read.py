@@ -19,7 +19,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,11 @@ class Source:
     """One delivered file of a table, ready to judge."""
 
     label: str  # the path as reported (relative to the repository root when under it)
-    frame: pl.LazyFrame  # ROW + contract columns in delivered dtypes
+    frame: pl.LazyFrame  # ROW + contract columns in delivered dtypes (recoded ones as text)
     n_rows: int  # data rows in the file, counted on their own (for the in = out check)
     decimal: str = "."  # decimal mark of numbers delivered as text
+    source: str = ""  # the name of the configured source the file belongs to
+    recoded: Mapping[str, int] = field(default_factory=dict)  # column -> values recoded
 
 
 def label_of(path: Path) -> str:
@@ -90,6 +92,7 @@ def map_columns(
     columns: Mapping[str, str],
     label: str,
     log_extra: bool = True,
+    provided: Iterable[str] = (),
 ) -> dict[str, str]:
     """Delivered column -> contract column, matching names case-insensitively.
 
@@ -107,9 +110,11 @@ def map_columns(
     by_key: dict[str, list[str]] = {}
     for name in delivered:
         by_key.setdefault(key(name), []).append(name)
-    wanted: dict[str, list[str]] = {n: [] for n in table.names}
+    skip = set(provided)
+    wanted: dict[str, list[str]] = {n: [] for n in table.names if n not in skip}
     for delivery_name, contract_name in columns.items():
-        wanted[contract_name].append(delivery_name)
+        if contract_name in wanted:
+            wanted[contract_name].append(delivery_name)
     mapped_away = {key(d) for d in columns}
     mapping: dict[str, str] = {}
     for contract_name, aliases in wanted.items():
@@ -139,9 +144,48 @@ def map_columns(
     return mapping
 
 
-def _select(frame: pl.LazyFrame, mapping: Mapping[str, str], table: Table) -> pl.LazyFrame:
+def _select(
+    frame: pl.LazyFrame, mapping: Mapping[str, str], table: Table, source: TableSource
+) -> pl.LazyFrame:
+    """ROW and the contract columns: delivered, a source's constant, or recoded to text."""
     back = {c: d for d, c in mapping.items()}
-    return frame.select(ROW, *[pl.col(back[n]).alias(n) for n in table.names])
+    schema = frame.collect_schema()
+    columns = []
+    for name in table.names:
+        if name in source.constants:
+            columns.append(pl.lit(source.constants[name], pl.String).alias(name))
+        elif name in source.recode:
+            key = _key_text(pl.col(back[name]), schema[back[name]])
+            mapped = key.replace_strict(source.recode[name], default=key, return_dtype=pl.String)
+            columns.append(mapped.alias(name))
+        else:
+            columns.append(pl.col(back[name]).alias(name))
+    return frame.select(ROW, *columns)
+
+
+def _key_text(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A delivered cell as the recoding compares it (`spec.code_text`): text, stripped, a
+    whole float without decimals; null stays null."""
+    if dtype.is_float():
+        whole = raw.is_finite() & (raw == raw.floor())
+        text = pl.when(whole).then(raw.cast(pl.Int64, strict=False).cast(pl.String))
+        return text.otherwise(raw.cast(pl.String))
+    return raw.cast(pl.String).str.strip_chars()
+
+
+def recoded_counts(frame: pl.LazyFrame, source: TableSource) -> dict[str, int]:
+    """Per recoded column of `source`, how many values of `frame` (ROW + contract columns,
+    before recoding) the map changed; one streaming pass."""
+    if not source.recode:
+        return {}
+    schema = frame.collect_schema()
+    changed = []
+    for name, values in source.recode.items():
+        key = _key_text(pl.col(name), schema[name])
+        moved = {k for k, v in values.items() if k != v}
+        changed.append(key.is_in(list(moved)).sum().alias(name))
+    row = frame.select(changed).collect().row(0, named=True)
+    return {name: int(row[name]) for name in source.recode}
 
 
 def transcode(path: Path, encoding: str, target: Path, table: str) -> Path:
@@ -188,19 +232,34 @@ def delivered_columns(path: Path, source: TableSource) -> list[str]:
 
 
 def check_columns(files: Iterable[Path], source: TableSource) -> None:
-    """Raise DeliveryError unless every file of `source` has the contract's columns."""
+    """Raise DeliveryError unless every file of `source` has the contract's columns (but
+    those its constants provide)."""
     for path in files:
         names = delivered_columns(path, source)
-        map_columns(names, TABLES[source.table], source.columns, label_of(path), log_extra=False)
+        table = TABLES[source.table]
+        map_columns(names, table, source.columns, label_of(path), False, source.constants)
+
+
+def _source(
+    label: str, frame: pl.LazyFrame, mapping: Mapping[str, str], source: TableSource, n: int
+) -> Source:
+    """A Source from a scanned file: contract columns selected, constants added, recoded."""
+    table = TABLES[source.table]
+    plain = replace(source, recode={})
+    counts = recoded_counts(_select(frame, mapping, table, plain), source)
+    selected = _select(frame, mapping, table, source)
+    return Source(label, selected, n, source.decimal, source.name, counts)
 
 
 def read_parquet(path: Path, source: TableSource, work_dir: Path) -> Source:
     """A parquet file as a Source (lazy scan)."""
     table, label = TABLES[source.table], label_of(path)
-    mapping = map_columns(delivered_columns(path, source), table, source.columns, label)
+    mapping = map_columns(
+        delivered_columns(path, source), table, source.columns, label, True, source.constants
+    )
     frame = pl.scan_parquet(path, row_index_name=ROW, row_index_offset=1)
     n_rows = pl.scan_parquet(path).select(pl.len()).collect().item()
-    return Source(label, _select(frame, mapping, table), int(n_rows))
+    return _source(label, frame, mapping, source, int(n_rows))
 
 
 def read_csv(path: Path, source: TableSource, work_dir: Path) -> Source:
@@ -224,9 +283,9 @@ def read_csv(path: Path, source: TableSource, work_dir: Path) -> Source:
         raise DeliveryError(
             source.table, None, f"a readable CSV file with a header ({label})", _first_line(err)
         ) from None
-    mapping = map_columns(names, table, source.columns, label)
+    mapping = map_columns(names, table, source.columns, label, True, source.constants)
     frame = scan(row_index_name=ROW, row_index_offset=1)
-    return Source(label, _select(frame, mapping, table), int(n_rows), source.csv.decimal)
+    return _source(label, frame, mapping, source, int(n_rows))
 
 
 def read_readstat(path: Path, source: TableSource, work_dir: Path) -> Source:
@@ -234,7 +293,9 @@ def read_readstat(path: Path, source: TableSource, work_dir: Path) -> Source:
     table, label = TABLES[source.table], label_of(path)
     reader = READSTAT[source.format]
     kwargs: dict[str, Any] = {"encoding": source.encoding} if source.encoding else {}
-    mapping = map_columns(delivered_columns(path, source), table, source.columns, label)
+    mapping = map_columns(
+        delivered_columns(path, source), table, source.columns, label, True, source.constants
+    )
     try:
         chunks = [
             chunk
@@ -256,7 +317,7 @@ def read_readstat(path: Path, source: TableSource, work_dir: Path) -> Source:
     else:
         frame = pl.DataFrame({d: pl.Series(d, [], pl.Null) for d in mapping})
     frame = frame.with_row_index(ROW, offset=1)
-    return Source(label, _select(frame.lazy(), mapping, table), frame.height)
+    return _source(label, frame.lazy(), mapping, source, frame.height)
 
 
 READERS: dict[str, Callable[[Path, TableSource, Path], Source]] = {

@@ -32,7 +32,8 @@ class CsvOptions:
 
 @dataclass(frozen=True)
 class TableSource:
-    """Where and how one contract table is delivered (one entry of `data.tables`)."""
+    """One source of a contract table: files of one layout (an entry of `data.tables`, or
+    of its `sources` list), how to read them and what to add or recode."""
 
     table: str
     paths: tuple[str, ...]  # files or globs, as configured
@@ -41,6 +42,11 @@ class TableSource:
     columns: Mapping[str, str] = field(default_factory=dict)  # delivery name -> contract name
     csv: CsvOptions = field(default_factory=CsvOptions)
     encoding: str | None = None  # text encoding of sas7bdat/xpt/dta files (None = as stored)
+    name: str = ""  # the source's name in row_counts.json ("" = the table's only source)
+    # contract column -> its value on every row of this source (the care level of a file)
+    constants: Mapping[str, str] = field(default_factory=dict)
+    # contract column -> {delivered value as text: contract value as text}
+    recode: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def decimal(self) -> str:
@@ -105,8 +111,60 @@ def _paths(value: Any) -> tuple[str, ...]:
     raise TypeError(f"path must be a string or a list, got {type(value).__name__}")
 
 
+@dataclass(frozen=True)
+class DeliveredTable:
+    """A contract table as delivered: one source or several (read in order, stacked)."""
+
+    table: str
+    required: bool
+    sources: tuple[TableSource, ...]
+
+
+def code_text(value: Any) -> str:
+    """A configured or delivered code as the recoding compares it: text, stripped, a whole
+    number without decimals (1.0 -> "1").
+
+    >>> [code_text(v) for v in (1, 1.0, 0.25, " K ", True)]
+    ['1', '1', '0.25', 'K', 'True']
+    """
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+SOURCE_KEYS = frozenset(
+    {"path", "format", "required", "columns", "csv", "encoding", "name", "constants", "recode"}
+)
+
+
+def delivered_table(name: str, entry: Mapping[str, Any]) -> DeliveredTable:
+    """One `data.tables.<name>` entry: a source, or `sources:` (a list of sources whose
+    unset keys come from the table's entry; `columns`, `constants` and `recode` merge)."""
+    items = entry.get("sources")
+    if items is None:
+        source = table_source(name, entry)
+        return DeliveredTable(name, source.required, (source,))
+    if not isinstance(items, Sequence) or isinstance(items, str) or not items:
+        raise DeliveryError(name, None, "sources: a non-empty list of sources", repr(items))
+    shared = {k: v for k, v in entry.items() if k != "sources"}
+    sources = []
+    for i, item in enumerate(items):
+        unknown = sorted(set(item) - SOURCE_KEYS)
+        if unknown:
+            keys = ", ".join(sorted(SOURCE_KEYS))
+            raise DeliveryError(name, None, f"source keys among {keys}", repr(unknown[0]))
+        merged = {**shared, **item, "name": str(item.get("name", f"source{i + 1}"))}
+        for key in ("columns", "constants", "recode"):
+            merged[key] = {**(shared.get(key) or {}), **(item.get(key) or {})}
+        sources.append(table_source(name, merged))
+    names = [s.name for s in sources]
+    if len(set(names)) < len(names):
+        raise DeliveryError(name, None, "sources with distinct names", ", ".join(names))
+    return DeliveredTable(name, bool(entry.get("required", True)), tuple(sources))
+
+
 def table_source(name: str, entry: Mapping[str, Any]) -> TableSource:
-    """One `data.tables.<name>` entry as a TableSource; DeliveryError on a bad entry."""
+    """One source of `data.tables.<name>` as a TableSource; DeliveryError on a bad entry."""
     if name not in TABLES:
         raise DeliveryError(name, None, f"a contract table ({', '.join(TABLES)})", "unknown")
     fmt = str(entry.get("format", "parquet")).lower()
@@ -132,6 +190,20 @@ def table_source(name: str, entry: Mapping[str, Any]) -> TableSource:
     )
     if len(csv_options.delimiter) != 1 or csv_options.decimal not in {".", ","}:
         raise DeliveryError(name, None, 'a one-character delimiter and decimal "." or ","')
+    constants = {str(k): code_text(v) for k, v in (entry.get("constants") or {}).items()}
+    recode = {
+        str(column): {code_text(k): code_text(v) for k, v in (values or {}).items()}
+        for column, values in (entry.get("recode") or {}).items()
+    }
+    for what, targets in (("constants", constants), ("recode", recode)):
+        for column in targets:
+            if column not in table.names:
+                raise DeliveryError(
+                    name,
+                    column,
+                    f"a contract column ({', '.join(table.names)}) in {what}",
+                    "unknown column",
+                )
     return TableSource(
         table=name,
         paths=_paths(entry["path"]),
@@ -140,6 +212,9 @@ def table_source(name: str, entry: Mapping[str, Any]) -> TableSource:
         columns=columns,
         csv=csv_options,
         encoding=normalise_encoding(entry.get("encoding"), name),
+        name=str(entry.get("name", "")),
+        constants=constants,
+        recode=recode,
     )
 
 
@@ -147,7 +222,7 @@ def table_source(name: str, entry: Mapping[str, Any]) -> TableSource:
 class StageSpec:
     """Everything `stage` reads from the configuration."""
 
-    sources: tuple[TableSource, ...]
+    tables: tuple[DeliveredTable, ...]
     codes: CodeLists
     staged_dir: Path
     quarantine_dir: Path
@@ -161,7 +236,7 @@ class StageSpec:
         if missing:
             raise DeliveryError(missing[0], None, "an entry under data.tables", "none")
         return cls(
-            sources=tuple(table_source(t, tables[t]) for t in TABLES),
+            tables=tuple(delivered_table(t, tables[t]) for t in TABLES),
             codes=CodeLists.from_mapping(cfg.codes),
             staged_dir=config.resolve_path(cfg.paths.staged),
             quarantine_dir=config.resolve_path(cfg.paths.quarantine),

@@ -41,12 +41,14 @@ DATE_EXPECTED = "a calendar date YYYY-MM-DD or YYYYMMDD"
 
 @dataclass(frozen=True)
 class Fault:
-    """One way a row can fail: its reason, the column named in `detail`, the condition."""
+    """One way a row can fail: its reason, the column named in `detail`, the condition, and
+    whether the detail quotes the delivered value (a value that is there but wrong)."""
 
     reason: Reason
     column: str
     detail: str
     when: pl.Expr
+    quotes_value: bool = False
 
 
 def lookup(index: pl.Expr, values: Sequence[str]) -> pl.Expr:
@@ -77,17 +79,20 @@ def _value_and_faults(
     missing = nz.is_missing(raw, dtype)
     present = ~missing
 
-    def both(reason: Reason, expected: str, bad: pl.Expr) -> list[Fault]:
+    def both(reason: Reason, expected: str, bad: pl.Expr, quote: bool = True) -> list[Fault]:
         out = (
             []
             if col.nullable
             else [Fault(reason, name, f"{name}: missing, expected {expected}", missing)]
         )
-        return [*out, Fault(reason, name, f"{name}: expected {expected}", present & bad)]
+        wrong = Fault(reason, name, f"{name}: expected {expected}", present & bad, quote)
+        return [*out, wrong]
 
     kind = col.kind
     if kind is Kind.KEY:
-        return nz.integer(raw, dtype, decimal), both(Reason.NULL_KEY, "an integer", v.is_null())
+        # a person id, even a malformed one, is never quoted in a detail
+        key_faults = both(Reason.NULL_KEY, "an integer", v.is_null(), quote=False)
+        return nz.integer(raw, dtype, decimal), key_faults
     if kind is Kind.DATE:
         return nz.calendar_date(raw, dtype), both(
             Reason.UNPARSEABLE_DATE, DATE_EXPECTED, v.is_null()
@@ -105,6 +110,7 @@ def _value_and_faults(
                     name,
                     f"{name}: expected {_one_of(regions)}",
                     present & known,
+                    True,
                 ),
             ]
         return nz.region(raw, dtype), both(Reason.UNKNOWN_REGION, _one_of(regions), known)
@@ -209,7 +215,25 @@ def judge(frame: pl.LazyFrame, rules: Rules) -> tuple[pl.LazyFrame, pl.LazyFrame
     failing = with_values.filter(pl.col(FAULT).is_not_null()).select(
         ROW,
         lookup(pl.col(FAULT), [str(f.reason) for f in rules.faults]).alias("reason"),
-        lookup(pl.col(FAULT), [f.detail for f in rules.faults]).alias("detail"),
+        _detail(rules).alias("detail"),
         *[nz.delivered_text(pl.col(n), rules.raw_dtypes[n]).alias(n) for n in names],
     )
     return passing, failing
+
+
+def _detail(rules: Rules) -> pl.Expr:
+    """The fault's detail and, for a value that is there but wrong, the value as delivered
+    (after a configured recoding: a value no map covers is as delivered)."""
+    static = lookup(pl.col(FAULT), [f.detail for f in rules.faults])
+    quoted = [
+        pl.when(pl.col(FAULT) == i).then(
+            nz.delivered_text(pl.col(f.column), rules.raw_dtypes[f.column])
+        )
+        for i, f in enumerate(rules.faults)
+        if f.quotes_value
+    ]
+    if not quoted:
+        return static
+    value = pl.coalesce(quoted)
+    with_value = pl.format("{}, delivered '{}'", static, value)
+    return pl.when(value.is_not_null()).then(with_value).otherwise(static)
