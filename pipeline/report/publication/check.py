@@ -11,12 +11,8 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
-from pipeline.report.publication.gate import (
-    _Cells,
-    _link_state,
-    build_cells,
-    followed_hidden,
-)
+from pipeline.report.publication.cells import Cells, build_cells
+from pipeline.report.publication.gate import _link_state, followed_hidden
 from pipeline.report.publication.rounding import cells_of
 from pipeline.report.publication.spec import (
     CellRef,
@@ -134,7 +130,7 @@ def violations(
     return out
 
 
-def _recovered(cells: _Cells) -> list[tuple[int, float]]:
+def _recovered(cells: Cells) -> list[tuple[int, float]]:
     """Hidden cells (value unknown) that the shown cells and the relations determine, with
     the value they are determined to (least squares on the hidden unknowns; exact there)."""
     hidden = [v is None for v in cells.values]
@@ -157,7 +153,7 @@ def _recovered(cells: _Cells) -> list[tuple[int, float]]:
     return [(i, float(round(solution[column[i]], 6))) for i in determined]
 
 
-def _shown_member(cells: _Cells, unprinted: int) -> CellRef | None:
+def _shown_member(cells: Cells, unprinted: int) -> CellRef | None:
     """A printed cell an unprinted one follows from (where to point the message)."""
     for member in cells.complement_of.get(unprinted, []):
         key = cells.keys[member]
