@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core import config
-from pipeline.stages.spells import build_spells
+from pipeline.stages.spells import build_spells, cut_counts
 from tests.reference.spells import reference_spells
 
 CODES = config.compose().codes
@@ -77,6 +77,32 @@ def test_a_spell_reaching_the_data_end_is_censored():
     ]
     spells = _spells(rows)
     assert [s["censored"] for s in spells] == [True, False]
+
+
+def test_the_extract_date_cuts_periods_and_sets_aside_those_starting_after_it():
+    end = d(100)
+    rows = [
+        (1, d(90), d(120), 50, "F438", "anstalld"),  # runs past the end: cut to day 100
+        (1, d(101), d(110), 100, "F438", "anstalld"),  # starts the day after: set aside
+        (2, d(100), d(100), 100, "M545", "ovrig"),  # starts and ends on the end date
+        (3, d(50), d(99), 100, "M545", "ovrig"),  # ends the day before: not censored
+        (4, d(101), d(130), 100, "M545", "ovrig"),  # only after the end: no spell at all
+    ]
+    spells = {s["lopnr"]: s for s in _spells(rows, end=end)}
+    assert sorted(spells) == [1, 2, 3]
+    one = spells[1]
+    assert (one["end"], one["gross_days"], one["n_periods"]) == (end, 11, 1)
+    assert one["net_days"] == pytest.approx(11 * 0.5)  # the later full-time days are gone
+    assert one["censored"] and spells[2]["censored"] and not spells[3]["censored"]
+    assert (spells[2]["gross_days"], spells[3]["gross_days"]) == (1, 50)
+    counts = cut_counts(_periods(rows), end)
+    assert counts == {
+        "end_date": end.isoformat(),
+        "periods_in": 5,
+        "set_aside_starting_after_end_date": 2,
+        "cut_at_end_date": 1,
+        "calendar_days_removed": 20 + 10 + 30,
+    }
 
 
 def test_overlapping_periods_always_join_even_with_gap_zero():

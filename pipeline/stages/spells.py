@@ -4,6 +4,11 @@ A period joins the person's current spell when it starts at most `max_gap_days`
 days after the latest end so far (overlaps always join). A calendar day covered
 by several periods counts once, at its highest extent, so duplicated, nested
 and overlapping periods never count a day twice.
+
+Everything ends at the extract date (`data.end_date`; issue 17): a period running past
+it is cut there, a period starting after it is set aside (counted in
+`outputs/spells_cut.json` with its reason), so spells, gross and net days, length
+classes and every later time end there too; a spell reaching it is censored.
 """
 
 from __future__ import annotations
@@ -97,6 +102,47 @@ def diagnosis_group(icd: pl.Expr, groups: list[dict[str, Any]], missing: str) ->
     return pl.when(icd.is_null()).then(pl.lit(missing)).otherwise(expr)
 
 
+def cut_at_end(periods: pl.LazyFrame, end_date: dt.date) -> pl.LazyFrame:
+    """The periods as observed up to `end_date`: those starting after it left out, the
+    others' `tom_datum` cut to it; grain: one period.
+
+    >>> p = pl.LazyFrame({"from_datum": [1, 5, 9], "tom_datum": [3, 12, 10]})
+    >>> p = p.with_columns(pl.col("from_datum", "tom_datum").cast(pl.Date))
+    >>> end = dt.date(1970, 1, 9)  # day 8 since the epoch
+    >>> cut_at_end(p, end).collect()["tom_datum"].dt.day().to_list()
+    [4, 9]
+    """
+    end = pl.lit(end_date)
+    return periods.filter(pl.col("from_datum") <= end).with_columns(
+        pl.min_horizontal("tom_datum", end).alias("tom_datum")
+    )
+
+
+def cut_counts(periods: pl.LazyFrame, end_date: dt.date) -> dict[str, Any]:
+    """What `cut_at_end` does to `periods`: periods in, set aside (starting after the
+    extract date), cut (running past it) and the calendar days removed (days)."""
+    end = pl.lit(end_date)
+    after = pl.col("from_datum") > end
+    running = ~after & (pl.col("tom_datum") > end)
+    days_after = (pl.col("tom_datum") - pl.max_horizontal("from_datum", end)).dt.total_days()
+    row = periods.select(
+        pl.len().alias("periods_in"),
+        after.sum().alias("set_aside_starting_after_end_date"),
+        running.sum().alias("cut_at_end_date"),
+        pl.when(after)
+        .then(days_after + 1)
+        .when(running)
+        .then(days_after)
+        .otherwise(0)
+        .sum()
+        .alias("calendar_days_removed"),
+    ).collect()
+    return {
+        "end_date": end_date.isoformat(),
+        **{k: int(v) for k, v in row.row(0, named=True).items()},
+    }
+
+
 def build_spells(
     periods: pl.LazyFrame,
     max_gap_days: int,
@@ -109,9 +155,10 @@ def build_spells(
 
     `diagnos`/`forsakradtyp` are those of the earliest period (ties: highest extent,
     then the smallest `diagnos`, then the smallest `forsakradtyp`, nulls last, so the
-    choice never depends on row order). `censored` is true when the spell reaches `end_date`.
+    choice never depends on row order). Periods are first cut at `end_date` (`cut_at_end`);
+    `censored` is true when the spell reaches it.
     """
-    chained = chain_periods(periods, max_gap_days)
+    chained = chain_periods(cut_at_end(periods, end_date), max_gap_days)
     keys = ["lopnr", "spell_seq"]
     order = [*keys, "from_datum", "omfattning", "diagnos", "forsakradtyp"]
     spells = (
@@ -166,7 +213,17 @@ def run(cfg: Any) -> None:
         cfg.codes.diagnosis_missing,
         spell_cfg.employer_period_offset_days,
     ).collect()
-    io.write_parquet(spells, config.resolve_path(cfg.paths.outputs) / "spells.parquet")
+    outputs = config.resolve_path(cfg.paths.outputs)
+    io.write_parquet(spells, outputs / "spells.parquet")
+    cut = cut_counts(periods, end_date)
+    io.write_json(outputs / "spells_cut.json", cut)
+    log.info(
+        "extract date %s: %d of %d periods set aside (start after it), %d cut at it",
+        end_date,
+        cut["set_aside_starting_after_end_date"],
+        cut["periods_in"],
+        cut["cut_at_end_date"],
+    )
     log.info(
         "%d periods -> %d spells of %d persons (gap <= %d days, end %s, %d censored)",
         periods.select(pl.len()).collect().item(),

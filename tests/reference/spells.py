@@ -14,10 +14,13 @@ Period = tuple[int, dt.date, dt.date, int, str | None, str]  # lopnr, from, tom,
 
 def reference_spells(periods: list[Period], max_gap_days: int, end_date: dt.date) -> list[dict]:
     """One dict per spell: lopnr, start, end, gross_days, net_days, n_periods, diagnos,
-    forsakradtyp, censored; sorted by lopnr and start."""
+    forsakradtyp, censored; sorted by lopnr and start. Periods are seen as of `end_date`:
+    one starting after it is left out, one running past it ends there."""
     by_person: dict[int, list[Period]] = defaultdict(list)
-    for period in periods:
-        by_person[period[0]].append(period)
+    for lopnr, start, end, *rest in periods:
+        if start > end_date:  # after the extract date: not observed
+            continue
+        by_person[lopnr].append((lopnr, start, min(end, end_date), *rest))
     out = []
     for lopnr in sorted(by_person):
         rows = sorted(by_person[lopnr], key=lambda p: (p[1], p[2]))
