@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test lint lock bench clean
+.PHONY: setup repro test lint lock bench clean wheelhouse
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,21 +17,23 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)
 
-# Compose conf/ into params.yaml, then let DVC run what changed. The stages'
-# `python -m pipeline ...` commands must find the venv's python: put it first on PATH.
+# Compose conf/ into params.yaml, then let DVC run what changed (`python -m pipeline
+# repro` puts the venv's python first on PATH for the stages' commands). Both targets
+# are the make-free commands of README, after the setup: Windows needs only Python.
 repro: $(STAMP)
-	$(BIN)/python -m pipeline params $(OVERRIDES)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(BIN)/python -m pipeline repro $(OVERRIDES)
 
 test: $(STAMP)
-	$(BIN)/ruff check pipeline tests benchmarks
-	$(BIN)/ruff format --check pipeline tests benchmarks
-	$(BIN)/sqlfluff lint sql/
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pipeline test
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix pipeline tests benchmarks
-	$(BIN)/ruff format pipeline tests benchmarks
+	$(BIN)/ruff check --fix pipeline tests benchmarks tools
+	$(BIN)/ruff format pipeline tests benchmarks tools
+
+# Every wheel of requirements.lock for CPython 3.11 on Linux and Windows, and this
+# project's, in wheelhouse/<platform>/ (needs a package index; brought into MONA).
+wheelhouse: $(STAMP)
+	$(BIN)/python tools/wheelhouse.py --dest wheelhouse
 
 # Re-pin every dependency from pyproject.toml into requirements.lock.
 lock:

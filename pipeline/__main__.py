@@ -1,6 +1,8 @@
 """Command line: `python -m pipeline STAGE [hydra overrides ...]`.
 
-`params` writes the composed configuration to params.yaml. Every other name runs
+`params` writes the composed configuration to params.yaml. `repro` writes it and
+runs `dvc repro` (what `make repro` does, without make: Windows needs only Python).
+`test` runs the checks of `make test` (ruff, sqlfluff, pytest). Every other name runs
 that stage with params.yaml, or, when overrides are given, with conf/ composed
 under them (for runs outside DVC).
 """
@@ -10,8 +12,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from pipeline.core import config, io
 from pipeline.core.errors import PipelineError
@@ -27,16 +32,57 @@ STAGES: dict[str, str] = {name: f"pipeline.stages.{name}" for name in STAGE_NAME
 log = logging.getLogger("pipeline")
 
 
+TASKS = ("params", "repro", "test")
+
+
+def _with_this_python() -> dict[str, str]:
+    """The environment with this interpreter's directory first on PATH, so that the
+    stages' `python -m pipeline ...` commands (dvc.yaml) run in this environment."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def repro(overrides: list[str]) -> int:
+    """Compose conf/ (with `overrides`) into params.yaml, then `dvc repro`; exit status."""
+    path = config.write_params(config.compose(overrides))
+    log.info("wrote %s; running dvc repro", path.relative_to(config.ROOT))
+    command = [sys.executable, "-m", "dvc", "repro"]
+    return subprocess.run(command, cwd=config.ROOT, env=_with_this_python(), check=False).returncode
+
+
+TEST_COMMANDS = (
+    ("ruff", "check", "pipeline", "tests", "benchmarks", "tools"),
+    ("ruff", "format", "--check", "pipeline", "tests", "benchmarks", "tools"),
+    ("sqlfluff", "lint", "sql/"),
+    ("pytest", "-n", "2", "-q"),
+)
+
+
+def test(extra: list[str]) -> int:
+    """The checks of `make test` in order (pytest gets `extra`); the first failing status."""
+    for name, *args in TEST_COMMANDS:
+        command = [sys.executable, "-m", name, *args, *(extra if name == "pytest" else [])]
+        status = subprocess.run(command, cwd=config.ROOT, env=_with_this_python()).returncode
+        if status:
+            return status
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the named stage; returns the process exit status (0 ok, 2 user error)."""
+    """Run the named stage or task; returns the process exit status (0 ok, 2 user error)."""
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
-    parser.add_argument("stage", choices=["params", *STAGES])
+    parser.add_argument("stage", choices=[*TASKS, *STAGES])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. synth.size=tiny")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
+        if args.stage == "repro":
+            return repro(args.overrides)
+        if args.stage == "test":
+            return test(args.overrides)
         if args.stage == "params":
             path = config.write_params(config.compose(args.overrides))
             log.info("wrote %s", path.relative_to(config.ROOT))
