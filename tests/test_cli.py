@@ -52,3 +52,13 @@ def test_the_makefile_targets_are_the_make_free_commands():
     # the stage commands DVC runs are the same module
     stages = yaml.safe_load((config.ROOT / "dvc.yaml").read_text())["stages"]
     assert all(s["cmd"] == f"python -m pipeline {name}" for name, s in stages.items())
+
+
+def test_an_installed_package_runs_in_the_working_directory(tmp_path):
+    # a source checkout is found beside the package; a wheel's copy in site-packages has
+    # no dvc.yaml beside it, so the repository is the working directory
+    assert config.project_root(Path(config.__file__), tmp_path) == config.ROOT
+    installed = tmp_path / "env" / "lib" / "site-packages" / "pipeline" / "core" / "config.py"
+    installed.parent.mkdir(parents=True)
+    installed.touch()
+    assert config.project_root(installed, tmp_path / "repo") == tmp_path / "repo"

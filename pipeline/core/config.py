@@ -19,7 +19,16 @@ from pipeline.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def project_root(package_file: Path, cwd: Path) -> Path:
+    """The repository the pipeline runs in: the one holding this package (an editable or
+    source checkout), else, for a package installed from a wheel (an offline install),
+    the working directory, which must hold dvc.yaml and conf/."""
+    checkout = package_file.resolve().parents[2]
+    return checkout if (checkout / "dvc.yaml").is_file() else cwd
+
+
+ROOT = project_root(Path(__file__), Path.cwd())
 CONF_DIR = ROOT / "conf"
 PARAMS_FILE = ROOT / "params.yaml"
 DVC_FILE = ROOT / "dvc.yaml"
