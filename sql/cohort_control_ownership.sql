@@ -3,7 +3,7 @@
 --   the spell's start (our construction; the report gives no rule). Ties on one date:
 --   offentlig before privat.
 -- Inputs: spells (spell_id, lopnr, start); contacts (lopnr, datum, vardniva, regi), staged.
--- Params: $lookback_days integer.
+-- Params: $lookback_days integer, $primary_care varchar (codes.primary_care).
 -- Output: one row per spell with such a contact: spell_id, regi_control.
 with
 
@@ -13,7 +13,7 @@ primary_care as (
         datum,
         regi
     from contacts
-    where vardniva = 'primarvard'
+    where vardniva = $primary_care::varchar
 ),
 
 final as (

@@ -5,11 +5,13 @@
 --   contacts (lopnr, datum, kva, region, vardniva, regi), staged vardkontakter.
 -- Params: $codes varchar[], $window_start date, $window_end date (study window of
 --   the contacts), $grace_days integer (contacts this many days before the start
---   still count), $day_origin integer (day number of the spell's first day).
+--   still count), $day_origin integer (day number of the spell's first day),
+--   $dv077 varchar, $aw026 varchar (the related KVÅ codes, codes.kva.related),
+--   $care_levels varchar[] (care levels in tie-break order, codes.care_level_groups).
 -- Output, one row per spell: spell_id, treated, first_gc001, day_first_gc001,
 --   n_gc001, regi_first, region_first, vardniva_first, last_gc001, regi_latest,
 --   region_latest, vardniva_latest, has_dv077, has_aw026. Ties on one date are
---   broken by care level (primarvard, specialiserad_oppen, sluten), then regi,
+--   broken by care level (in $care_levels order, unlisted last), then regi,
 --   then region.
 with
 
@@ -42,18 +44,14 @@ relevant_contact as (
         vardniva,
         regi,
         list_has_any(kva_codes, $codes::varchar[]) as is_intervention,
-        list_contains(kva_codes, 'DV077') as is_dv077,
-        list_contains(kva_codes, 'AW026') as is_aw026,
-        case vardniva
-            when 'primarvard' then 0
-            when 'specialiserad_oppen' then 1
-            else 2
-        end as care_order
+        list_contains(kva_codes, $dv077::varchar) as is_dv077,
+        list_contains(kva_codes, $aw026::varchar) as is_aw026,
+        coalesce(list_position($care_levels::varchar[], vardniva), 99) as care_order
     from coded_contact
     where
         list_has_any(kva_codes, $codes::varchar[])
-        or list_contains(kva_codes, 'DV077')
-        or list_contains(kva_codes, 'AW026')
+        or list_contains(kva_codes, $dv077::varchar)
+        or list_contains(kva_codes, $aw026::varchar)
 ),
 
 contact_in_spell as (

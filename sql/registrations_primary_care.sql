@@ -2,7 +2,8 @@
 --   (analysis-spec.md §8.2): at least one primary-care contact in
 --   [start - $days_before, start + $days_after].
 -- Inputs: spells (spell_id, lopnr, start); contacts (lopnr, datum, vardniva), staged.
--- Params: $days_before integer, $days_after integer.
+-- Params: $days_before integer, $days_after integer, $primary_care varchar (the care
+--   level of primary care, codes.primary_care).
 -- Output: one row per spell with such a contact: spell_id.
 with
 
@@ -11,7 +12,7 @@ primary_care as (
         lopnr,
         datum
     from contacts
-    where vardniva = 'primarvard'
+    where vardniva = $primary_care::varchar
 ),
 
 final as (

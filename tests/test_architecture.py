@@ -268,3 +268,28 @@ def test_pipeline_modules_are_at_most_400_lines_but_two_with_a_reason():
 def test_no_test_module_imports_another():
     found = cross_test_imports(ROOT)
     assert found == [], "\n".join(found)
+
+
+def test_no_contract_code_is_written_in_the_pipeline_or_its_sql():
+    """Care levels, ownership, insured types and FK registration kinds come from conf/codes
+    (issue 17): no such value appears quoted in pipeline/ or sql/ but in the synthetic
+    generator, which writes the contract's own codes."""
+    import re
+
+    from pipeline.core import config
+
+    codes = config.compose().codes
+    values = {
+        *map(str, codes.vardniva), *map(str, codes.regi), *map(str, codes.forsakradtyp),
+        *map(str, codes.handelse), str(codes.unknown_ownership),
+    }  # fmt: skip
+    quoted = re.compile("|".join(rf"""["']{re.escape(v)}["']""" for v in sorted(values)))
+    root = config.ROOT
+    found = []
+    for path in sorted([*root.glob("pipeline/**/*.py"), *root.glob("sql/*.sql")]):
+        if "stages/synth" in path.as_posix():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if quoted.search(line):
+                found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert found == []

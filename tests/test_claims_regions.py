@@ -21,6 +21,7 @@ from pipeline.report.labels import TOTAL
 from pipeline.report.table2 import (
     TABLE2_COLUMNS,
     blocks,
+    ownership_labels,
     table_b3_counts,
     with_labels,
     with_percent,
@@ -38,6 +39,14 @@ from pipeline.stages.claims.regions import (
 from tests.helpers import gated, leaking_cells
 
 CODES = config.compose().codes
+
+
+def b3_counts(person_rows: pl.DataFrame, codes) -> pl.DataFrame:
+    """Table B3's tidy counts of `person_rows`, as the describe stage counts them."""
+    labelled = with_labels(person_rows, codes)
+    return table_b3_counts(labelled, blocks(codes), ownership_labels(codes))
+
+
 REGIONS = ["03", "05", "12"]
 AGES = {
     "03": [25, 30, 35, 38, 45, 50, 50, 55, 55, 58, 62, 64],  # bands 4 / 6 / 2
@@ -119,7 +128,10 @@ def published(
     """Table B3, Table 2, Table 2 by region and its SMDs as `publish` writes them (text,
     ".." hidden), built from `rows` as the describe and claims stages build them."""
     b3 = with_percent(
-        table_b3_counts(with_labels(rows.filter("person_row"), codes), blocks(codes)), "ownership"
+        table_b3_counts(
+            with_labels(rows.filter("person_row"), codes), blocks(codes), ownership_labels(codes)
+        ),
+        "ownership",
     )
     in_table2 = {b.name for b in blocks(codes) if b.in_table2}
     t2 = b3.filter(pl.col("block").is_in(in_table2) & (pl.col("ownership") == TOTAL))
@@ -228,7 +240,10 @@ def test_report_summarises_only_the_smds_the_table_shows():
 def test_alla_is_table2s_treated_column():
     rows = cohort_rows()
     b3 = with_percent(
-        table_b3_counts(with_labels(rows.filter("person_row"), CODES), blocks(CODES)), "ownership"
+        table_b3_counts(
+            with_labels(rows.filter("person_row"), CODES), blocks(CODES), ownership_labels(CODES)
+        ),
+        "ownership",
     )
     table2 = {b.name for b in blocks(CODES) if b.in_table2}
     treated_column = b3.filter(
@@ -390,7 +405,9 @@ def test_region_table_and_table_b3_read_together_reveal_no_hidden_cell(run_dir):
         .alias("suppressed")
     )
     labelled = with_labels(rows, cfg.codes)
-    b3 = with_percent(table_b3_counts(labelled, blocks(cfg.codes)), "ownership")
+    b3 = with_percent(
+        table_b3_counts(labelled, blocks(cfg.codes), ownership_labels(cfg.codes)), "ownership"
+    )
     b3 = b3.with_columns(
         pl.Series("suppressed", tables["table_b3_long.csv"]["n"].to_list()) == ".."
     ).filter(pl.col("group") == "Insats")

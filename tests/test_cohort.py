@@ -208,7 +208,7 @@ def test_control_ownership_is_the_last_primary_care_contact_within_the_lookback(
             "regi": ["offentlig", "privat", "offentlig", "privat"],
         }
     )
-    out = add_ownership(cohort, contacts, 365)
+    out = add_ownership(cohort, contacts, 365, "primarvard", "okand")
     # person 1: the 2021-01-01 contact (2021-06-02 is after the start, 2020-05-31 too early
     # would lose anyway); person 2: only a contact 396 days before -> okand; treated: latest GC001
     assert out["ownership"].to_list() == ["privat", "okand", "privat"]

@@ -59,7 +59,7 @@ def test_the_region_rule_drops_no_primary_care_and_under_one_percent():
          "antal_insatser": [150, 160, 100, 120, 300, 310]}
     )  # fmt: skip
     regions = {"03": "Uppsala", "20": "Dalarna", "24": "Västerbotten"}
-    table, rule = registered_vs_reported(registered, survey, regions, 0.01)
+    table, rule = registered_vs_reported(registered, survey, regions, 0.01, "primarvard")
     reasons = dict(zip(rule["region"], rule["drop_reason"], strict=True))
     assert reasons["03"] is None
     assert reasons["20"] == "no primary-care GC001 in the register"

@@ -10,7 +10,7 @@ from __future__ import annotations
 GROUP_LABEL = {True: "Insats", False: "Kontroll"}
 
 
-OWNERSHIP_LABEL = {"offentlig": "Offentlig", "privat": "Privat", "okand": "Okänd"}
+UNKNOWN_OWNERSHIP_LABEL = "Okänd"  # B3's column of controls whose ownership is unknown
 
 
 TOTAL = "Totalt"

@@ -14,16 +14,31 @@ from typing import Any
 import polars as pl
 
 from pipeline.report.formatting import whole_percent
-from pipeline.report.labels import AGE_BLOCK, GROUP_LABEL, OWNERSHIP_LABEL, SEX_BLOCK, TOTAL
+from pipeline.report.labels import (
+    AGE_BLOCK,
+    GROUP_LABEL,
+    SEX_BLOCK,
+    TOTAL,
+    UNKNOWN_OWNERSHIP_LABEL,
+)
 
-# Printed columns (group, ownership). Treated persons always have a GC001 provider: no
-# "Okänd" column for them.
-B3_COLUMNS = [
-    (g, o)
-    for g in GROUP_LABEL.values()
-    for o in [*OWNERSHIP_LABEL.values(), TOTAL]
-    if not (g == GROUP_LABEL[True] and o == OWNERSHIP_LABEL["okand"])
-]
+
+def ownership_labels(codes: Any) -> list[str]:
+    """B3's ownership columns: the labels of `codes.ownership`, then the unknown one."""
+    return [*(str(v) for v in codes.ownership.values()), UNKNOWN_OWNERSHIP_LABEL]
+
+
+def b3_columns(codes: Any) -> list[tuple[str, str]]:
+    """Printed columns of Table B3 (group, ownership). Treated persons always have a GC001
+    provider: no unknown-ownership column for them."""
+    return [
+        (g, o)
+        for g in GROUP_LABEL.values()
+        for o in [*ownership_labels(codes), TOTAL]
+        if not (g == GROUP_LABEL[True] and o == UNKNOWN_OWNERSHIP_LABEL)
+    ]
+
+
 TABLE2_COLUMNS = [(g, TOTAL) for g in GROUP_LABEL.values()]
 
 
@@ -57,7 +72,11 @@ def with_labels(person_rows: pl.DataFrame, codes: Any) -> pl.DataFrame:
     return person_rows.with_columns(
         pl.col("treated").replace_strict(GROUP_LABEL, return_dtype=pl.String).alias("group"),
         pl.col("ownership")
-        .replace_strict(OWNERSHIP_LABEL, default="Okänd", return_dtype=pl.String)
+        .replace_strict(
+            {str(k): str(v) for k, v in codes.ownership.items()},
+            default=UNKNOWN_OWNERSHIP_LABEL,
+            return_dtype=pl.String,
+        )
         .alias("ownership_label"),
         pl.col("diagnosis_group")
         .replace_strict(diagnosis, default=None, return_dtype=pl.String)
@@ -119,10 +138,12 @@ def table_counts(
     )
 
 
-def table_b3_counts(labelled: pl.DataFrame, block_list: list[Block]) -> pl.DataFrame:
-    """Tidy counts: block, category (incl. `Totalt`), group, ownership (incl. `Totalt`), n (int)."""
-    ownerships = list(OWNERSHIP_LABEL.values())
-    return table_counts(labelled, block_list, "ownership_label", ownerships, name="ownership")
+def table_b3_counts(
+    labelled: pl.DataFrame, block_list: list[Block], ownerships: Sequence[str]
+) -> pl.DataFrame:
+    """Tidy counts: block, category (incl. `Totalt`), group, ownership (`ownerships`, the
+    labels of `ownership_labels`, then `Totalt`), n (int)."""
+    return table_counts(labelled, block_list, "ownership_label", list(ownerships), name="ownership")
 
 
 def with_percent(counts: pl.DataFrame, column: str) -> pl.DataFrame:

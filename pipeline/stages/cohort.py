@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,6 @@ from pipeline.report.labels import LENGTH_CLASSES
 from pipeline.rules.regions import REGION_BASES, region_of
 
 log = logging.getLogger(__name__)
-
-UNKNOWN_OWNERSHIP = "okand"
-CARE_LEVEL_GROUP = {  # analysis-spec.md §3.3, by the first GC001's care level
-    "primarvard": "primary_care",
-    "specialiserad_oppen": "specialised",
-    "sluten": "specialised",
-}
 
 
 @dataclass(frozen=True)
@@ -57,6 +51,9 @@ class CohortConfig:
     employed_types: tuple[str, ...]
     long_days: int
     intervention_codes: tuple[str, ...]
+    care_level_groups: Mapping[str, str]  # codes.care_level_groups (§3.3)
+    primary_care: str  # codes.primary_care
+    unknown_ownership: str  # codes.unknown_ownership
 
     @classmethod
     def from_config(cls, cfg: Any) -> CohortConfig:
@@ -80,6 +77,9 @@ class CohortConfig:
             employed_types=tuple(str(t) for t in cfg.income.employed_types),
             long_days=int(cfg.spells.long_days),
             intervention_codes=tuple(str(x).upper() for x in cfg.exposure.codes),
+            care_level_groups={str(k): str(v) for k, v in cfg.codes.care_level_groups.items()},
+            primary_care=str(cfg.codes.primary_care),
+            unknown_ownership=str(cfg.codes.unknown_ownership),
         )
         choices = {
             "cohort.window_rule": (conf.window_rule, {"start", "overlap"}),
@@ -177,7 +177,7 @@ def add_covariates(frame: pl.LazyFrame, codes: Any, conf: CohortConfig) -> pl.La
         (pl.col("start") < pl.lit(conf.window_start)).alias("left_truncated"),
         pl.col("vardniva_first")
         .cast(pl.String)
-        .replace_strict(CARE_LEVEL_GROUP, default=None, return_dtype=pl.String)
+        .replace_strict(conf.care_level_groups, default=None, return_dtype=pl.String)
         .alias("care_level_group"),
     )
 
@@ -304,19 +304,23 @@ def build_cohort(
 
 
 def add_ownership(
-    cohort: pl.DataFrame, contacts: pl.DataFrame | Path, lookback_days: int
+    cohort: pl.DataFrame,
+    contacts: pl.DataFrame | Path,
+    lookback_days: int,
+    primary_care: str,
+    unknown: str,
 ) -> pl.DataFrame:
     """Cohort with `ownership` for Table B3 (§1.4): treated, `regi` of the latest GC001;
-    controls, `regi` of the last primary-care contact within `lookback_days` up to the
-    start (`sql/cohort_control_ownership.sql`), else `okand`."""
+    controls, `regi` of the last contact in `primary_care` within `lookback_days` up to
+    the start (`sql/cohort_control_ownership.sql`), else `unknown`."""
     controls = cohort.filter(~pl.col("treated")).select("spell_id", "lopnr", "start")
     found = sql.query(
         "cohort_control_ownership",
-        {"lookback_days": lookback_days},
+        {"lookback_days": lookback_days, "primary_care": primary_care},
         spells=controls,
         contacts=contacts,
     )
-    control_regi = pl.col("regi_control").fill_null(UNKNOWN_OWNERSHIP)
+    control_regi = pl.col("regi_control").fill_null(unknown)
     return (
         cohort.join(found, on="spell_id", how="left")
         .with_columns(
@@ -373,7 +377,13 @@ def run(cfg: Any) -> None:
     cohort, steps, at_risk = build_cohort(
         spells, exposure, pl.scan_parquet(staged / "bakgrund.parquet"), persons, cfg.codes, conf
     )
-    cohort = add_ownership(cohort, staged / "vardkontakter.parquet", conf.control_lookback_days)
+    cohort = add_ownership(
+        cohort,
+        staged / "vardkontakter.parquet",
+        conf.control_lookback_days,
+        conf.primary_care,
+        conf.unknown_ownership,
+    )
     io.write_parquet(cohort, outputs / "cohort.parquet")
     io.write_parquet(at_risk, outputs / "cohort_at_risk.parquet")
     attrition = pl.DataFrame(

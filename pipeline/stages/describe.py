@@ -17,9 +17,10 @@ import polars as pl
 from pipeline.core import config, io
 from pipeline.report.labels import GROUP_LABEL, SEX_BLOCK, TOTAL
 from pipeline.report.table2 import (
-    B3_COLUMNS,
     TABLE2_COLUMNS,
+    b3_columns,
     blocks,
+    ownership_labels,
     printed_layout,
     table_b3_counts,
     with_labels,
@@ -154,9 +155,10 @@ def run(cfg: Any) -> None:
 
     # whole counts: the publication gate (`publish`) hides small cells, their margins and
     # the printed cells and ownership split that repeat them
-    b3 = with_percent(table_b3_counts(labelled, block_list), "ownership")
+    counts = table_b3_counts(labelled, block_list, ownership_labels(cfg.codes))
+    b3 = with_percent(counts, "ownership")
     io.write_csv(b3, tables / "table_b3_long.csv")
-    io.write_csv(printed_layout(b3, B3_COLUMNS), tables / "table_b3.csv")
+    io.write_csv(printed_layout(b3, b3_columns(cfg.codes)), tables / "table_b3.csv")
     table2_blocks = {b.name for b in block_list if b.in_table2}
     t2 = b3.filter(pl.col("block").is_in(table2_blocks) & (pl.col("ownership") == TOTAL))
     io.write_csv(t2, tables / "table2_long.csv")

@@ -29,6 +29,8 @@ class ExposureConfig:
     window_end: dt.date
     pre_start_grace_days: int
     day_origin: int
+    related: tuple[str, str]  # codes.kva.related: DV077, AW026
+    care_levels: tuple[str, ...]  # codes.care_level_groups, in tie-break order
 
     @classmethod
     def from_config(cls, cfg: Any) -> ExposureConfig:
@@ -40,6 +42,8 @@ class ExposureConfig:
             window_end=dt.date.fromisoformat(str(e.window_end)),
             pre_start_grace_days=int(e.pre_start_grace_days),
             day_origin=int(cfg.spells.day_origin),
+            related=tuple(str(c).strip().upper() for c in cfg.codes.kva.related),  # type: ignore[arg-type]
+            care_levels=tuple(str(k) for k in cfg.codes.care_level_groups),
         )
 
     def params(self) -> dict[str, Any]:
@@ -56,7 +60,13 @@ def exposure_of_spells(
     spells: pl.DataFrame | Path, contacts: pl.DataFrame | Path, conf: ExposureConfig
 ) -> pl.DataFrame:
     """One row per spell: intervention timing, count and provider; DV077/AW026 flags."""
-    params = conf.params() | {"day_origin": conf.day_origin}
+    dv077, aw026 = conf.related
+    params = conf.params() | {
+        "day_origin": conf.day_origin,
+        "dv077": dv077,
+        "aw026": aw026,
+        "care_levels": list(conf.care_levels),
+    }
     return sql.query("exposure_spells", params, spells=spells, contacts=contacts)
 
 

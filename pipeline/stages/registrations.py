@@ -110,14 +110,15 @@ def spell_length_table(
     found: pl.DataFrame,
     primary_care_controls: pl.Series,
     any_kinds: list[str],
+    primary_care: str,
 ) -> pl.DataFrame:
     """§5.8: mean and median gross days by GC001 x any FK meeting/plan, primary-care sick leave
-    (proxy: treated with first GC001 in primary care; controls with a primary-care contact
-    around the start)."""
+    (proxy: treated with first GC001 in care level `primary_care`; controls with a
+    primary-care contact around the start)."""
     any_fk = found.filter(pl.col("handelse").is_in(any_kinds))["spell_id"].unique()
     in_primary = (
         pl.when(pl.col("treated"))
-        .then(pl.col("vardniva_first") == "primarvard")
+        .then(pl.col("vardniva_first") == primary_care)
         .otherwise(pl.col("spell_id").is_in(primary_care_controls.implode()))
     )
     rows = cohort.filter(in_primary).with_columns(
@@ -137,15 +138,20 @@ def spell_length_table(
 
 
 def registered_vs_reported(
-    registered: pl.DataFrame, survey: pl.DataFrame, regions: dict[str, str], min_share: float
+    registered: pl.DataFrame,
+    survey: pl.DataFrame,
+    regions: dict[str, str],
+    min_share: float,
+    primary_care: str,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per region and year: register count (all and primary care), survey count, ratio; and
+    """Per region and year: register count (all and in care level `primary_care`), survey
+    count, ratio; and
     per region the exclusion rule of §8.1 (no primary-care GC001, or register < min_share of
     the survey in the survey years)."""
     per_year = registered.group_by("region", "year").agg(
         pl.col("n_contacts").sum().alias("registered"),
         pl.col("n_contacts")
-        .filter(pl.col("vardniva") == "primarvard")
+        .filter(pl.col("vardniva") == primary_care)
         .sum()
         .alias("registered_primary_care"),
     )
@@ -230,9 +236,11 @@ def run(cfg: Any) -> None:
     io.write_csv(shares, tables / "fk_registrations.csv")
     io.write_csv(timing_rows(spells, found), tables / "fk_timing.csv")
     controls = cohort.filter(~pl.col("treated")).select("spell_id", "lopnr", "start")
+    primary_care = str(cfg.codes.primary_care)
     params = {
         "days_before": int(cfg.fk.primary_care_days_before),
         "days_after": int(cfg.fk.primary_care_days_after),
+        "primary_care": primary_care,
     }
     primary = sql.query(
         "registrations_primary_care",
@@ -241,7 +249,7 @@ def run(cfg: Any) -> None:
         contacts=staged / "vardkontakter.parquet",
     )["spell_id"]
     all_found = registrations_in_spells(cohort, staged / "fk_handelser.parquet")
-    lengths = spell_length_table(cohort, all_found, primary, any_kinds)
+    lengths = spell_length_table(cohort, all_found, primary, any_kinds, primary_care)
     io.write_csv(lengths, tables / "fk_spell_length.csv")
 
     codes = [str(c).upper() for c in cfg.exposure.codes]
@@ -253,7 +261,7 @@ def run(cfg: Any) -> None:
     survey = pl.read_parquet(staged / "regionenkat.parquet")
     regions = {str(k): str(v) for k, v in cfg.codes.regions.items()}
     table, rule = registered_vs_reported(
-        registered, survey, regions, float(cfg.regions.min_register_share)
+        registered, survey, regions, float(cfg.regions.min_register_share), primary_care
     )
     rule = rule.with_columns(
         pl.col("region").is_in(list(cfg.cohort.regions)).alias("in_cohort_regions")

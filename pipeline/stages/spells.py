@@ -38,6 +38,7 @@ class SpellConfig:
     max_gap_days: int
     employer_period_offset_days: int
     end_date: dt.date | None  # data.end_date; None = the largest tom_datum
+    employed: str  # codes.employed: the insured type with an employer period
 
     @classmethod
     def from_config(cls, cfg: Any) -> SpellConfig:
@@ -47,6 +48,7 @@ class SpellConfig:
             max_gap_days=int(cfg.spells.max_gap_days),
             employer_period_offset_days=int(cfg.spells.employer_period_offset_days),
             end_date=dt.date.fromisoformat(str(end)) if end else None,
+            employed=str(cfg.codes.employed),
         )
 
 
@@ -150,13 +152,15 @@ def build_spells(
     groups: list[dict[str, Any]],
     missing_group: str,
     employer_period_offset_days: int = 0,
+    employed: str | None = None,
 ) -> pl.LazyFrame:
     """One row per spell (SPELL_COLUMNS) by lopnr and start; day counts int, `net_days` float.
 
     `diagnos`/`forsakradtyp` are those of the earliest period (ties: highest extent,
     then the smallest `diagnos`, then the smallest `forsakradtyp`, nulls last, so the
     choice never depends on row order). Periods are first cut at `end_date` (`cut_at_end`);
-    `censored` is true when the spell reaches it.
+    `censored` is true when the spell reaches it. With `employer_period_offset_days`,
+    spells of insured type `employed` (codes.employed) start that many days earlier.
     """
     chained = chain_periods(cut_at_end(periods, end_date), max_gap_days)
     keys = ["lopnr", "spell_seq"]
@@ -175,11 +179,13 @@ def build_spells(
         .join(net_days(chained), on=keys, how="left")
     )
     if employer_period_offset_days:
-        employed = pl.col("forsakradtyp") == "anstalld"
+        if employed is None:
+            raise ValueError("employer_period_offset_days needs the employed insured type")
+        is_employed = pl.col("forsakradtyp") == employed
         offset = pl.duration(days=employer_period_offset_days)
         spells = spells.with_columns(
-            pl.when(employed).then(pl.col("start") - offset).otherwise(pl.col("start")),
-            pl.when(employed)
+            pl.when(is_employed).then(pl.col("start") - offset).otherwise(pl.col("start")),
+            pl.when(is_employed)
             .then(pl.col("net_days") + employer_period_offset_days * pl.col("_first_extent") / 100)
             .otherwise(pl.col("net_days")),
         )
@@ -212,6 +218,7 @@ def run(cfg: Any) -> None:
         groups,
         cfg.codes.diagnosis_missing,
         spell_cfg.employer_period_offset_days,
+        spell_cfg.employed,
     ).collect()
     outputs = config.resolve_path(cfg.paths.outputs)
     io.write_parquet(spells, outputs / "spells.parquet")
