@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.core import config, io
-from pipeline.stages.synth import contacts, corrupt, income, people, spells
+from pipeline.stages.synth import contacts, corrupt, income, mona, people, spells
 from pipeline.stages.synth.params import SynthParams
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,15 @@ def run(cfg: Any) -> None:
     out_dir = config.resolve_path(cfg.synth.out_dir)
     truth_dir = config.resolve_path(cfg.synth.truth_dir)
 
+    shape = str(cfg.synth.shape)
+    config.check_choices({"synth.shape": (shape, ("contract", "mona"))})
+    regions = sorted(str(k) for k in cfg.codes.regions)
+
     def write(table: str, frame: pl.DataFrame) -> None:
+        if shape == "mona":  # as researchers receive it (conf/data/mona_example.yaml)
+            paths = mona.write(out_dir, table, frame, regions)
+            log.info("%s: %d rows in %d files", table, frame.height, len(paths))
+            return
         io.write_parquet(frame, out_dir / f"{table}.parquet")
         log.info("%s: %d rows", table, frame.height)
 
