@@ -2,7 +2,8 @@
 
 `params` writes the composed configuration to params.yaml. `repro` writes it and
 runs `dvc repro` (what `make repro` does, without make: Windows needs only Python).
-`test` runs the checks of `make test` (ruff, sqlfluff, pytest). Every other name runs
+`test` runs the checks of `make test` (ruff, sqlfluff, pytest). `preflight` reports what
+the configured delivery holds, before anything is staged. Every other name runs
 that stage with params.yaml, or, when overrides are given, with conf/ composed
 under them (for runs outside DVC).
 """
@@ -32,7 +33,7 @@ STAGES: dict[str, str] = {name: f"pipeline.stages.{name}" for name in STAGE_NAME
 log = logging.getLogger("pipeline")
 
 
-TASKS = ("params", "repro", "test")
+TASKS = ("params", "preflight", "repro", "test")
 
 
 def _with_this_python() -> dict[str, str]:
@@ -83,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             return repro(args.overrides)
         if args.stage == "test":
             return test(args.overrides)
+        if args.stage == "preflight":
+            from pipeline.stages.stage.preflight import run_preflight
+
+            return run_preflight(config.compose(args.overrides))
         if args.stage == "params":
             path = config.write_params(config.compose(args.overrides))
             log.info("wrote %s", path.relative_to(config.ROOT))

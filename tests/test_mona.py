@@ -6,6 +6,7 @@ alone stages to the same tables as the contract-shaped one, row for row."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -77,3 +78,68 @@ def test_row_counts_say_how_many_values_each_map_changed(both):
     assert sum(s["rows_in"] for s in contacts.values()) == tables["vardkontakter"]["rows_in"]
     recoded = tables["bakgrund"]["sources"][""]["recoded"]
     assert set(recoded) == {"kon", "fodelseland", "sun2000niva"} and min(recoded.values()) > 0
+
+
+def _preflight(base: Path, *overrides: str) -> int:
+    return main(
+        [
+            "preflight",
+            "data=mona_example",
+            f"synth.out_dir={base}/delivery",
+            f"paths.outputs={base}/outputs",
+            *overrides,
+        ]
+    )
+
+
+def test_preflight_reports_each_value_no_map_covers(both):
+    _, mona = both
+    assert _preflight(mona) == 0
+    report = json.loads((mona / "outputs" / "preflight" / "preflight.json").read_text())
+    tables = {t["table"]: t for t in report["tables"]}
+    assert all(t["verdict"] == "ready" for t in tables.values())
+    unmapped = {
+        (t, v["column"], v["value"]) for t, e in tables.items() for v in e["values_no_map_covers"]
+    }
+    # the planted bad codes (pipeline/stages/synth/corrupt.py) and nothing else
+    assert {
+        ("sjukpenning", "forsakradtyp", v) for v in ("Anstalld", "okand", "arbetslös")
+    } <= unmapped
+    assert {("fk_handelser", "handelse", v) for v in ("mote", "Avstamningsmote")} <= unmapped
+    assert ("bakgrund", "kon", "3") in unmapped and ("bakgrund", "sun2000niva", "9") in unmapped
+    valid = {("sjukpenning", "forsakradtyp", "1"), ("bakgrund", "kon", "M")}
+    assert not valid & unmapped
+    # small counts are never printed as such
+    values = pl.read_csv(mona / "outputs" / "preflight" / "values.csv", infer_schema=False)
+    shown = values.filter(pl.col("rows") != "<5")["rows"].cast(pl.Int64)
+    assert (shown >= 5).all() or (shown == 0).all()
+    contacts = tables["vardkontakter"]
+    assert [s["source"] for s in contacts["sources"]] == [
+        "primarvard",
+        "slutenvard",
+        "specialiserad_oppenvard",
+    ]
+    assert contacts["sources"][1]["columns"]["vardniva"] == "constant 'sluten'"
+    assert contacts["would_quarantine"]["invalid_code"] != "0"
+
+
+def test_preflight_blocks_with_one_line_and_exit_2_when_a_required_file_is_missing(
+    both, tmp_path, caplog
+):
+    _, mona = both
+    copy = tmp_path / "copy"
+    shutil.copytree(mona / "delivery", copy / "delivery")
+    (copy / "delivery" / "par" / "par_sv.xpt").unlink()
+    caplog.clear()
+    assert _preflight(copy) == 2
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "vardkontakter" in errors[0].getMessage()
+    assert "par_sv.xpt" in errors[0].getMessage()
+    report = json.loads((copy / "outputs" / "preflight" / "preflight.json").read_text())
+    verdicts = {t["table"]: t["verdict"] for t in report["tables"]}
+    assert verdicts["vardkontakter"] == "blocked" and verdicts["agi"] == "ready"
+
+
+def test_a_recode_map_naming_an_unknown_column_stops_preflight_with_exit_2(both):
+    _, mona = both
+    assert _preflight(mona, "++data.tables.agi.recode={belopp:{a:b}}") == 2
