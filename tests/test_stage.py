@@ -528,7 +528,14 @@ def test_run_writes_staged_quarantine_and_counts(tmp_path: Path) -> None:
             "staged": 3,
             "quarantined": 1,
             "by_reason": {str(r): int(r == Reason.NULL_KEY) for r in REASON_ORDER},
-            "sources": {"": {"files": [paths[table].as_posix()], "rows_in": 4, "recoded": {}}},
+            "sources": {
+                "": {
+                    "files": [paths[table].as_posix()],
+                    "rows_in": 4,
+                    "recoded": {},
+                    "kept_as_unknown": {},
+                }
+            },
         }
         assert quarantine.select("source_row", "reason").rows() == [(4, "null_key")]
     # reruns are byte-identical

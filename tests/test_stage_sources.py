@@ -212,3 +212,40 @@ def test_the_contract_tables_keep_their_single_source_form() -> None:
     table = delivered_table("agi", {"path": "agi_*.csv", "format": "csv"})
     assert [s.name for s in table.sources] == [""] and table.required
     assert TABLES["agi"].names[0] == "lopnr"
+
+
+def test_a_gc001_contact_without_regi_or_care_level_is_kept_as_unknown_and_counted(
+    tmp_path: Path,
+) -> None:
+    entries = _write(tmp_path)
+    contacts = text_frame(
+        "vardkontakter",
+        [*BASE["vardkontakter"], ("7", "2019-06-01", "GC001", "12", None, " ")],
+    )
+    path = tmp_path / "delivery" / "contacts.parquet"
+    contacts.write_parquet(path)
+    entries["vardkontakter"] = {
+        "path": str(path),
+        "format": "parquet",
+        "unknown": {"regi": "okand", "vardniva": "okand"},
+    }
+    cfg = _cfg(tmp_path, entries)
+    cfg.codes.regi = ["offentlig", "privat", "okand"]
+    cfg.codes.vardniva = ["primarvard", "specialiserad_oppen", "sluten", "okand"]
+    stage.run(cfg)
+    staged = pl.read_parquet(tmp_path / "staged" / "vardkontakter.parquet")
+    kept = staged.filter(pl.col("lopnr") == 7).row(0, named=True)
+    assert (kept["kva"], kept["vardniva"], kept["regi"]) == ("GC001", "okand", "okand")
+    counts = json.loads((tmp_path / "staged" / "row_counts.json").read_text())["tables"]
+    entry = counts["vardkontakter"]
+    assert (entry["rows_in"], entry["staged"], entry["quarantined"]) == (4, 4, 0)
+    assert entry["sources"][""]["kept_as_unknown"] == {"regi": 1, "vardniva": 1}
+
+
+def test_an_unknown_value_outside_its_code_list_is_a_delivery_error(tmp_path: Path) -> None:
+    entries = _write(tmp_path)
+    entries["vardkontakter"]["unknown"] = {"regi": "okand"}  # not in codes.regi
+    with pytest.raises(DeliveryError) as err:
+        stage.run(_cfg(tmp_path, entries))
+    assert (err.value.table, err.value.column) == ("vardkontakter", "regi")
+    assert "codes.regi" in str(err.value)

@@ -89,14 +89,19 @@ def check_delivery(spec: StageSpec) -> dict[str, list[tuple[TableSource, list[Pa
 
 
 def source_counts(sources: list[Source]) -> dict[str, Any]:
-    """Per configured source (in order): its files, rows in and values each recode changed."""
+    """Per configured source (in order): its files, rows in, values each recode changed
+    and missing values staged as the configured unknown."""
     out: dict[str, Any] = {}
     for source in sources:
-        entry = out.setdefault(source.source, {"files": [], "rows_in": 0, "recoded": {}})
+        entry = out.setdefault(
+            source.source, {"files": [], "rows_in": 0, "recoded": {}, "kept_as_unknown": {}}
+        )
         entry["files"].append(source.label)
         entry["rows_in"] += source.n_rows
-        for column, n in source.recoded.items():
-            entry["recoded"][column] = entry["recoded"].get(column, 0) + n
+        for key, n in source.recoded.items():
+            column, _, unknown = key.partition(":")
+            counts = entry["kept_as_unknown" if unknown else "recoded"]
+            counts[column] = counts.get(column, 0) + n
     return out
 
 

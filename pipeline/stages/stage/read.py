@@ -29,6 +29,7 @@ import pyreadstat
 from pipeline.core import config
 from pipeline.core.contract import TABLES, Table
 from pipeline.core.errors import DeliveryError
+from pipeline.stages.stage import normalise as nz
 from pipeline.stages.stage.spec import TableSource
 from pipeline.stages.stage.validate import ROW
 
@@ -160,7 +161,17 @@ def _select(
             columns.append(mapped.alias(name))
         else:
             columns.append(pl.col(back[name]).alias(name))
-    return frame.select(ROW, *columns)
+    selected = frame.select(ROW, *columns)
+    if not source.unknown:
+        return selected
+    types = selected.collect_schema()
+    return selected.with_columns(
+        pl.when(nz.is_missing(pl.col(name), types[name]))
+        .then(pl.lit(value, pl.String))
+        .otherwise(pl.col(name).cast(pl.String))
+        .alias(name)
+        for name, value in source.unknown.items()
+    )
 
 
 def _key_text(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -175,8 +186,9 @@ def _key_text(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 def recoded_counts(frame: pl.LazyFrame, source: TableSource) -> dict[str, int]:
     """Per recoded column of `source`, how many values of `frame` (ROW + contract columns,
-    before recoding) the map changed; one streaming pass."""
-    if not source.recode:
+    before recoding) the map changed, and per `unknown` column (key `<column>:unknown`) how
+    many missing values it fills; one streaming pass."""
+    if not source.recode and not source.unknown:
         return {}
     schema = frame.collect_schema()
     changed = []
@@ -184,8 +196,9 @@ def recoded_counts(frame: pl.LazyFrame, source: TableSource) -> dict[str, int]:
         key = _key_text(pl.col(name), schema[name])
         moved = {k for k, v in values.items() if k != v}
         changed.append(key.is_in(list(moved)).sum().alias(name))
-    row = frame.select(changed).collect().row(0, named=True)
-    return {name: int(row[name]) for name in source.recode}
+    for name in source.unknown:  # missing values staged as the configured unknown
+        changed.append(nz.is_missing(pl.col(name), schema[name]).sum().alias(f"{name}:unknown"))
+    return {k: int(v) for k, v in frame.select(changed).collect().row(0, named=True).items()}
 
 
 def transcode(path: Path, encoding: str, target: Path, table: str) -> Path:
@@ -245,7 +258,7 @@ def _source(
 ) -> Source:
     """A Source from a scanned file: contract columns selected, constants added, recoded."""
     table = TABLES[source.table]
-    plain = replace(source, recode={})
+    plain = replace(source, recode={}, unknown={})
     counts = recoded_counts(_select(frame, mapping, table, plain), source)
     selected = _select(frame, mapping, table, source)
     return Source(label, selected, n, source.decimal, source.name, counts)

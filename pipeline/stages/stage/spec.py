@@ -47,6 +47,9 @@ class TableSource:
     constants: Mapping[str, str] = field(default_factory=dict)
     # contract column -> {delivered value as text: contract value as text}
     recode: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # contract column -> the value staged where the delivered one is missing (instead of
+    # quarantining the row: a contact without `regi` keeps its GC001)
+    unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def decimal(self) -> str:
@@ -133,8 +136,11 @@ def code_text(value: Any) -> str:
 
 
 SOURCE_KEYS = frozenset(
-    {"path", "format", "required", "columns", "csv", "encoding", "name", "constants", "recode"}
-)
+    {
+        "path", "format", "required", "columns", "csv", "encoding", "name", "constants",
+        "recode", "unknown",
+    }
+)  # fmt: skip
 
 
 def delivered_table(name: str, entry: Mapping[str, Any]) -> DeliveredTable:
@@ -154,7 +160,7 @@ def delivered_table(name: str, entry: Mapping[str, Any]) -> DeliveredTable:
             keys = ", ".join(sorted(SOURCE_KEYS))
             raise DeliveryError(name, None, f"source keys among {keys}", repr(unknown[0]))
         merged = {**shared, **item, "name": str(item.get("name", f"source{i + 1}"))}
-        for key in ("columns", "constants", "recode"):
+        for key in ("columns", "constants", "recode", "unknown"):
             merged[key] = {**(shared.get(key) or {}), **(item.get(key) or {})}
         sources.append(table_source(name, merged))
     names = [s.name for s in sources]
@@ -195,7 +201,8 @@ def table_source(name: str, entry: Mapping[str, Any]) -> TableSource:
         str(column): {code_text(k): code_text(v) for k, v in (values or {}).items()}
         for column, values in (entry.get("recode") or {}).items()
     }
-    for what, targets in (("constants", constants), ("recode", recode)):
+    unknown = {str(k): code_text(v) for k, v in (entry.get("unknown") or {}).items()}
+    for what, targets in (("constants", constants), ("recode", recode), ("unknown", unknown)):
         for column in targets:
             if column not in table.names:
                 raise DeliveryError(
@@ -215,7 +222,30 @@ def table_source(name: str, entry: Mapping[str, Any]) -> TableSource:
         name=str(entry.get("name", "")),
         constants=constants,
         recode=recode,
+        unknown=unknown,
     )
+
+
+def check_unknown_values(tables: Sequence[DeliveredTable], codes: CodeLists) -> None:
+    """DeliveryError unless each configured unknown value is a categorical column's valid
+    code (else the rows it keeps would be quarantined after all)."""
+    for delivered in tables:
+        columns = {c.name: c for c in TABLES[delivered.table].columns}
+        for source in delivered.sources:
+            for name, value in source.unknown.items():
+                column = columns[name]
+                if column.kind not in (Kind.CODE, Kind.EXTENT) or column.codes is None:
+                    raise DeliveryError(
+                        delivered.table, name, "an unknown value only for a coded column", value
+                    )
+                allowed = [str(v) for v in codes.values(column.codes, column.kind)]
+                if value not in allowed:
+                    raise DeliveryError(
+                        delivered.table,
+                        name,
+                        f"an unknown value listed in codes.{column.codes} ({', '.join(allowed)})",
+                        repr(value),
+                    )
 
 
 @dataclass(frozen=True)
@@ -235,9 +265,12 @@ class StageSpec:
         missing = [t for t in TABLES if t not in tables]
         if missing:
             raise DeliveryError(missing[0], None, "an entry under data.tables", "none")
+        delivered = tuple(delivered_table(t, tables[t]) for t in TABLES)
+        codes = CodeLists.from_mapping(cfg.codes)
+        check_unknown_values(delivered, codes)
         return cls(
-            tables=tuple(delivered_table(t, tables[t]) for t in TABLES),
-            codes=CodeLists.from_mapping(cfg.codes),
+            tables=delivered,
+            codes=codes,
             staged_dir=config.resolve_path(cfg.paths.staged),
             quarantine_dir=config.resolve_path(cfg.paths.quarantine),
         )
