@@ -249,3 +249,19 @@ def test_an_unknown_value_outside_its_code_list_is_a_delivery_error(tmp_path: Pa
         stage.run(_cfg(tmp_path, entries))
     assert (err.value.table, err.value.column) == ("vardkontakter", "regi")
     assert "codes.regi" in str(err.value)
+
+
+def test_a_contact_without_region_is_kept_in_a_configured_unknown_region(tmp_path: Path) -> None:
+    entries = _write(tmp_path)
+    contacts = text_frame(
+        "vardkontakter",
+        [*BASE["vardkontakter"], ("7", "2019-06-01", "GC001", None, "primarvard", "privat")],
+    )
+    path = tmp_path / "delivery" / "contacts.parquet"
+    contacts.write_parquet(path)
+    entries["vardkontakter"] = {"path": str(path), "format": "parquet", "unknown": {"region": "0"}}
+    cfg = _cfg(tmp_path, entries)
+    cfg.codes.regions["00"] = "Okänd region"
+    stage.run(cfg)
+    staged = pl.read_parquet(tmp_path / "staged" / "vardkontakter.parquet")
+    assert staged.filter(pl.col("lopnr") == 7)["region"].to_list() == ["00"]

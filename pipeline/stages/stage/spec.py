@@ -227,23 +227,28 @@ def table_source(name: str, entry: Mapping[str, Any]) -> TableSource:
 
 
 def check_unknown_values(tables: Sequence[DeliveredTable], codes: CodeLists) -> None:
-    """DeliveryError unless each configured unknown value is a categorical column's valid
-    code (else the rows it keeps would be quarantined after all)."""
+    """DeliveryError unless each configured unknown value is a valid code of its column
+    (a code list, or the region codes), else the rows it keeps would be quarantined."""
     for delivered in tables:
         columns = {c.name: c for c in TABLES[delivered.table].columns}
         for source in delivered.sources:
             for name, value in source.unknown.items():
                 column = columns[name]
-                if column.kind not in (Kind.CODE, Kind.EXTENT) or column.codes is None:
+                if column.kind is Kind.REGION:
+                    key, allowed = "regions", list(codes.regions)
+                    value = normalise_region_key(value)
+                elif column.kind in (Kind.CODE, Kind.EXTENT) and column.codes is not None:
+                    key = column.codes
+                    allowed = [str(v) for v in codes.values(column.codes, column.kind)]
+                else:
                     raise DeliveryError(
                         delivered.table, name, "an unknown value only for a coded column", value
                     )
-                allowed = [str(v) for v in codes.values(column.codes, column.kind)]
                 if value not in allowed:
                     raise DeliveryError(
                         delivered.table,
                         name,
-                        f"an unknown value listed in codes.{column.codes} ({', '.join(allowed)})",
+                        f"an unknown value listed in codes.{key} ({', '.join(allowed)})",
                         repr(value),
                     )
 
