@@ -56,6 +56,7 @@ class Source:
     decimal: str = "."  # decimal mark of numbers delivered as text
     source: str = ""  # the name of the configured source the file belongs to
     recoded: Mapping[str, int] = field(default_factory=dict)  # column -> values recoded
+    raw: pl.LazyFrame | None = None  # the contract columns as delivered (before recoding)
 
 
 def label_of(path: Path) -> str:
@@ -258,10 +259,10 @@ def _source(
 ) -> Source:
     """A Source from a scanned file: contract columns selected, constants added, recoded."""
     table = TABLES[source.table]
-    plain = replace(source, recode={}, unknown={})
-    counts = recoded_counts(_select(frame, mapping, table, plain), source)
+    raw = _select(frame, mapping, table, replace(source, recode={}, unknown={}))
+    counts = recoded_counts(raw, source)
     selected = _select(frame, mapping, table, source)
-    return Source(label, selected, n, source.decimal, source.name, counts)
+    return Source(label, selected, n, source.decimal, source.name, counts, raw)
 
 
 def read_parquet(path: Path, source: TableSource, work_dir: Path) -> Source:
