@@ -81,9 +81,11 @@ def share_rows(
 
 
 def timing_rows(spells: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
-    """Per registration kind and group: day of registration in the spell (mean, median), share
-    by half-year, and for the treated the median days from first GC001 to the registration."""
-    joined = found.join(spells.select("spell_id", "treated", "day_first_gc001"), on="spell_id")
+    """Per registration kind and group, over the spells with one (`n`, the same spells as
+    `share_rows`' count): day of the spell's first registration of that kind (mean,
+    median), share by half-year, and for the treated the median days from first GC001."""
+    first = found.group_by("spell_id", "handelse").agg(pl.col("day").min())
+    joined = first.join(spells.select("spell_id", "treated", "day_first_gc001"), on="spell_id")
     band = pl.lit(None, pl.String)
     for lo, hi, label in reversed(HALF_YEARS):
         inside = pl.col("day") >= lo if hi is None else pl.col("day").is_between(lo, hi)
