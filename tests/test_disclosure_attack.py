@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pytest
 from scipy.optimize import linprog
 
-from pipeline.__main__ import STAGES, main
-from tests.helpers import scratch_paths
+from pipeline.__main__ import main
 
 WINDOWS = (3, 6, 12)
 LENGTHS = ("<2 år", "2+ år", "Alla")
@@ -219,21 +217,6 @@ def test_a_higher_threshold_hides_more_and_still_resists(run_dir, tmp_path):
     assert hidden(out / "tables") > hidden(run_dir / "outputs" / "tables")
     outcomes = pl.read_parquet(run_dir / "outputs" / "outcomes.parquet")
     assert attack(outcomes, out / "tables", 10) == []
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("tiny")
-    overrides = [
-        "synth.size=tiny",
-        *scratch_paths(base),
-        # at tiny the default spline predicts > 365 days at 365 prior days and nb_model
-        # stops by design (issue 15); the sick-days model is not under test here
-        "nb.prior_form=log1p",
-    ]
-    for stage in STAGES:
-        assert main([stage, *overrides]) == 0, stage
-    return base
 
 
 def test_the_tiny_run_resists_the_attacker(tiny_run):

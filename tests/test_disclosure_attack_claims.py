@@ -357,3 +357,11 @@ def test_the_fk_registrations_resist_the_attacker(run_dir):
     # before the gate, a kind few treated spells have (sassam) is there to be found
     unprotected = attack_fk_registrations(outputs, run_dir / "staged", outputs / "results", 5)
     assert any("is shown" in p for p in unprotected)
+
+
+def test_the_tiny_run_resists_the_attackers(tiny_run):
+    outputs = tiny_run / "outputs"
+    tables = outputs / "tables"
+    assert attack_life_table(outputs, tables, 5) == []
+    assert attack_register_counts(tiny_run / "staged", tables, 5) == []
+    assert attack_fk_registrations(outputs, tiny_run / "staged", tables, 5) == []

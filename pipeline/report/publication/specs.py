@@ -447,7 +447,7 @@ SPECS: tuple[TableSpec, ...] = (
         derived_cells=life_table_cells,
         relations=combine(
             # the chain holds for all care levels pooled; a level's events are its share of
-            # the pooled events, and censoring does not depend on the level
+            # the pooled events; the spells at risk and censored are the same at every level
             chained(
                 "n_at_start",
                 ("censored", "events"),
@@ -456,7 +456,7 @@ SPECS: tuple[TableSpec, ...] = (
                 {"care_level": "Alla"},
             ),
             margin(("events",), ("band",), "care_level", "Alla"),
-            same_as_total(("censored",), ("band",), "care_level", "Alla"),
+            same_as_total(("n_at_start", "censored"), ("band",), "care_level", "Alla"),
         ),
         flag="suppressed",
     ),
