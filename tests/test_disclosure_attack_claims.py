@@ -11,9 +11,10 @@ spell leaving in it: two inequalities. A shown rate with its spell-days gives th
 For each count of 1..threshold-1 that is hidden (or implied: a single atom) the attacker
 solves two linear programs for its range; narrower than the threshold is a disclosure.
 
-FK registrations (§5.3): a spell's group and the set of registration kinds inside it;
-the "meeting or plan" row is a union of kinds, and a shown treated − control difference
-with one shown share gives the other.
+FK registrations (§5.3, `fk_registrations` and `fk_timing` together): a spell's group
+and, per kind, none or the half-year of its first registration; the "meeting or plan"
+row is a union of kinds, and a shown treated − control difference with one shown share
+gives the other.
 
 Register counts: GC001 contacts per region and year, in primary care and in all care
 (`registered_vs_reported`), their sums over the survey years (`region_exclusion`) and the
@@ -23,6 +24,7 @@ care or not).
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -273,49 +275,61 @@ def test_a_higher_threshold_still_resists_and_the_unprotected_results_do_not(run
 
 
 def attack_fk_registrations(outputs: Path, staged: Path, tables: Path, threshold: int) -> list[str]:
-    """§5.3: every count of `fk_registrations` shown below the threshold, or confined to a
-    narrower range by the shown counts, shares and treated − control differences. Atoms:
-    a spell's group and the set of registration kinds inside it (the "meeting or plan"
-    row is a union of kinds, not a sum)."""
+    """§5.3: every count of `fk_registrations` and `fk_timing` shown below the threshold,
+    or confined to a narrower range by the shown counts, shares and treated − control
+    differences. Atoms: a spell's group and, per registration kind, none or the half-year
+    of its first one (the "meeting or plan" row is a union of kinds, not a sum)."""
     cfg = config.compose([])
     kinds = [str(k) for k in cfg.fk.kinds]
     any_kinds = set(map(str, cfg.fk.any_fk))
     spells = pl.read_parquet(outputs / "cohort.parquet").filter("person_row")
     events = pl.read_parquet(staged / "fk_handelser.parquet")
+    # per spell and kind: the half-year band of its first registration of that kind
+    edges = [0, 183, 365, 548]
     inside = (
         spells.select("spell_id", "lopnr", "start", "end")
         .join(events, on="lopnr")
         .filter(pl.col("datum").is_between(pl.col("start"), pl.col("end")))
-        .group_by("spell_id")
-        .agg(pl.col("handelse").unique())
+        .with_columns((pl.col("datum") - pl.col("start")).dt.total_days().alias("day"))
+        .group_by("spell_id", "handelse")
+        .agg(pl.col("day").min())
     )
-    people = spells.select("spell_id", "treated").join(inside, on="spell_id", how="left")
+    first = {(sid, kind): day for sid, kind, day in inside.iter_rows()}
     groups = {"Insats": True, "Kontroll": False}
-    subsets = [
-        frozenset(k for i, k in enumerate(kinds) if mask >> i & 1)
-        for mask in range(2 ** len(kinds))
-    ]
-    atoms = [(g, s) for g in groups for s in subsets]
+    states = (None, *range(len(edges)))  # no registration, or its band
+    atoms = [(g, combo) for g in groups for combo in itertools.product(states, repeat=len(kinds))]
     counts = dict.fromkeys(atoms, 0)
-    for treated, found in people.select("treated", "handelse").iter_rows():
-        group = "Insats" if treated else "Kontroll"
-        counts[(group, frozenset(k for k in (found or []) if k in kinds))] += 1
+    for spell_id, treated in spells.select("spell_id", "treated").iter_rows():
+        combo = tuple(
+            None
+            if (spell_id, kind) not in first
+            else max(i for i, e in enumerate(edges) if first[(spell_id, kind)] >= e)
+            for kind in kinds
+        )
+        counts[("Insats" if treated else "Kontroll", combo)] += 1
 
-    def has(kind: str, s: frozenset) -> bool:
-        return bool(s & any_kinds) if kind == "any_fk" else kind in s
+    def has(kind: str, combo: tuple) -> bool:
+        if kind == "any_fk":
+            return any(combo[i] is not None for i, k in enumerate(kinds) if k in any_kinds)
+        return combo[kinds.index(kind)] is not None
 
     cells = {}
     for group in groups:
         cells[("n", group)] = np.array([1.0 if g == group else 0.0 for g, _ in atoms])
         for kind in [*kinds, "any_fk"]:
             cells[(kind, group)] = np.array(
-                [1.0 if g == group and has(kind, s) else 0.0 for g, s in atoms]
+                [1.0 if g == group and has(kind, c) else 0.0 for g, c in atoms]
             )
+        for i, kind in enumerate(kinds):  # fk_timing: spells by band of the first one
+            for band in range(len(edges)):
+                cells[("band", kind, group, band)] = np.array(
+                    [1.0 if g == group and c[i] == band else 0.0 for g, c in atoms]
+                )
     x_true = np.array([counts[a] for a in atoms], dtype=float)
     truth = {name: round(float(row @ x_true)) for name, row in cells.items()}
     targets = dict(cells)
     for name, row in list(cells.items()):  # n - count: the spells without the registration
-        if name[0] != "n":
+        if len(name) == 2 and name[0] != "n":
             targets[("without", *name)] = cells[("n", name[1])] - row
             truth[("without", *name)] = truth[("n", name[1])] - truth[name]
     published = pl.read_csv(tables / "fk_registrations.csv", infer_schema=False)
@@ -346,6 +360,22 @@ def attack_fk_registrations(outputs: Path, staged: Path, tables: Path, threshold
             )
             if 0 < value < threshold:
                 problems.append(f"fk_registrations: {name} = {value:g} is shown")
+            equal.append((cells[name], value))
+    timing = pl.read_csv(tables / "fk_timing.csv", infer_schema=False)
+    shares = [c for c in timing.columns if c.startswith("share_")]
+    for r in timing.iter_rows(named=True):
+        kind, group, n = r["handelse"], r["group"], _number(r["n"])
+        if kind not in kinds or n is None:
+            continue
+        seen = {(kind, group): n}
+        for band, column in enumerate(shares):
+            share = _number(r[column])
+            if share is not None:
+                seen[("band", kind, group, band)] = round(share * n)
+        for name, value in seen.items():
+            assert truth[name] == value, f"fk_timing: {name} shows {value}, rows give {truth[name]}"
+            if 0 < value < threshold:
+                problems.append(f"fk_timing: {name} = {value:g} is shown")
             equal.append((cells[name], value))
     return problems + ranges(atoms, truth, equal, [], targets, threshold)
 
