@@ -16,6 +16,10 @@ and, per kind, none or the half-year of its first registration; the "meeting or 
 row is a union of kinds, and a shown treated − control difference with one shown share
 gives the other.
 
+Figures 8-9 and the GC001 timing tables (`figure8`, `figure9`, `gc001_timing`,
+`spell_length_by_care_level` together): a treated spell's care level, years, left
+truncation, diagnosis, person row and whether its first GC001 came late.
+
 Register counts: GC001 contacts per region and year, in primary care and in all care
 (`registered_vs_reported`), their sums over the survey years (`region_exclusion`) and the
 2023 and 2024 counts again (`region_change_2023_2024`). Atoms: (region, year, primary
@@ -395,3 +399,103 @@ def test_the_tiny_run_resists_the_attackers(tiny_run):
     assert attack_life_table(outputs, tables, 5) == []
     assert attack_register_counts(tiny_run / "staged", tables, 5) == []
     assert attack_fk_registrations(outputs, tiny_run / "staged", tables, 5) == []
+
+
+def attack_gc001_timing(outputs: Path, tables: Path, threshold: int) -> list[str]:
+    """Figures 8-9 and the GC001 timing tables together: every count shown below the
+    threshold, or confined to a narrower range. Atoms: a treated spell's care-level
+    group, year of first GC001, start year, left truncation, diagnosis group, whether it
+    is a person row, and whether its first GC001 came after the late day; a shown share
+    after the late day with its n gives the count of late spells."""
+    cfg = config.compose([])
+    late = int(cfg.describe.late_gc001_day)
+    labels = {str(g["key"]): str(g["label"]) for g in cfg.codes.diagnosis_groups}
+    treated = pl.read_parquet(outputs / "cohort.parquet").filter("treated")
+    keys = ["care_level_group", "year", "start_year", "left_truncated", "diagnosis_group",
+            "person_row", "late"]  # fmt: skip
+    people = treated.select(
+        pl.col("care_level_group"),
+        pl.col("first_gc001").dt.year().alias("year"),
+        pl.col("start").dt.year().alias("start_year"),
+        "left_truncated",
+        "diagnosis_group",
+        "person_row",
+        (pl.col("day_first_gc001") > late).alias("late"),
+    )
+    counted = people.group_by(keys).len()
+    # the attacker does not know which combinations occur: it allows every combination of
+    # the values seen per attribute (a superset of the possible spells)
+    values = [people[k].unique().to_list() for k in keys]
+    atoms = list(itertools.product(*values))
+    index = {a: i for i, a in enumerate(atoms)}
+    x_true = np.zeros(len(atoms))
+    for *key, n in counted.iter_rows():
+        x_true[index[tuple(key)]] = n
+    position = {k: i for i, k in enumerate(keys)}
+
+    def indicator(**want) -> np.ndarray:
+        def holds(atom: tuple) -> bool:
+            return all(atom[position[k]] == v for k, v in want.items())
+
+        return np.array([1.0 if holds(a) else 0.0 for a in atoms])
+
+    equal, problems, cells, truth = [], [], {}, {}
+
+    def see(name: tuple, row: np.ndarray, value: float | None, where: str) -> None:
+        if value is None:
+            return
+        true = round(float(row @ x_true))
+        cells[name], truth[name] = row, true
+        assert true == value, f"{where}: {name} shows {value}, rows give {true}"
+        if 0 < value < threshold:
+            problems.append(f"{where}: {name} = {value:g} is shown")
+        equal.append((row, value))
+
+    def rows_of(file: str) -> list[dict]:
+        return pl.read_csv(tables / file, infer_schema=False).to_dicts()
+
+    def n_and_late(where: str, name: tuple, base: dict, r: dict) -> None:
+        n = _number(r["n"])
+        see((*name, "n"), indicator(**base), n, where)
+        share = _number(r["share_after_late_day"])
+        if n is not None and share is not None:
+            see((*name, "late"), indicator(**base, late=True), round(share * n), where)
+
+    years = {"main": "year", "spell_start_year": "start_year", "without_left_truncated": "year"}
+    for r in rows_of("figure8.csv"):
+        base = {"care_level_group": r["care_level_group"], years[r["variant"]]: int(r["year"])}
+        if r["variant"] == "without_left_truncated":
+            base["left_truncated"] = False
+        n_and_late("figure8", (r["variant"], r["care_level_group"], r["year"]), base, r)
+    back = {label: key for key, label in labels.items()}
+    for r in rows_of("figure9.csv"):
+        base = {
+            "care_level_group": "primary_care",
+            "year": int(r["year"]),
+            "diagnosis_group": back[r["diagnosis"]],
+        }
+        n_and_late("figure9", (r["diagnosis"], r["year"]), base, r)
+    for r in rows_of("gc001_timing.csv"):
+        base = {} if r["unit"] == "spells" else {"person_row": True}
+        n_and_late("gc001_timing", (r["unit"],), base, r)
+    for r in rows_of("spell_length_by_care_level.csv"):
+        if r["group"].startswith("Insats, "):
+            level = r["group"].removeprefix("Insats, ")
+            see((r["group"], "n"), indicator(care_level_group=level), _number(r["n"]), "lengths")
+    # targets: every atom group the tables speak of, and the late / not late split of each
+    targets = dict(cells)
+    for name, row in list(cells.items()):
+        if name[-1] == "late":
+            total = cells[(*name[:-1], "n")]
+            targets[(*name[:-1], "not late")] = total - row
+            truth[(*name[:-1], "not late")] = truth[(*name[:-1], "n")] - truth[name]
+    return problems + ranges(atoms, truth, equal, [], targets, threshold)
+
+
+def test_figures_8_9_and_the_timing_tables_resist_the_attacker(run_dir, tiny_run):
+    for base in (run_dir, tiny_run):
+        outputs = base / "outputs"
+        assert attack_gc001_timing(outputs, outputs / "tables", 5) == []
+    # unprotected, the late first GC001s of specialised care in a year are few: found
+    outputs = run_dir / "outputs"
+    assert any("is shown" in p for p in attack_gc001_timing(outputs, outputs / "results", 5))
