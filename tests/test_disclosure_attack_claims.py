@@ -499,3 +499,48 @@ def test_figures_8_9_and_the_timing_tables_resist_the_attacker(run_dir, tiny_run
     # unprotected, the late first GC001s of specialised care in a year are few: found
     outputs = run_dir / "outputs"
     assert any("is shown" in p for p in attack_gc001_timing(outputs, outputs / "results", 5))
+
+
+def attack_prior_days(outputs: Path, staged: Path, tables: Path, threshold: int) -> list[str]:
+    """`prior_sick_days`: every count of persons with or without sick days before the
+    anchor (a shown share of a group with its n) below the threshold. Atoms per anchor
+    and group: any sick days or none. The index anchors' control share is a mean over
+    sets, not a count: only the treated side is a count there."""
+    from pipeline.stages.claims import ClaimsConfig, member_days
+
+    conf = ClaimsConfig.from_config(config.compose([]))
+    days = member_days(
+        pl.read_parquet(outputs / "cohort.parquet"),
+        pl.read_parquet(outputs / "cohort_at_risk.parquet"),
+        pl.read_parquet(outputs / "riskset.parquet"),
+        staged / "sjukpenning.parquet",
+        conf.prior_window_days,
+    )
+    published = pl.read_csv(tables / "prior_sick_days.csv", infer_schema=False)
+    problems = []
+    for r in published.filter(pl.col("statistic") == "share_any").iter_rows(named=True):
+        frame = days[r["anchor"]]
+        sides = [("treated", True)] + ([("control", False)] if r["anchor"] == "spell_start" else [])
+        for side, treated in sides:
+            group = frame.filter(pl.col("treated") == treated)
+            n, share = _number(r[f"n_{side}"]), _number(r[side])
+            if n is None:
+                continue
+            assert n == group.height, (r["anchor"], side, n, group.height)
+            if share is None:
+                continue
+            with_days = int((group["net_days"] > 0).sum())
+            assert round(share * n / 100) == with_days, (r["anchor"], side)
+            for what, count in (("with", with_days), ("without", group.height - with_days)):
+                if 0 < count < threshold:
+                    problems.append(f"prior_sick_days {r['anchor']} {side}: {count} {what} days")
+    return problems
+
+
+def test_prior_sick_days_resist_the_attacker(run_dir, tiny_run):
+    for base in (run_dir, tiny_run):
+        outputs = base / "outputs"
+        assert attack_prior_days(outputs, base / "staged", outputs / "tables", 5) == []
+    # unprotected: nearly every treated person has days before the index (the spell's own)
+    outputs = run_dir / "outputs"
+    assert attack_prior_days(outputs, run_dir / "staged", outputs / "results", 5)
