@@ -20,6 +20,9 @@ Figures 8-9 and the GC001 timing tables (`figure8`, `figure9`, `gc001_timing`,
 `spell_length_by_care_level` together): a treated spell's care level, years, left
 truncation, diagnosis, person row and whether its first GC001 came late.
 
+Spell lengths by FK registration (`fk_spell_length`, §5.8): atoms are group, any
+meeting or plan and censored, among sick leave issued in primary care.
+
 Register counts: GC001 contacts per region and year, in primary care and in all care
 (`registered_vs_reported`), their sums over the survey years (`region_exclusion`) and the
 2023 and 2024 counts again (`region_change_2023_2024`). Atoms: (region, year, primary
@@ -544,3 +547,81 @@ def test_prior_sick_days_resist_the_attacker(run_dir, tiny_run):
     # unprotected: nearly every treated person has days before the index (the spell's own)
     outputs = run_dir / "outputs"
     assert attack_prior_days(outputs, run_dir / "staged", outputs / "results", 5)
+
+
+def attack_fk_spell_length(outputs: Path, staged: Path, tables: Path, threshold: int) -> list[str]:
+    """`fk_spell_length` (§5.8): every count of spells shown below the threshold, or
+    confined to a narrower range. Atoms: group, any FK meeting or plan, censored; among
+    sick leave issued in primary care (treated: first GC001 there; controls: a
+    primary-care contact from 14 days before to 30 days after the start)."""
+    cfg = config.compose([])
+    primary = str(cfg.codes.primary_care)
+    before, after = int(cfg.fk.primary_care_days_before), int(cfg.fk.primary_care_days_after)
+    any_kinds = [str(k) for k in cfg.fk.any_fk]
+    cohort = pl.read_parquet(outputs / "cohort.parquet")
+    contacts = pl.read_parquet(staged / "vardkontakter.parquet").filter(
+        pl.col("vardniva") == primary
+    )
+    near = (
+        cohort.filter(~pl.col("treated"))
+        .select("spell_id", "lopnr", "start")
+        .join(contacts.select("lopnr", "datum"), on="lopnr")
+        .filter(
+            pl.col("datum").is_between(
+                pl.col("start") - pl.duration(days=before),
+                pl.col("start") + pl.duration(days=after),
+            )
+        )["spell_id"]
+        .unique()
+    )
+    events = pl.read_parquet(staged / "fk_handelser.parquet").filter(
+        pl.col("handelse").is_in(any_kinds)
+    )
+    with_fk = (
+        cohort.select("spell_id", "lopnr", "start", "end")
+        .join(events, on="lopnr")
+        .filter(pl.col("datum").is_between(pl.col("start"), pl.col("end")))["spell_id"]
+        .unique()
+    )
+    rows = cohort.filter(
+        pl.when(pl.col("treated"))
+        .then(pl.col("vardniva_first") == primary)
+        .otherwise(pl.col("spell_id").is_in(near.implode()))
+    ).select(
+        pl.when(pl.col("treated")).then(pl.lit("Insats")).otherwise(pl.lit("Kontroll")),
+        pl.col("spell_id").is_in(with_fk.implode()).alias("any_fk"),
+        "censored",
+    )
+    atoms = list(itertools.product(("Insats", "Kontroll"), (True, False), (True, False)))
+    found = {tuple(r[:3]): r[3] for r in rows.group_by(rows.columns).len().iter_rows()}
+    x_true = np.array([found.get(a, 0) for a in atoms], dtype=float)
+    cells, truth, equal, problems = {}, {}, [], []
+    for r in pl.read_csv(tables / "fk_spell_length.csv", infer_schema=False).iter_rows(named=True):
+        key = (r["group"], r["any_fk"] == "true")
+        for what, column in (("n", "n"), ("censored", "n_censored")):
+            row = np.array([1.0 if a[:2] == key and (what == "n" or a[2]) else 0.0 for a in atoms])
+            name = (*key, what)
+            cells[name], truth[name] = row, round(float(row @ x_true))
+            value = _number(r[column])
+            if value is None:
+                continue
+            assert truth[name] == value, (
+                f"fk_spell_length: {name} shows {value}, rows give {truth[name]}"
+            )
+            if 0 < value < threshold:
+                problems.append(f"fk_spell_length: {name} = {value:g} is shown")
+            equal.append((row, value))
+        name = (*key, "not censored")
+        cells[name] = cells[(*key, "n")] - cells[(*key, "censored")]
+        truth[name] = truth[(*key, "n")] - truth[(*key, "censored")]
+    return problems + ranges(atoms, truth, equal, [], cells, threshold)
+
+
+def test_fk_spell_lengths_resist_the_attacker(run_dir, tiny_run):
+    for base in (run_dir, tiny_run):
+        outputs = base / "outputs"
+        assert attack_fk_spell_length(outputs, base / "staged", outputs / "tables", 5) == []
+    # the unprotected tiny table holds no count of 1-4; judged against 20, it does
+    outputs = tiny_run / "outputs"
+    found = attack_fk_spell_length(outputs, tiny_run / "staged", outputs / "results", 20)
+    assert any("is shown" in p for p in found)
