@@ -23,6 +23,9 @@ truncation, diagnosis, person row and whether its first GC001 came late.
 Spell lengths by FK registration (`fk_spell_length`, §5.8): atoms are group, any
 meeting or plan and censored, among sick leave issued in primary care.
 
+Attrition: from the published numbers alone, no step's drop may be confined to
+1..threshold-1 (counts only fall from step to step; spells = treated + control).
+
 Register counts: GC001 contacts per region and year, in primary care and in all care
 (`registered_vs_reported`), their sums over the survey years (`region_exclusion`) and the
 2023 and 2024 counts again (`region_change_2023_2024`). Atoms: (region, year, primary
@@ -625,3 +628,66 @@ def test_fk_spell_lengths_resist_the_attacker(run_dir, tiny_run):
     outputs = tiny_run / "outputs"
     found = attack_fk_spell_length(outputs, tiny_run / "staged", outputs / "results", 20)
     assert any("is shown" in p for p in found)
+
+
+def attack_attrition(tables: Path, threshold: int) -> list[str]:
+    """The attrition flow: every step's drop (the difference of a count between two
+    consecutive steps) that is shown, or that the shown counts confine, as 1..threshold-1.
+    Only the published numbers are used: each count can only fall from one step to the
+    next, and a step's spells are its treated plus its control spells."""
+    frame = pl.read_csv(tables / "attrition.csv", infer_schema=False)
+    columns = [c for c in frame.columns if c.startswith("n_") and c != "n_rows"]
+    steps = [r for r in frame.iter_rows(named=True) if r["n_spells"] not in (None, "")]
+    variables = {(i, c): k for k, (i, c) in enumerate(
+        (i, c) for i, r in enumerate(steps) for c in columns if r[c] == ".."
+    )}  # fmt: skip
+    size = len(variables)
+
+    def term(i: int, column: str) -> tuple[np.ndarray, float]:
+        """The cell as (coefficients over the hidden cells, constant)."""
+        row = np.zeros(size)
+        if (i, column) in variables:
+            row[variables[(i, column)]] = 1.0
+            return row, 0.0
+        return row, float(steps[i][column])
+
+    a_ub, b_ub, a_eq, b_eq = [], [], [], []
+    for i in range(len(steps) - 1):
+        for column in columns:  # later <= earlier
+            (later, cl), (earlier, ce) = term(i + 1, column), term(i, column)
+            a_ub.append(later - earlier)
+            b_ub.append(ce - cl)
+    for i in range(len(steps)):  # spells = treated + control
+        (total, ct), (t, c1), (c, c2) = (
+            term(i, "n_spells"),
+            term(i, "n_spells_treated"),
+            term(i, "n_spells_control"),
+        )
+        a_eq.append(t + c - total)
+        b_eq.append(ct - c1 - c2)
+    problems = []
+    for i in range(len(steps) - 1):
+        for column in columns:
+            (later, cl), (earlier, ce) = term(i + 1, column), term(i, column)
+            goal, constant = earlier - later, ce - cl  # the drop
+            if not goal.any():
+                low = high = constant
+            else:
+                kw = dict(A_ub=np.vstack(a_ub), b_ub=b_ub, A_eq=np.vstack(a_eq), b_eq=b_eq,
+                          bounds=(0, None), method="highs")  # fmt: skip
+                lo, hi = linprog(goal, **kw), linprog(-goal, **kw)
+                assert lo.status == 0, lo.message
+                low = lo.fun + constant
+                high = np.inf if hi.status == 3 else -hi.fun + constant
+            if 0 < high < threshold:
+                step = steps[i + 1]["step"]
+                problems.append(f"attrition {step} {column}: the drop lies in [{low:g}, {high:g}]")
+    return problems
+
+
+def test_the_attrition_flow_resists_the_attacker(run_dir, tiny_run):
+    for base in (run_dir, tiny_run):
+        assert attack_attrition(base / "outputs" / "tables", 5) == []
+    # unprotected, a step that drops a few spells is there to be found
+    found = [attack_attrition(b / "outputs", 5) for b in (run_dir, tiny_run)]
+    assert any(found)
