@@ -209,3 +209,21 @@ def gated(
     text = pl.read_csv(frame.write_csv().encode(), infer_schema=False)
     protected, _ = publish(text, spec, DisclosureRules(min_count=min_count), published)
     return protected
+
+
+def value_of(text: str | None) -> float | None:
+    """A published cell as the attacker reads it: its number, or None when hidden (".."),
+    empty, not a number or not finite."""
+    try:
+        value = None if text in (None, "", "..") else float(text)
+    except ValueError:
+        return None
+    return value if value is not None and np.isfinite(value) else None
+
+
+def b3_counts(person_rows: pl.DataFrame, codes: Any) -> pl.DataFrame:
+    """Table B3's tidy counts of `person_rows`, as the describe stage counts them."""
+    from pipeline.report.table2 import blocks, ownership_labels, table_b3_counts, with_labels
+
+    labelled = with_labels(person_rows, codes)
+    return table_b3_counts(labelled, blocks(codes), ownership_labels(codes))

@@ -10,23 +10,13 @@ from pipeline.core import config
 from pipeline.report.labels import TOTAL
 from pipeline.report.table2 import (
     b3_columns,
-    blocks,
-    ownership_labels,
     printed_layout,
-    table_b3_counts,
-    with_labels,
     with_percent,
 )
 from pipeline.stages.describe import figure8_data
-from tests.helpers import gated, leaking_cells
+from tests.helpers import b3_counts, gated, leaking_cells
 
 CODES = config.compose().codes
-
-
-def b3_counts(person_rows: pl.DataFrame, codes) -> pl.DataFrame:
-    """Table B3's tidy counts of `person_rows`, as the describe stage counts them."""
-    labelled = with_labels(person_rows, codes)
-    return table_b3_counts(labelled, blocks(codes), ownership_labels(codes))
 
 
 def person_rows() -> pl.DataFrame:

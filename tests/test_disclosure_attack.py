@@ -25,6 +25,7 @@ import polars as pl
 from scipy.optimize import linprog
 
 from pipeline.__main__ import main
+from tests.helpers import value_of
 
 WINDOWS = (3, 6, 12)
 LENGTHS = ("<2 år", "2+ år", "Alla")
@@ -75,21 +76,13 @@ def predicates() -> dict[tuple, pl.Expr]:
     return out
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        value = None if text in (None, "", "..") else float(text)
-    except ValueError:
-        return None
-    return value if value is not None and np.isfinite(value) else None
-
-
 def observations(tables: Path) -> list[tuple[tuple, float, str]]:
     """(predicate key, value, where) for every number the family shows."""
     seen: list[tuple[tuple, float, str]] = []
     long = pl.read_csv(tables / "income_tables_long.csv", infer_schema=False)
     for r in long.iter_rows(named=True):
         key = (r["table"], r["block"], r["row"], r["length_class"], r["group"])
-        n, count, pct = _number(r["n"]), _number(r["count"]), _number(r["percent"])
+        n, count, pct = value_of(r["n"]), value_of(r["count"]), value_of(r["percent"])
         where = f"income_tables_long {key}"
         if n is not None:
             seen.append(((*key, "n"), n, where))
@@ -119,7 +112,7 @@ def observations(tables: Path) -> list[tuple[tuple, float, str]]:
         table = "B4" if r["figure"] == "figure13" else "B5"
         block, what = series[r["series"]]
         key = (table, block, "<12 mån", r["length_class"], r["group"])
-        n, pct, n_ref = _number(r["n"]), _number(r["percent"]), _number(r["n_ref"])
+        n, pct, n_ref = value_of(r["n"]), value_of(r["percent"]), value_of(r["n_ref"])
         if n is not None:
             seen.append(((*key, "n"), n, "figures13_14"))
             if pct is not None:
@@ -131,7 +124,7 @@ def observations(tables: Path) -> list[tuple[tuple, float, str]]:
     for r in directions.filter(pl.col("table") != "B6").iter_rows(named=True):
         key = (r["table"], r["block"], r["row"], r["length_class"])
         for group, side in (("Insats", "treated"), ("Kontroll", "control")):
-            n, pct = _number(r[f"n_{side}"]), _number(r[f"percent_{side}"])
+            n, pct = value_of(r[f"n_{side}"]), value_of(r[f"percent_{side}"])
             if n is not None:
                 seen.append(((*key, group, "n"), n, "income_directions"))
                 if pct is not None:
@@ -297,12 +290,12 @@ def attack_b3(cohort: pl.DataFrame, tables: Path, threshold: int, blocks: dict) 
         for frame, where in ((long, "table_b3_long"), (short, "table2_long")):
             part = frame.filter(pl.col("block") == block)
             totals = {
-                (r["group"], r["ownership"]): _number(r["n"])
+                (r["group"], r["ownership"]): value_of(r["n"])
                 for r in part.filter(pl.col("category") == "Totalt").iter_rows(named=True)
             }
             for r in part.iter_rows(named=True):
                 key = (r["category"], r["group"], r["ownership"])
-                n, pct = _number(r["n"]), _number(r["percent"])
+                n, pct = value_of(r["n"]), value_of(r["percent"])
                 total = totals.get((r["group"], r["ownership"]))
                 if n is not None:
                     seen.append((key, n, where))

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +47,7 @@ from pipeline.__main__ import main
 from pipeline.core import config
 from pipeline.stages.claims import ClaimsConfig
 from pipeline.stages.claims.life_table import spell_exits
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        value = None if text in (None, "", "..") else float(text)
-    except ValueError:
-        return None
-    return value if value is not None and np.isfinite(value) else None
+from tests.helpers import value_of
 
 
 def ranges(
@@ -78,6 +72,32 @@ def ranges(
         if top - low.fun < threshold - 1e-6:
             found.append(f"{name} = {value} lies in [{low.fun:.2f}, {top:.2f}] of {len(atoms)}")
     return found
+
+
+@dataclass
+class Shown:
+    """What the attacker reads from the published tables: each shown count, checked against
+    the rows, kept as an equality over atom counts (`equal`) and flagged when small;
+    `lower` holds inequalities (indicator . x >= value)."""
+
+    truth: dict
+    threshold: int
+    equal: list = field(default_factory=list)
+    lower: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+
+    def see(self, where: str, name: tuple, row: np.ndarray, value: float) -> None:
+        """One shown count `value` of cell `name` (atom indicator `row`) in file `where`."""
+        true = self.truth[name]
+        assert true == value, f"{where}: {name} shows {value}, rows give {true}"
+        if 0 < value < self.threshold:
+            self.problems.append(f"{where}: {name} = {value:g} is shown")
+        self.equal.append((row, value))
+
+    def findings(self, atoms: list, targets: dict) -> list[str]:
+        """The small counts shown and the targets confined to a range below the threshold."""
+        found = ranges(atoms, self.truth, self.equal, self.lower, targets, self.threshold)
+        return self.problems + found
 
 
 def attack_life_table(outputs: Path, tables: Path, threshold: int) -> list[str]:
@@ -122,35 +142,30 @@ def attack_life_table(outputs: Path, tables: Path, threshold: int) -> list[str]:
     targets = cells | {("atom", *a): indicator(lambda x, h, a=a: (x, h) == a) for a in atoms}
 
     published = pl.read_csv(tables / "gc001_life_table.csv", infer_schema=False)
-    equal, lower, problems = [], [], []
+    shown_counts = Shown(truth, threshold)
     for r in published.iter_rows(named=True):
         b, level = int(r["band"]), r["care_level"]
         shown = {
-            ("n_at_start", b): _number(r["n_at_start"]),
-            ("censored", b): _number(r["censored"]),
-            ("events", b, level): _number(r["events"]),
+            ("n_at_start", b): value_of(r["n_at_start"]),
+            ("censored", b): value_of(r["censored"]),
+            ("events", b, level): value_of(r["events"]),
         }
-        days, rate = _number(r["spell_days"]), _number(r["rate_per_1000"])
+        days, rate = value_of(r["spell_days"]), value_of(r["rate_per_1000"])
         if days is not None and rate is not None and shown[("events", b, level)] is None:
             shown[("events", b, level)] = round(rate * days / 1000)
         for name, value in shown.items():
-            if value is None:
-                continue
-            assert truth[name] == value, (
-                f"gc001_life_table: {name} shows {value}, rows give {truth[name]}"
-            )
-            if 0 < value < threshold:
-                problems.append(f"gc001_life_table: {name} = {value:g} is shown")
-            equal.append((cells[name], value))
+            if value is not None:
+                shown_counts.see("gc001_life_table", name, cells[name], value)
         if days is not None and level == "Alla":
             later = indicator(lambda x, _h, b=b: x > b) * width[b]
             here = indicator(lambda x, _h, b=b: x == b or (b == n_bands - 1 and x == n_bands))
             if b == n_bands - 1:  # the last band: spells beyond it count its whole width
                 later = indicator(lambda x, _h: x == n_bands) * width[b]
                 here = indicator(lambda x, _h, b=b: x == b)
-            lower.append((-(later + here), -days))  # at least one day each: <= days
-            lower.append((later + width[b] * here, days))  # at most the band's width: >= days
-    return problems + ranges(atoms, truth, equal, lower, targets, threshold)
+            # at least one day, at most the band's width, for each spell leaving in the band
+            shown_counts.lower.append((-(later + here), -days))
+            shown_counts.lower.append((later + width[b] * here, days))
+    return shown_counts.findings(atoms, targets)
 
 
 def attack_register_counts(staged: Path, tables: Path, threshold: int) -> list[str]:
@@ -194,28 +209,25 @@ def attack_register_counts(staged: Path, tables: Path, threshold: int) -> list[s
     truth = {name: round(float(row @ x_true)) for name, row in cells.items()}
     truth |= {("atom", *a): counts[a] for a in atoms}
     targets = cells | {("atom", *a): indicator(lambda *x, a=a: x == a) for a in atoms}
-    equal, problems = [], []
+    shown = Shown(truth, threshold)
 
     def see(name, value, where):
-        assert truth[name] == value, f"{where}: {name} shows {value}, rows give {truth[name]}"
-        if 0 < value < threshold:
-            problems.append(f"{where}: {name} = {value:g} is shown")
-        equal.append((cells[name] if name in cells else name_row[name], value))
+        shown.see(where, name, cells[name] if name in cells else name_row[name], value)
 
     name_row: dict = {}
     survey_years: dict[str, set[int]] = {}
     for r in vs.iter_rows(named=True):
         key = (r["region"], int(r["year"]))
-        reported = _number(r["antal_insatser"])
+        reported = value_of(r["antal_insatser"])
         if reported is not None:
             survey_years.setdefault(r["region"], set()).add(key[1])
-        value = _number(r["registered"])
-        share = _number(r["register_share"])
+        value = value_of(r["registered"])
+        share = value_of(r["register_share"])
         if value is None and share is not None and reported is not None:
             value = round(share * reported)  # the share and the survey give it back
         if value is not None:
             see(("registered", *key), value, "registered_vs_reported")
-        value = _number(r["registered_primary_care"])
+        value = value_of(r["registered_primary_care"])
         if value is not None:
             see(("primary", *key), value, "registered_vs_reported")
     rule = pl.read_csv(tables / "region_exclusion.csv", infer_schema=False)
@@ -227,8 +239,11 @@ def attack_register_counts(staged: Path, tables: Path, threshold: int) -> list[s
             ("registered_primary_care", set(years), True),
             ("registered_survey_years", surveyed, False),
         ):
-            value = _number(r[column])
-            share, reported = _number(r["register_share"]), _number(r["reported_survey_years"])
+            value = value_of(r[column])
+            share, reported = (
+                value_of(r["register_share"]),
+                value_of(r["reported_survey_years"]),
+            )
             if (
                 column == "registered_survey_years"
                 and value is None
@@ -253,10 +268,10 @@ def attack_register_counts(staged: Path, tables: Path, threshold: int) -> list[s
     change = pl.read_csv(tables / "region_change_2023_2024.csv", infer_schema=False)
     for r in change.iter_rows(named=True):
         for year in (2023, 2024):
-            value = _number(r[f"registered_{year}"])
+            value = value_of(r[f"registered_{year}"])
             if value is not None and r["region"] in regions:
                 see(("registered", r["region"], year), value, "region_change_2023_2024")
-    return problems + ranges(atoms, truth, equal, [], targets, threshold)
+    return shown.findings(atoms, targets)
 
 
 def test_the_life_table_resists_the_attacker(run_dir):
@@ -343,51 +358,47 @@ def attack_fk_registrations(outputs: Path, staged: Path, tables: Path, threshold
             targets[("without", *name)] = cells[("n", name[1])] - row
             truth[("without", *name)] = truth[("n", name[1])] - truth[name]
     published = pl.read_csv(tables / "fk_registrations.csv", infer_schema=False)
-    equal, problems = [], []
+    shown = Shown(truth, threshold)
     by_kind: dict[str, dict[str, dict]] = {}
     for r in published.iter_rows(named=True):
         by_kind.setdefault(r["registration"], {})[r["group"]] = r
     for kind, rows in by_kind.items():
         seen: dict[tuple, float] = {}
         for group, r in rows.items():
-            n, count, pct = _number(r["n"]), _number(r["count"]), _number(r["percent"])
+            n, count, pct = (
+                value_of(r["n"]),
+                value_of(r["count"]),
+                value_of(r["percent"]),
+            )
             if n is not None:
                 seen[("n", group)] = n
             if count is not None:
                 seen[(kind, group)] = count
             elif pct is not None and n is not None:
                 seen[(kind, group)] = round(pct * n / 100)
-        diff = _number(rows["Insats"]["diff_pp"])
-        pct = {g: _number(r["percent"]) for g, r in rows.items()}
+        diff = value_of(rows["Insats"]["diff_pp"])
+        pct = {g: value_of(r["percent"]) for g, r in rows.items()}
         n = {g: seen.get(("n", g)) for g in rows}
         for this, other in (("Insats", "Kontroll"), ("Kontroll", "Insats")):
             sign = 1 if this == "Insats" else -1
             if (kind, this) not in seen and None not in (diff, pct[other], n[this]):
                 seen[(kind, this)] = round((pct[other] + sign * diff) * n[this] / 100)
         for name, value in seen.items():
-            assert truth[name] == value, (
-                f"fk_registrations: {name} shows {value}, rows give {truth[name]}"
-            )
-            if 0 < value < threshold:
-                problems.append(f"fk_registrations: {name} = {value:g} is shown")
-            equal.append((cells[name], value))
+            shown.see("fk_registrations", name, cells[name], value)
     timing = pl.read_csv(tables / "fk_timing.csv", infer_schema=False)
     shares = [c for c in timing.columns if c.startswith("share_")]
     for r in timing.iter_rows(named=True):
-        kind, group, n = r["handelse"], r["group"], _number(r["n"])
+        kind, group, n = r["handelse"], r["group"], value_of(r["n"])
         if kind not in kinds or n is None:
             continue
         seen = {(kind, group): n}
         for band, column in enumerate(shares):
-            share = _number(r[column])
+            share = value_of(r[column])
             if share is not None:
                 seen[("band", kind, group, band)] = round(share * n)
         for name, value in seen.items():
-            assert truth[name] == value, f"fk_timing: {name} shows {value}, rows give {truth[name]}"
-            if 0 < value < threshold:
-                problems.append(f"fk_timing: {name} = {value:g} is shown")
-            equal.append((cells[name], value))
-    return problems + ranges(atoms, truth, equal, [], targets, threshold)
+            shown.see("fk_timing", name, cells[name], value)
+    return shown.findings(atoms, targets)
 
 
 def test_the_fk_registrations_resist_the_attacker(run_dir):
@@ -445,25 +456,21 @@ def attack_gc001_timing(outputs: Path, tables: Path, threshold: int) -> list[str
 
         return np.array([1.0 if holds(a) else 0.0 for a in atoms])
 
-    equal, problems, cells, truth = [], [], {}, {}
+    cells, truth = {}, {}
+    shown = Shown(truth, threshold)
 
     def see(name: tuple, row: np.ndarray, value: float | None, where: str) -> None:
-        if value is None:
-            return
-        true = round(float(row @ x_true))
-        cells[name], truth[name] = row, true
-        assert true == value, f"{where}: {name} shows {value}, rows give {true}"
-        if 0 < value < threshold:
-            problems.append(f"{where}: {name} = {value:g} is shown")
-        equal.append((row, value))
+        if value is not None:
+            cells[name], truth[name] = row, round(float(row @ x_true))
+            shown.see(where, name, row, value)
 
     def rows_of(file: str) -> list[dict]:
         return pl.read_csv(tables / file, infer_schema=False).to_dicts()
 
     def n_and_late(where: str, name: tuple, base: dict, r: dict) -> None:
-        n = _number(r["n"])
+        n = value_of(r["n"])
         see((*name, "n"), indicator(**base), n, where)
-        share = _number(r["share_after_late_day"])
+        share = value_of(r["share_after_late_day"])
         if n is not None and share is not None:
             see((*name, "late"), indicator(**base, late=True), round(share * n), where)
 
@@ -487,7 +494,12 @@ def attack_gc001_timing(outputs: Path, tables: Path, threshold: int) -> list[str
     for r in rows_of("spell_length_by_care_level.csv"):
         if r["group"].startswith("Insats, "):
             level = r["group"].removeprefix("Insats, ")
-            see((r["group"], "n"), indicator(care_level_group=level), _number(r["n"]), "lengths")
+            see(
+                (r["group"], "n"),
+                indicator(care_level_group=level),
+                value_of(r["n"]),
+                "lengths",
+            )
     # targets: every atom group the tables speak of, and the late / not late split of each
     targets = dict(cells)
     for name, row in list(cells.items()):
@@ -495,7 +507,7 @@ def attack_gc001_timing(outputs: Path, tables: Path, threshold: int) -> list[str
             total = cells[(*name[:-1], "n")]
             targets[(*name[:-1], "not late")] = total - row
             truth[(*name[:-1], "not late")] = truth[(*name[:-1], "n")] - truth[name]
-    return problems + ranges(atoms, truth, equal, [], targets, threshold)
+    return shown.findings(atoms, targets)
 
 
 def test_figures_8_9_and_the_timing_tables_resist_the_attacker(run_dir, tiny_run):
@@ -529,7 +541,7 @@ def attack_prior_days(outputs: Path, staged: Path, tables: Path, threshold: int)
         sides = [("treated", True)] + ([("control", False)] if r["anchor"] == "spell_start" else [])
         for side, treated in sides:
             group = frame.filter(pl.col("treated") == treated)
-            n, share = _number(r[f"n_{side}"]), _number(r[side])
+            n, share = value_of(r[f"n_{side}"]), value_of(r[side])
             if n is None:
                 continue
             assert n == group.height, (r["anchor"], side, n, group.height)
@@ -598,26 +610,21 @@ def attack_fk_spell_length(outputs: Path, staged: Path, tables: Path, threshold:
     atoms = list(itertools.product(("Insats", "Kontroll"), (True, False), (True, False)))
     found = {tuple(r[:3]): r[3] for r in rows.group_by(rows.columns).len().iter_rows()}
     x_true = np.array([found.get(a, 0) for a in atoms], dtype=float)
-    cells, truth, equal, problems = {}, {}, [], []
+    cells, truth = {}, {}
+    shown = Shown(truth, threshold)
     for r in pl.read_csv(tables / "fk_spell_length.csv", infer_schema=False).iter_rows(named=True):
         key = (r["group"], r["any_fk"] == "true")
         for what, column in (("n", "n"), ("censored", "n_censored")):
             row = np.array([1.0 if a[:2] == key and (what == "n" or a[2]) else 0.0 for a in atoms])
             name = (*key, what)
             cells[name], truth[name] = row, round(float(row @ x_true))
-            value = _number(r[column])
-            if value is None:
-                continue
-            assert truth[name] == value, (
-                f"fk_spell_length: {name} shows {value}, rows give {truth[name]}"
-            )
-            if 0 < value < threshold:
-                problems.append(f"fk_spell_length: {name} = {value:g} is shown")
-            equal.append((row, value))
+            value = value_of(r[column])
+            if value is not None:
+                shown.see("fk_spell_length", name, row, value)
         name = (*key, "not censored")
         cells[name] = cells[(*key, "n")] - cells[(*key, "censored")]
         truth[name] = truth[(*key, "n")] - truth[(*key, "censored")]
-    return problems + ranges(atoms, truth, equal, [], cells, threshold)
+    return shown.findings(atoms, cells)
 
 
 def test_fk_spell_lengths_resist_the_attacker(run_dir, tiny_run):
