@@ -88,7 +88,7 @@ def build_cells(frame: pl.DataFrame, spec: TableSpec, rules: DisclosureRules) ->
                 continue
             value = None if share is None else round(share * n / scale)
             cells.add((row, column), value, share is None)
-    for share, n_cell, scale in spec.implied_cells(frame) if spec.implied_cells else []:
+    for share, n_cell, scale in spec.implied_cells_of(frame):
         value, n = number(frame[share[1]][share[0]]), number(frame[n_cell[1]][n_cell[0]])
         if n is None or (value is not None and not math.isfinite(value)):
             continue

@@ -13,7 +13,6 @@ import polars as pl
 
 from pipeline.report.publication.cells import Cells, build_cells
 from pipeline.report.publication.gate import _link_state, followed_hidden
-from pipeline.report.publication.rounding import cells_of
 from pipeline.report.publication.spec import (
     CellRef,
     DisclosureRules,
@@ -48,7 +47,7 @@ def violations(
         )
 
     if rules.method == "round":
-        shares = {share for share, _n, _s in cells_of(spec.implied_cells, frame)}
+        shares = {share for share, _n, _s in spec.implied_cells_of(frame)}
         for key, value in zip(cells.keys, cells.values, strict=True):
             printed = not isinstance(key, Unprinted) and key[1] not in spec.implied
             printed = printed and key not in shares
@@ -88,10 +87,10 @@ def violations(
         for row in range(frame.height):
             if is_shown(frame[column][row]) and not is_shown(frame[n_column][row]):
                 say((row, column), "a share of an n that is not shown")
-    for share, n_cell, _scale in spec.implied_cells(frame) if spec.implied_cells else []:
+    for share, n_cell, _scale in spec.implied_cells_of(frame):
         if is_shown(frame[share[1]][share[0]]) and not is_shown(frame[n_cell[1]][n_cell[0]]):
             say(share, "a share of an n that is not shown")
-    for key, sources in spec.derived_cells(frame) if spec.derived_cells else []:
+    for key, sources in spec.derived_cells_of(frame):
         if is_shown(frame[key[1]][key[0]]) and not all(is_shown(frame[c][r]) for r, c in sources):
             say(key, "a value computed from a hidden or empty cell is shown")
     for column, n_column in spec.stats.items():

@@ -285,11 +285,11 @@ def _apply(
             if (n is None or n < rules.min_count) and is_shown(columns[column][row]):
                 columns[column][row] = HIDDEN_TEXT
                 touched[row] = True
-    for share, n_cell, _scale in spec.implied_cells(frame) if spec.implied_cells else []:
+    for share, n_cell, _scale in spec.implied_cells_of(frame):
         if not is_shown(columns[n_cell[1]][n_cell[0]]) and is_shown(columns[share[1]][share[0]]):
             columns[share[1]][share[0]] = HIDDEN_TEXT
             touched[share[0]] = True
-    for (row, column), sources in spec.derived_cells(frame) if spec.derived_cells else []:
+    for (row, column), sources in spec.derived_cells_of(frame):
         if is_shown(columns[column][row]) and not all(is_shown(columns[c][r]) for r, c in sources):
             columns[column][row] = HIDDEN_TEXT
             touched[row] = True

@@ -7,7 +7,7 @@ n >= the threshold."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -41,7 +41,7 @@ def rounded_table(
         for column, (n_column, scale) in spec.implied.items()
         for row in range(frame.height)
     }
-    implied |= {share: (n, scale) for share, n, scale in cells_of(spec.implied_cells, frame)}
+    implied |= {share: (n, scale) for share, n, scale in spec.implied_cells_of(frame)}
     changed = 0
     for key, value in zip(keys, values, strict=True):
         if isinstance(key, Unprinted) or value is None:
@@ -57,7 +57,7 @@ def rounded_table(
             columns[column][row] = str(new)
     for column in (*spec.derived, *spec.derived_over):
         columns[column] = [None] * frame.height
-    for (row, column), _sources in cells_of(spec.derived_cells, frame):
+    for (row, column), _sources in spec.derived_cells_of(frame):
         columns[column][row] = None
     for column, n_column in spec.stats.items():
         columns[column] = [
@@ -67,8 +67,3 @@ def rounded_table(
     if spec.flag and spec.flag not in columns:  # the same columns as a suppressed table
         columns[spec.flag] = ["false"] * frame.height
     return pl.DataFrame(columns, schema={c: pl.String for c in columns}), changed
-
-
-def cells_of(builder: Callable[[pl.DataFrame], list] | None, frame: pl.DataFrame) -> list:
-    """What a per-cell spec entry (`implied_cells`, `derived_cells`) lists for `frame`."""
-    return builder(frame) if builder else []

@@ -149,6 +149,14 @@ class TableSpec:
             return [c for c in columns if c not in self.keys]
         return [c for c in self.text if c in columns]
 
+    def implied_cells_of(self, frame: pl.DataFrame) -> list[tuple[CellRef, CellRef, float]]:
+        """(share cell, its n cell, scale) of `frame` by `implied_cells`; none without it."""
+        return self.implied_cells(frame) if self.implied_cells else []
+
+    def derived_cells_of(self, frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRef]]]:
+        """(cell, the cells it is computed from) of `frame` by `derived_cells`; none without."""
+        return self.derived_cells(frame) if self.derived_cells else []
+
 
 def number(text: str | None) -> float | None:
     """A text cell as a number; None when empty or not a number (".." too)."""

@@ -30,6 +30,7 @@ from pipeline.core.errors import DeliveryError
 from pipeline.stages.stage import normalise as nz
 from pipeline.stages.stage.read import (
     delivered_columns,
+    key_text,
     label_of,
     map_columns,
     read_sources,
@@ -117,23 +118,32 @@ def value_rows(
     out = []
     for source, frames in raw:
         columns = [c for c in table.columns if c.kind in CATEGORICAL]
-        per_column: dict[str, dict[str | None, int]] = {c.name: {} for c in columns}
+        # per delivered value: its key as the recoding compares it (`read.key_text`), rows
+        per_column: dict[str, dict[tuple[str | None, str | None], int]] = {
+            c.name: {} for c in columns
+        }
         for frame in frames:  # one pass over each file for all its categorical columns
             schema = frame.collect_schema()
             queries = [
-                frame.select(nz.delivered_text(pl.col(c.name), schema[c.name]).alias("v"))
-                .group_by("v")
+                frame.select(
+                    nz.delivered_text(pl.col(c.name), schema[c.name]).alias("v"),
+                    key_text(pl.col(c.name), schema[c.name]).alias("k"),
+                )
+                .group_by("v", "k")
                 .len()
                 for c in columns
             ]
             for column, part in zip(columns, pl.collect_all(queries), strict=True):
                 counts = per_column[column.name]
-                for value, n in part.iter_rows():
-                    counts[value] = counts.get(value, 0) + int(n)
+                for value, key, n in part.iter_rows():
+                    counts[(value, key)] = counts.get((value, key), 0) + int(n)
         for column in columns:
             counts = per_column[column.name]
             recode = source.recode.get(column.name)
-            for value, n in sorted(counts.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
+            for (value, key), n in sorted(
+                counts.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or "")
+            ):
+                missing = value is None or value.strip() == ""  # never mapped, kept missing
                 out.append(
                     {
                         "table": delivered.table,
@@ -141,20 +151,10 @@ def value_rows(
                         "column": column.name,
                         "value": value,
                         "rows": small(n, min_count),
-                        "recoded": None if recode is None else _covered(value, recode),
+                        "recoded": None if recode is None or missing else key in recode,
                     }
                 )
     return out
-
-
-def _covered(value: str | None, recode: dict[str, str]) -> bool | None:
-    """Whether a recode map covers a delivered value (missing values are not mapped)."""
-    if value is None or value.strip() == "":
-        return None
-    text = value.strip()
-    if text.endswith(".0") and text[:-2].lstrip("-").isdigit():
-        text = text[:-2]
-    return text in recode
 
 
 def scan_table(

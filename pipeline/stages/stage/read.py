@@ -157,7 +157,7 @@ def _select(
         if name in source.constants:
             columns.append(pl.lit(source.constants[name], pl.String).alias(name))
         elif name in source.recode:
-            key = _key_text(pl.col(back[name]), schema[back[name]])
+            key = key_text(pl.col(back[name]), schema[back[name]])
             mapped = key.replace_strict(source.recode[name], default=key, return_dtype=pl.String)
             columns.append(mapped.alias(name))
         else:
@@ -175,7 +175,7 @@ def _select(
     )
 
 
-def _key_text(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def key_text(raw: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """A delivered cell as the recoding compares it (`spec.code_text`): text, stripped, a
     whole float without decimals; null stays null."""
     if dtype.is_float():
@@ -194,7 +194,7 @@ def recoded_counts(frame: pl.LazyFrame, source: TableSource) -> dict[str, int]:
     schema = frame.collect_schema()
     changed = []
     for name, values in source.recode.items():
-        key = _key_text(pl.col(name), schema[name])
+        key = key_text(pl.col(name), schema[name])
         moved = {k for k, v in values.items() if k != v}
         changed.append(key.is_in(list(moved)).sum().alias(name))
     for name in source.unknown:  # missing values staged as the configured unknown
