@@ -8,7 +8,8 @@
 - employees without income before had a spell just before (L1481): `b5_check`.
 
 Each module holds pure functions (frames in, frames out); `run` reads the
-stage's inputs and writes the tables and figures, all after disclosure control.
+stage's inputs and writes its tables whole; the publication gate (`publish`) protects
+them and draws their figures.
 The risk sets are the `riskset` stage's files: this stage draws none.
 """
 
@@ -46,7 +47,6 @@ class ClaimsConfig:
     window_start: dt.date
     window_end: dt.date
     day_origin: int
-    min_count: int
 
     @classmethod
     def from_config(cls, cfg: Any) -> ClaimsConfig:
@@ -64,7 +64,6 @@ class ClaimsConfig:
             window_start=dt.date.fromisoformat(str(cfg.exposure.window_start)),
             window_end=dt.date.fromisoformat(str(cfg.exposure.window_end)),
             day_origin=int(cfg.spells.day_origin),
-            min_count=int(cfg.disclosure.min_count),
         )
         config.check_choices({"claims.rank_control_mode": (conf.rank_control_mode, MODES)})
         if conf.band_days < 1 or conf.max_day < conf.band_days:
