@@ -178,8 +178,28 @@ def test_a_table_it_cannot_protect_is_refused_with_file_column_and_row():
         links=(Link("other.csv", column_link("n", "n", ("group",), ("group",), {})),),
     )
     frame = text(group=["a", "b", "all"], n=[2, 10, 12])
-    with pytest.raises(DisclosureError, match=r"pinned\.csv: cell 0 cannot be protected"):
+    refusal = r"pinned\.csv: column 'n', data row 1 \(group=a\) cannot be protected"
+    with pytest.raises(DisclosureError, match=refusal):
         publish(frame, pinned, RULES, {"other.csv": other})
+    # a small count never printed (n - count) is named by the printed cells it follows from
+    shared = text(group=["a"], n=[40], count=[38])
+    with pytest.raises(DisclosureError, match=r"the unprinted count \(2\) between column"):
+        publish(
+            text(group=["a"], n=[40], count=[38]),
+            TableSpec(
+                "few.csv",
+                "",
+                keys=("group",),
+                counts=("n", "count"),
+                complements=(("count", "n"),),
+                links=(
+                    Link("shared.csv", column_link("n", "n", ("group",), ("group",), {})),
+                    Link("shared.csv", column_link("count", "count", ("group",), ("group",), {})),
+                ),
+            ),
+            RULES,
+            {"shared.csv": shared},
+        )
 
 
 def test_rounding_instead_of_suppression():
@@ -204,6 +224,15 @@ def test_the_rules_come_from_config_and_an_unknown_choice_is_refused():
     assert rules_from(section) == DisclosureRules()
     with pytest.raises(ValueError, match=r"disclosure\.method"):
         rules_from({**section, "method": "perturb"})
+
+
+def test_every_table_a_spec_links_to_or_follows_is_published_before_it():
+    # the gate reads a linked table as published; one published later would be skipped
+    before: set[str] = set()
+    for spec in SPECS:
+        for other in [link.other for link in spec.links] + [f.other for f in spec.follows]:
+            assert other in before, (spec.file, other)
+        before.add(spec.file)
 
 
 def test_publish_refuses_a_results_file_it_has_no_spec_for(tmp_path):
@@ -315,6 +344,85 @@ def test_the_known_leaks_are_closed(run_dir):
         size = frame[n].cast(pl.Float64).to_numpy()
         c = np.round(c * size / 100) if count.startswith("percent") else c
         assert not (((size - c) > 0) & ((size - c) < 5)).any(), name
+
+
+def test_tables_that_repeat_a_cohort_total_show_it_alike(run_dir, tiny_run):
+    # the treated and control person rows (Table 2/B3's unit) are printed by the attrition
+    # flow, Table 2/B3's age block, B3's ages, the FK registrations and the GC001 timing;
+    # the cohort's spells by the flow, the timing and the spell lengths: each is one
+    # value, shown everywhere or hidden everywhere
+    for base in (run_dir, tiny_run):
+        t = _tables(base)
+        flow = {r["step"]: r for r in t["attrition.csv"].iter_rows(named=True)}
+        steps = list(flow)
+        cohort = flow[steps[steps.index("person_row") - 1]]
+
+        def cells(frame: pl.DataFrame, column: str, **where: str) -> list[str]:
+            test = pl.lit(True)
+            for key, value in where.items():
+                test = test & (pl.col(key) == value)
+            return frame.filter(test)[column].to_list()
+
+        b3 = dict(block="Ålder", category="Totalt", ownership="Totalt")
+        for group, side in (("Insats", "treated"), ("Kontroll", "control")):
+            persons = [
+                flow["person_row"][f"n_spells_{side}"],
+                flow["person_row"][f"n_persons_{side}"],
+                *cells(t["table_b3_long.csv"], "n", group=group, **b3),
+                *cells(t["table2_long.csv"], "n", group=group, **b3),
+                *cells(t["table_b3_age.csv"], "n", group=group, ownership="Totalt"),
+                *cells(t["fk_registrations.csv"], "n", group=group),
+            ]
+            spells = [cohort[f"n_spells_{side}"]]
+            if side == "treated":
+                persons += cells(t["gc001_timing.csv"], "n", unit="person_rows")
+                spells += cells(t["gc001_timing.csv"], "n", unit="spells")
+            else:
+                spells += cells(t["spell_length_by_care_level.csv"], "n", group=group)
+            for values in (persons, spells):
+                assert len(set(values)) == 1, (base.name, group, values)
+
+
+def test_a_block_total_hidden_for_persons_without_a_value_takes_its_percents(run_dir, tiny_run):
+    # a block's total counts the persons with a value; the age block's everyone. Where the
+    # difference is small the gate hides the total, and a category's percent (of the
+    # total) would give it back with the category's n: hidden in the long table, dropped
+    # from the printed "n (percent)" cell
+    hidden_somewhere = False
+    for base in (run_dir, tiny_run):
+        t = _tables(base)
+        full = pl.read_csv(base / "outputs" / "results" / "table_b3_long.csv", infer_schema=False)
+        everyone = {
+            (r["group"], r["ownership"]): int(r["n"])
+            for r in full.filter(
+                (pl.col("block") == "Ålder") & (pl.col("category") == "Totalt")
+            ).iter_rows(named=True)
+        }
+        long = t["table_b3_long.csv"]
+        for r in full.filter(pl.col("category") == "Totalt").iter_rows(named=True):
+            key = (r["block"], r["group"], r["ownership"])
+            missing = everyone[key[1:]] - int(r["n"])
+            shown = long.filter(
+                (pl.col("block") == key[0])
+                & (pl.col("category") == "Totalt")
+                & (pl.col("group") == key[1])
+                & (pl.col("ownership") == key[2])
+            )["n"].item()
+            assert not (0 < missing < 5 and shown != ".."), key
+            if shown != "..":
+                continue
+            hidden_somewhere = True
+            column = long.filter(
+                (pl.col("block") == key[0]) & (pl.col("group") == key[1])
+                & (pl.col("ownership") == key[2]) & (pl.col("category") != "Totalt")
+            )  # fmt: skip
+            assert column["percent"].drop_nulls().is_in(["..", ""]).all(), key
+            for name in ("table_b3.csv", "table2.csv"):
+                printed = t[name].filter(pl.col("block") == key[0])
+                header = f"{key[1]} {key[2]}"
+                if header in printed.columns:
+                    assert not printed[header].drop_nulls().str.contains(r"\(").any(), key
+    assert hidden_somewhere  # the tiny run hides the education total of the treated
 
 
 def small_value(value: str | None) -> bool:

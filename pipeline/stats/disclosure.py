@@ -18,6 +18,15 @@ import numpy as np
 from scipy.linalg import null_space
 from scipy.optimize import linprog
 
+
+class UnprotectableError(ValueError):
+    """A small cell no further suppression can protect; `cell` is its index."""
+
+    def __init__(self, cell: int, why: str) -> None:
+        super().__init__(f"cell {cell} {why}")
+        self.cell, self.why = cell, why
+
+
 Constraint = tuple[int, Sequence[int]]  # (total cell, part cells): total = sum(parts)
 TOLERANCE = 1e-9
 
@@ -114,9 +123,9 @@ def widened_cells(
     """`hidden` plus the cells that must go with it so that every `sensitive` hidden cell's
     feasible interval (`feasible_intervals`) is at least `min_count` wide: while one is
     narrower, the smallest shown cell (not `fixed`) of a constraint holding it or a hidden
-    cell next to it is hidden too. `bounded` hidden cells (value unknown here) need less:
-    not to be known to lie in 1..min_count-1 (their highest value 0 or >= min_count).
-    Equalities alone (`suppressed_cells`) leave a range; an
+    cell joined to it through hidden cells is hidden too. `bounded` hidden cells (value
+    unknown here) need less: not to be known to lie in 1..min_count-1 (their highest
+    value 0 or >= min_count). Equalities alone (`suppressed_cells`) leave a range; an
     order (a count within 6 months <= within 12 <= n) can still narrow it.
 
     >>> # n 40, within 12 months 38 (hidden: 2 without income), within 6 months 37
@@ -127,12 +136,12 @@ def widened_cells(
     hidden = list(hidden)
     values: list[float | None] = [None if h else c for c, h in zip(counts, hidden, strict=True)]
     loose = bounded or [False] * len(counts)
+    # hiding more only widens a range: a cell wide enough once stays so, and each round
+    # solves again only the cells still narrow and those just hidden
+    targets = [
+        i for i, (s, b) in enumerate(zip(sensitive, loose, strict=True)) if (s or b) and hidden[i]
+    ]
     while True:
-        targets = [
-            i
-            for i, (s, b) in enumerate(zip(sensitive, loose, strict=True))
-            if (s or b) and hidden[i]
-        ]
         ranges = feasible_intervals(values, constraints, hidden, targets)
         narrow = [
             i
@@ -143,9 +152,7 @@ def widened_cells(
         if not narrow:
             return hidden
         cell = narrow[0]
-        near = {cell} | {
-            m for t, ps in constraints if cell in (t, *ps) for m in (t, *ps) if hidden[m]
-        }
+        near = _hidden_component(cell, constraints, hidden)
         shown = sorted(
             {
                 m
@@ -157,11 +164,29 @@ def widened_cells(
             key=lambda m: _complement_order(counts, m),
         )
         if not shown:
-            raise ValueError(
-                f"cell {cell} cannot be protected: its range stays below {min_count} wide"
+            raise UnprotectableError(
+                cell, f"cannot be protected: its range stays below {min_count} wide"
             )
-        hidden[shown[0]] = True
-        values[shown[0]] = None
+        new = shown[0]
+        hidden[new], values[new] = True, None
+        targets = narrow + ([new] if sensitive[new] or loose[new] else [])
+
+
+def _hidden_component(
+    cell: int, constraints: Sequence[Constraint], hidden: Sequence[bool]
+) -> set[int]:
+    """`cell` and every hidden cell joined to it through constraints by hidden cells: what
+    a reader must solve together to bound it."""
+    members = [(t, *ps) for t, ps in constraints]
+    found, todo = {cell}, [cell]
+    while todo:
+        here = todo.pop()
+        for group in members:
+            if here in group:
+                new = {m for m in group if hidden[m]} - found
+                found |= new
+                todo.extend(new)
+    return found
 
 
 def suppressed_cells(
@@ -211,7 +236,7 @@ def suppressed_cells(
             # known (>= min_count) while every small count stays protected.
             stuck = [c for c in exposed if 0 < counts[c] < min_count and not forced[c]]
             if stuck:
-                raise ValueError(f"cell {stuck[0]} cannot be protected by its constraints")
+                raise UnprotectableError(stuck[0], "cannot be protected by its constraints")
             return hidden
         candidates = protectable[0][1]
         hidden[min(candidates, key=lambda m: _complement_order(counts, m))] = True

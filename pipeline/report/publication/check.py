@@ -21,6 +21,7 @@ from pipeline.report.publication.spec import (
     is_shown,
     number,
     row_groups,
+    shows_share,
 )
 from pipeline.stats.disclosure import feasible_intervals, recoverable_cells
 
@@ -90,8 +91,10 @@ def violations(
     for share, n_cell, _scale in spec.implied_cells_of(frame):
         if is_shown(frame[share[1]][share[0]]) and not is_shown(frame[n_cell[1]][n_cell[0]]):
             say(share, "a share of an n that is not shown")
+    text_columns = set(spec.text_columns(frame.columns))
     for key, sources in spec.derived_cells_of(frame):
-        if is_shown(frame[key[1]][key[0]]) and not all(is_shown(frame[c][r]) for r, c in sources):
+        shown = (shows_share if key[1] in text_columns else is_shown)(frame[key[1]][key[0]])
+        if shown and not all(is_shown(frame[c][r]) for r, c in sources):
             say(key, "a value computed from a hidden or empty cell is shown")
     for column, n_column in spec.stats.items():
         for row in range(frame.height):
@@ -116,7 +119,7 @@ def violations(
         if rules.is_small(value) and not isinstance(key, Unprinted):
             say(key, f"a hidden count of {value:g} follows from the shown cells and the relations")
     for row, column in sorted(followed_hidden(frame, spec, published)):
-        if is_shown(frame[column][row]):
+        if (shows_share if column in text_columns else is_shown)(frame[column][row]):
             say((row, column), "computed from a cell another table hides")
     linked_hidden, _ = _link_state(frame, spec, cells, published)
     for i, hidden_there in enumerate(linked_hidden):

@@ -30,12 +30,14 @@ from pipeline.report.publication.spec import (
     Known,
     TableSpec,
     Unprinted,
+    count_only,
     is_shown,
     number,
     row_groups,
+    shows_share,
     text_count,
 )
-from pipeline.stats.disclosure import suppressed_cells, widened_cells
+from pipeline.stats.disclosure import UnprotectableError, suppressed_cells, widened_cells
 
 # why a printed cell is hidden; "by_stage": empty on arrival in a row the stage flagged,
 # "not_applicable": empty on arrival otherwise (nothing to show, e.g. spells of a row step)
@@ -53,7 +55,9 @@ def _link_state(
     forced = [False] * len(cells.keys)
     shown = [False] * len(cells.keys)
     for link in spec.links:
-        other = published[link.other]
+        other = published.get(link.other)  # absent: this table protected alone
+        if other is None:
+            continue
         for mine, (row, column) in link.cells(frame, other):
             i = cells.ref(mine)
             if i is None:
@@ -76,7 +80,9 @@ def _fill_from_links(
     columns = {c: frame[c].to_list() for c in frame.columns}
     text_columns = spec.text_columns(frame.columns)
     for link in spec.links:
-        other = published[link.other]
+        other = published.get(link.other)
+        if other is None:
+            continue
         for (row, column), (other_row, other_column) in link.cells(frame, other):
             theirs = other[other_column][other_row]
             if columns[column][row] not in (None, "", HIDDEN_TEXT) or not is_shown(theirs):
@@ -147,8 +153,11 @@ def protect(
         hidden = widened_cells(
             values, cells.relations, hidden, sensitive, rules.min_count, linked_shown, bounded
         )
-    except ValueError as err:
-        raise DisclosureError(f"{spec.file}: {err}; its relations cannot protect it") from err
+    except UnprotectableError as err:
+        raise DisclosureError(
+            f"{spec.file}: {_describe(frame, spec, cells, err.cell)} {err.why}; "
+            "its relations cannot protect it"
+        ) from err
     flagged = set()
     if spec.flag and spec.flag in frame.columns:
         flagged = {r for r, v in enumerate(frame[spec.flag].to_list()) if v == "true"}
@@ -159,6 +168,24 @@ def protect(
     shown = sum(not h and not u for h, u in zip(hidden, unprinted, strict=True))
     derived = _hidden_values(frame, set(cells.index))
     return frame, TableLog(spec.file, shown, counts, 0, non_finite, derived)
+
+
+def _describe(frame: pl.DataFrame, spec: TableSpec, cells: Cells, i: int) -> str:
+    """A cell as a reader finds it: column and data row with its keys, or for a cell never
+    printed (n - count, a drop between steps) the printed cells it follows from."""
+    key = cells.keys[i]
+    if isinstance(key, Unprinted):
+        members = [cells.keys[m] for m in cells.complement_of.get(i, [])]
+        shown = [
+            _describe(frame, spec, cells, cells.ref(m))
+            for m in members
+            if not isinstance(m, Unprinted)
+        ]  # type: ignore[arg-type]
+        value = "unknown" if key.value is None else f"{key.value:g}"
+        return f"the unprinted count ({value}) between {' and '.join(shown) or 'cells'}"
+    row, column = key
+    keys = ", ".join(f"{k}={frame[k][row]}" for k in spec.keys if k in frame.columns)
+    return f"column '{column}', data row {row + 1} ({keys})"
 
 
 def _hidden_values(frame: pl.DataFrame, count_cells: set) -> int:
@@ -221,7 +248,9 @@ def followed_hidden(
     """(row, column) of this table computed from a cell another table hides (`spec.follows`)."""
     out = set()
     for follow in spec.follows:
-        other = published[follow.other]
+        other = published.get(follow.other)
+        if other is None:
+            continue
         for target, (other_row, column) in follow.rows(frame, other):
             if other[column][other_row] not in (None, "", HIDDEN_TEXT):
                 continue
@@ -257,8 +286,13 @@ def _apply(
         elif row in flagged and columns[column][row] in (None, ""):  # hidden by the stage
             columns[column][row] = HIDDEN_TEXT
         # an empty cell in a row nobody flagged stays empty: not applicable
+    text_columns = set(spec.text_columns(frame.columns))
     for row, column in followed:
-        if is_shown(columns[column][row]):
+        if column in text_columns:  # a printed cell keeps its count, loses its percent
+            if shows_share(columns[column][row]):
+                columns[column][row] = count_only(columns[column][row])
+                touched[row] = True
+        elif is_shown(columns[column][row]):
             columns[column][row] = HIDDEN_TEXT
             touched[row] = True
     for column, sources in spec.derived.items():
@@ -291,6 +325,11 @@ def _apply(
             touched[share[0]] = True
     for (row, column), sources in spec.derived_cells_of(frame):
         if is_shown(columns[column][row]) and not all(is_shown(columns[c][r]) for r, c in sources):
+            if column in text_columns:  # a printed cell keeps its count, loses its percent
+                if shows_share(columns[column][row]):
+                    columns[column][row] = count_only(columns[column][row])
+                    touched[row] = True
+                continue
             columns[column][row] = HIDDEN_TEXT
             touched[row] = True
     if spec.flag:  # the gate owns the flag: a stage writes its cells whole, flag or not

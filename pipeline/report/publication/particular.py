@@ -11,9 +11,17 @@ from collections.abc import Callable
 import polars as pl
 
 from pipeline.report.income_tables import ANY_INCOME, B6_INCOME, REGAINED, SERIES
-from pipeline.report.labels import AGE_BLOCK, ALL, ALL_LENGTHS, MEAN_AGE, TOTAL
-from pipeline.report.publication.relations import same_rows
-from pipeline.report.publication.spec import CellRef, Known, Relation, number, row_groups
+from pipeline.report.labels import AGE_BLOCK, ALL, ALL_LENGTHS, GROUP_LABEL, MEAN_AGE, TOTAL
+from pipeline.report.publication.relations import same_rows, steps
+from pipeline.report.publication.spec import (
+    CellRef,
+    Known,
+    Relation,
+    Unprinted,
+    number,
+    row_groups,
+    text_count,
+)
 
 LIFE_TABLE_RATES = ("rate_per_1000", "ci_low", "ci_high")
 
@@ -195,3 +203,150 @@ def prior_derived_cells(frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRef
         both: list[CellRef] = [(row, "treated"), (row, "control")]
         out += [((row, c), both) for c in ("difference", "diff_ci_low", "diff_ci_high")]
     return out
+
+
+# --- the cohort's totals, repeated across tables ---------------------------------------------
+
+PERSON_ROW_STEP = "person_row"  # the attrition step of Table 2/B3's unit, one spell a person
+SPELLS_OF = {GROUP_LABEL[True]: "n_spells_treated", GROUP_LABEL[False]: "n_spells_control"}
+GROUP_KEYS = ("group",)
+
+
+def person_row_step(frame: pl.DataFrame) -> list[Relation]:
+    """Attrition at the `person_row` step, which keeps one spell of every person: its person
+    counts are the step before's, and each of its spell counts its person count. The spells
+    it drops are the extra spells of persons with several, not a count of persons: the step
+    before shows them as its spells minus its persons, so they are not a relation to protect
+    (`steps` relations ending at this step are left out)."""
+    steps = frame["step"].to_list()
+    if PERSON_ROW_STEP not in steps or steps.index(PERSON_ROW_STEP) == 0:
+        return []
+    r = steps.index(PERSON_ROW_STEP)
+    out: list[Relation] = []
+    for s in ("", "_treated", "_control"):
+        out.append(((r - 1, f"n_persons{s}"), [(r, f"n_persons{s}")]))
+        out.append(((r, f"n_spells{s}"), [(r, f"n_persons{s}")]))
+    return out
+
+
+def attrition_relations(counts: tuple[str, ...]) -> Callable[[pl.DataFrame], list[Relation]]:
+    """The attrition flow: `steps` of every count (each only falls) up to the step before
+    `person_row`, then `person_row_step`."""
+    chain = steps(counts)
+
+    def build(frame: pl.DataFrame) -> list[Relation]:
+        names = frame["step"].to_list()
+        last = names.index(PERSON_ROW_STEP) if PERSON_ROW_STEP in names else None
+        kept = [rel for rel in chain(frame) if last is None or rel[1][0][0] != last]
+        return kept + person_row_step(frame)
+
+    return build
+
+
+def attrition_link(
+    column: str, keys: tuple[str, ...], cells: dict[tuple, tuple[str, str]]
+) -> Callable[[pl.DataFrame, pl.DataFrame], list[tuple[CellRef, CellRef]]]:
+    """This table's `column` cells that repeat a count of the attrition flow: a row whose
+    `keys` are in `cells` is (step, attrition column) there, the step "cohort" being the
+    one before `person_row` (every spell of the study population)."""
+
+    def link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+        steps = other["step"].to_list()
+        if PERSON_ROW_STEP not in steps:
+            return []
+        at = {PERSON_ROW_STEP: steps.index(PERSON_ROW_STEP)}
+        at["cohort"] = at[PERSON_ROW_STEP] - 1
+        return [
+            ((row, column), (at[cells[values][0]], cells[values][1]))
+            for row, values in enumerate(this.select(keys).iter_rows())
+            if values in cells
+        ]
+
+    return link
+
+
+def person_rows_link(column: str, keys: tuple[str, ...], prefix: tuple = (), suffix: tuple = ()):
+    """`attrition_link` of each group's person rows (Table 2/B3's unit): a row whose keys
+    are (*prefix, group, *suffix)."""
+    cells = {(*prefix, g, *suffix): (PERSON_ROW_STEP, c) for g, c in SPELLS_OF.items()}
+    return attrition_link(column, keys, cells)
+
+
+def blocks_of_everyone(frame: pl.DataFrame) -> list[Relation]:
+    """Table 2/B3: a block's total counts the persons with a value; with those without one
+    (never printed) it is the age block's total, which counts everyone (every cohort age
+    falls in a band). Per group and ownership."""
+    labels = frame.select("block", "category", "group", "ownership").rows()
+    everyone = {(g, o): r for r, (b, c, g, o) in enumerate(labels) if b == AGE_BLOCK and c == TOTAL}
+    out: list[Relation] = []
+    for r, (block, category, group, ownership) in enumerate(labels):
+        ref = everyone.get((group, ownership))
+        if category != TOTAL or block == AGE_BLOCK or ref is None:
+            continue
+        a, b = number(frame["n"][ref]), number(frame["n"][r])
+        out.append(((ref, "n"), [(r, "n"), Unprinted(None if None in (a, b) else a - b)]))
+    return out
+
+
+def share_of_block_total(frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRef]]]:
+    """Table 2/B3 long: a category's percent is of its block's total in its column (group,
+    ownership), which it gives back with the category's n: (percent, [n, total n])."""
+    labels = frame.select("block", "category", "group", "ownership").rows()
+    total = {(b, g, o): r for r, (b, c, g, o) in enumerate(labels) if c == TOTAL}
+    return [
+        ((r, "percent"), [(r, "n"), (total[(b, g, o)], "n")])
+        for r, (b, c, g, o) in enumerate(labels)
+        if c != TOTAL and (b, g, o) in total
+    ]
+
+
+def printed_block_total(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
+    """Table 2/B3 as printed: each "n (percent)" cell of a category and the long table's
+    block total in its column ("Insats Privat": group, ownership) that its percent is of."""
+    labels = other.select("block", "category", "group", "ownership").rows()
+    total = {(b, g, o): r for r, (b, c, g, o) in enumerate(labels) if c == TOTAL}
+    out = []
+    for column in this.columns:
+        head = tuple(column.split(" ", 1))
+        for r, (block, category) in enumerate(this.select("block", "category").rows()):
+            if category != TOTAL and (block, *head) in total:
+                out.append(((r, column), (total[(block, *head)], "n")))
+    return out
+
+
+def _printed_totals(frame: pl.DataFrame) -> tuple[list[tuple], dict[str, int], list[str]]:
+    """A printed Table 2-like table: its (block, category) rows, each block's total row
+    and its printed columns."""
+    labels = frame.select("block", "category").rows()
+    total = {b: r for r, (b, c) in enumerate(labels) if c == TOTAL}
+    return labels, total, [c for c in frame.columns if c not in ("block", "category")]
+
+
+def printed_blocks_of_everyone(frame: pl.DataFrame) -> list[Relation]:
+    """`blocks_of_everyone` of a printed table with its block totals (Table 2 by region):
+    per column, the age block's total = a block's total + its persons without a value."""
+    _labels, total, columns = _printed_totals(frame)
+    everyone = total.get(AGE_BLOCK)
+    if everyone is None:
+        return []
+    out: list[Relation] = []
+    for block, r in total.items():
+        if block == AGE_BLOCK:
+            continue
+        for column in columns:
+            a, b = text_count(frame[column][everyone]), text_count(frame[column][r])
+            rest = Unprinted(None if None in (a, b) else a - b)
+            out.append(((everyone, column), [(r, column), rest]))
+    return out
+
+
+def printed_share_of_block_total(frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRef]]]:
+    """A printed table with its block totals: an "n (percent)" cell's percent is of its
+    block's total in its column, which it gives back with the n."""
+    labels, total, columns = _printed_totals(frame)
+    return [
+        ((r, column), [(total[b], column)])
+        for r, (b, c) in enumerate(labels)
+        if c != TOTAL and b in total
+        for column in columns
+    ]

@@ -16,7 +16,9 @@ from pipeline.report.publication.spec import (
     DisclosureRules,
     TableSpec,
     Unprinted,
+    count_only,
     number,
+    shows_share,
 )
 
 
@@ -57,8 +59,13 @@ def rounded_table(
             columns[column][row] = str(new)
     for column in (*spec.derived, *spec.derived_over):
         columns[column] = [None] * frame.height
+    text_columns = set(spec.text_columns(frame.columns))
     for (row, column), _sources in spec.derived_cells_of(frame):
-        columns[column][row] = None
+        text = columns[column][row]
+        if column in text_columns:  # a printed cell keeps its (rounded) count
+            columns[column][row] = count_only(text) if shows_share(text) else text
+        else:
+            columns[column][row] = None
     for column, n_column in spec.stats.items():
         columns[column] = [
             v if (number(columns[n_column][r]) or 0) >= rules.min_count else None

@@ -191,3 +191,14 @@ def text_count(cell: str | None) -> int | None:
     if not found:
         return None
     return int(re.sub(r"\D", "", found.group(1)))
+
+
+def shows_share(cell: str | None) -> bool:
+    """A printed "n (percent)" cell that shows its percent."""
+    return is_shown(cell) and "(" in cell  # type: ignore[operator]
+
+
+def count_only(cell: str) -> str:
+    """A printed cell without its percent (and the stars of its test): "1 227 (61)**" ->
+    "1 227"."""
+    return cell.split("(", 1)[0].rstrip()

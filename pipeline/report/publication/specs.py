@@ -9,18 +9,28 @@ modules it would no longer be the single list an output checker reads.
 from __future__ import annotations
 
 from pipeline.report.income_tables import ANY_INCOME, REGAINED
+from pipeline.report.labels import AGE_BLOCK, TOTAL
 from pipeline.report.publication.particular import (
+    GROUP_KEYS,
+    attrition_link,
+    attrition_relations,
     b6_total_link,
+    blocks_of_everyone,
     deciles_add_up,
     design_deciles,
     figure_link,
     figure_ref_link,
     life_table_cells,
+    person_rows_link,
+    printed_block_total,
+    printed_blocks_of_everyone,
+    printed_share_of_block_total,
     prior_derived_cells,
     prior_share_cells,
     region_smd_cells,
     region_years,
     same_model,
+    share_of_block_total,
 )
 from pipeline.report.publication.relations import (
     chained,
@@ -64,8 +74,13 @@ LONG_TABLE2 = dict(
     keys=("block", "category", "group", "ownership"),
     counts=("n",),
     derived={"percent": ("n",)},
+    derived_cells=share_of_block_total,
     flag="suppressed",
 )
+TIMING_UNITS = {
+    ("spells",): ("cohort", "n_spells_treated"),
+    ("person_rows",): ("person_row", "n_spells_treated"),
+}
 FK_PAIR = ("diff_pp", "diff_ci_low", "diff_ci_high", "p_value")
 FK_SHARES = ("share_0–182", "share_183–364", "share_365–547", "share_548–")
 
@@ -76,7 +91,7 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("step",),
         counts=ATTRITION_COUNTS,
         relations=combine(
-            steps(ATTRITION_COUNTS),
+            attrition_relations(ATTRITION_COUNTS),
             row_sum("n_spells", ("n_spells_treated", "n_spells_control")),
         ),
         source="outputs",
@@ -102,13 +117,21 @@ SPECS: tuple[TableSpec, ...] = (
         relations=combine(
             margin(("n",), ("block", "group", "ownership"), "category", "Totalt"),
             margin(("n",), ("block", "category", "group"), "ownership", "Totalt"),
+            blocks_of_everyone,
+        ),
+        # each group's persons are the attrition flow's person rows
+        links=(
+            Link("attrition.csv", person_rows_link("n", B3_KEYS, (AGE_BLOCK, TOTAL), (TOTAL,))),
         ),
         **LONG_TABLE2,
     ),
     TableSpec(
         "table2_long.csv",
         "Table 2: persons by background, treated and controls (tidy)",
-        relations=margin(("n",), ("block", "group", "ownership"), "category", "Totalt"),
+        relations=combine(
+            margin(("n",), ("block", "group", "ownership"), "category", "Totalt"),
+            blocks_of_everyone,
+        ),
         # Table 2 is B3's ownership "Totalt" column: the same cells
         links=(Link("table_b3_long.csv", column_link("n", "n", B3_KEYS, B3_KEYS, {})),),
         **LONG_TABLE2,
@@ -119,6 +142,8 @@ SPECS: tuple[TableSpec, ...] = (
             what,
             keys=("block", "category"),
             text=ALL_BUT_KEYS,
+            # a percent is of its block's total in its column
+            follows=(Follow(long, printed_block_total),),
             links=(
                 Link(long, layout_link(BLOCK_ROW, BLOCK_ROW, GROUP_COLUMN, "n", split="first")),
             ),
@@ -138,6 +163,14 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("group", "ownership"),
         counts=("n",),
         stats={"mean_age": "n", "median_age": "n"},
+        links=(
+            Link(
+                "table_b3_long.csv",
+                column_link(
+                    "n", "n", GROUP_COLUMN, GROUP_COLUMN, {"block": AGE_BLOCK, "category": TOTAL}
+                ),
+            ),
+        ),
         flag="suppressed",
     ),
     TableSpec(
@@ -168,20 +201,29 @@ SPECS: tuple[TableSpec, ...] = (
             stats={"mean_days": "n", "median_days": "n"},
             implied=_share(("share_after_late_day",)),
             complements=(("share_after_late_day", "n"),),
+            links=links,
             flag="suppressed",
         )
-        for name, what, keys in (
+        for name, what, keys, links in (
             (
                 "figure8.csv",
                 "Figure 8: days to first GC001 by care level and year",
                 ("variant", "care_level_group", "year"),
+                (),
             ),
             (
                 "figure9.csv",
                 "Figure 9: days to first GC001 by diagnosis and year",
                 ("diagnosis", "year"),
+                (),
             ),
-            ("gc001_timing.csv", "day of first GC001 (§3.2)", ("unit",)),
+            (
+                "gc001_timing.csv",
+                "day of first GC001 (§3.2)",
+                ("unit",),
+                # the treated spells of the cohort, and its treated person rows
+                (Link("attrition.csv", attrition_link("n", ("unit",), TIMING_UNITS)),),
+            ),
         )
     ),
     TableSpec(
@@ -192,6 +234,13 @@ SPECS: tuple[TableSpec, ...] = (
         stats={"mean_gross_days": "n", "median_gross_days": "n"},
         implied=_share(("share_censored",)),
         complements=(("share_censored", "n"),),
+        # the control row counts every control spell of the cohort
+        links=(
+            Link(
+                "attrition.csv",
+                attrition_link("n", GROUP_KEYS, {("Kontroll",): ("cohort", "n_spells_control")}),
+            ),
+        ),
         flag="suppressed",
     ),
     TableSpec(
@@ -324,6 +373,8 @@ SPECS: tuple[TableSpec, ...] = (
         derived={c: ("count",) for c in ("percent", *CI)},
         # the treated-vs-control difference uses both rows' counts of a registration
         derived_over={c: (("count",), ("registration",)) for c in FK_PAIR},
+        # each group's n is its person rows in the attrition flow
+        links=(Link("attrition.csv", person_rows_link("n", GROUP_KEYS)),),
         flag="suppressed",
     ),
     TableSpec(
@@ -496,12 +547,25 @@ SPECS: tuple[TableSpec, ...] = (
         relations=combine(
             row_total_of_the_rest("Alla", ("block", "category")),
             margin(None, ("block",), "category", "Totalt"),
+            printed_blocks_of_everyone,
         ),
+        derived_cells=printed_share_of_block_total,
+        # "Alla" is Table 2's treated column, its totals Table 2's
         links=(
             Link(
                 "table2.csv",
                 column_link(
                     "Alla", "Insats Totalt", ("block", "category"), ("block", "category"), {}
+                ),
+            ),
+            Link(
+                "table2_long.csv",
+                column_link(
+                    "Alla",
+                    "n",
+                    ("block", "category"),
+                    ("block", "category"),
+                    {"group": "Insats", "ownership": TOTAL},
                 ),
             ),
         ),
