@@ -303,3 +303,17 @@ def test_b6_hides_a_small_block_total_and_every_share_of_its_column(run_dir):
     assert (column["suppressed"] == "true").all()
     shown_totals = b6.filter(pl.col("block_total") != "..")["block_total"].cast(pl.Int64)
     assert not ((shown_totals > 0) & (shown_totals < 5)).any()
+
+
+def test_a_misspelt_significance_method_stops_the_stage_with_one_line(run_dir, caplog):
+    # a typo used to give the unadjusted test silently (issue 18)
+    from pipeline.__main__ import main
+    from tests.helpers import scratch_paths
+
+    code = main(["income_tables", *scratch_paths(run_dir), "significance.method=adjusted-logit"])
+    assert code == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "income_tables: config significance.method='adjusted-logit': expected one of "
+        "['adjusted_logit', 'two_proportion_z']"
+    ]

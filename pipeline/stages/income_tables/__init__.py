@@ -30,6 +30,7 @@ from pipeline.report.income_tables import (
 )
 from pipeline.report.labels import ALL_LENGTHS, GROUP_LABEL
 from pipeline.stages.income_tables.cells import (
+    SIGNIFICANCE_METHODS,
     add_significance,
     b4_b5_table3,
     table_b6,
@@ -101,6 +102,7 @@ def run(cfg: Any) -> None:
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")
     models = pl.read_parquet(outputs / "models" / "income_logit.parquet")
     method = str(cfg.significance.method)
+    config.check_choices({"significance.method": (method, SIGNIFICANCE_METHODS)})
     cells = add_significance(b4_b5_table3(outcomes, windows), models, method)
     # every table is written whole: the publication gate (`publish`) hides what it must,
     # with the n - count complements and the cumulative windows these cells hold

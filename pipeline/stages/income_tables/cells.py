@@ -94,6 +94,10 @@ def b4_b5_table3(outcomes: pl.DataFrame, windows: tuple[int, ...]) -> pl.DataFra
     return pl.DataFrame(cells, infer_schema_length=None)
 
 
+# the test behind the stars: the adjusted model's treatment term, or two proportions
+SIGNIFICANCE_METHODS = ("adjusted_logit", "two_proportion_z")
+
+
 def add_significance(cells: pl.DataFrame, models: pl.DataFrame, method: str) -> pl.DataFrame:
     """Cells with `p_adjusted` (the model's treatment term), `p_value` (by `method`) and `stars`
     on the treated cell."""
