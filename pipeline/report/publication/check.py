@@ -21,7 +21,7 @@ from pipeline.report.publication.spec import (
     is_shown,
     number,
     row_groups,
-    shows_share,
+    shows_value,
 )
 from pipeline.stats.disclosure import feasible_intervals, recoverable_cells
 
@@ -93,7 +93,7 @@ def violations(
             say(share, "a share of an n that is not shown")
     text_columns = set(spec.text_columns(frame.columns))
     for key, sources in spec.derived_cells_of(frame):
-        shown = (shows_share if key[1] in text_columns else is_shown)(frame[key[1]][key[0]])
+        shown = shows_value(frame[key[1]][key[0]], key[1] in text_columns)
         if shown and not all(is_shown(frame[c][r]) for r, c in sources):
             say(key, "a value computed from a hidden or empty cell is shown")
     for column, n_column in spec.stats.items():
@@ -119,7 +119,7 @@ def violations(
         if rules.is_small(value) and not isinstance(key, Unprinted):
             say(key, f"a hidden count of {value:g} follows from the shown cells and the relations")
     for row, column in sorted(followed_hidden(frame, spec, published)):
-        if (shows_share if column in text_columns else is_shown)(frame[column][row]):
+        if shows_value(frame[column][row], column in text_columns):
             say((row, column), "computed from a cell another table hides")
     linked_hidden, _ = _link_state(frame, spec, cells, published)
     for i, hidden_there in enumerate(linked_hidden):

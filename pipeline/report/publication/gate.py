@@ -34,7 +34,7 @@ from pipeline.report.publication.spec import (
     is_shown,
     number,
     row_groups,
-    shows_share,
+    shows_value,
     text_count,
 )
 from pipeline.stats.disclosure import UnprotectableError, suppressed_cells, widened_cells
@@ -287,14 +287,17 @@ def _apply(
             columns[column][row] = HIDDEN_TEXT
         # an empty cell in a row nobody flagged stays empty: not applicable
     text_columns = set(spec.text_columns(frame.columns))
-    for row, column in followed:
-        if column in text_columns:  # a printed cell keeps its count, loses its percent
-            if shows_share(columns[column][row]):
-                columns[column][row] = count_only(columns[column][row])
-                touched[row] = True
-        elif is_shown(columns[column][row]):
-            columns[column][row] = HIDDEN_TEXT
+
+    def withhold(row: int, column: str) -> None:
+        """Hide a value derived from a hidden cell: a printed "n (percent)" cell keeps its
+        count and loses its percent, any other cell is hidden."""
+        text = columns[column][row]
+        if shows_value(text, column in text_columns):
+            columns[column][row] = count_only(text) if column in text_columns else HIDDEN_TEXT
             touched[row] = True
+
+    for row, column in followed:
+        withhold(row, column)
     for column, sources in spec.derived.items():
         for row in range(frame.height):
             if any((row, s) in gone for s in sources) and is_shown(columns[column][row]):
@@ -324,14 +327,8 @@ def _apply(
             columns[share[1]][share[0]] = HIDDEN_TEXT
             touched[share[0]] = True
     for (row, column), sources in spec.derived_cells_of(frame):
-        if is_shown(columns[column][row]) and not all(is_shown(columns[c][r]) for r, c in sources):
-            if column in text_columns:  # a printed cell keeps its count, loses its percent
-                if shows_share(columns[column][row]):
-                    columns[column][row] = count_only(columns[column][row])
-                    touched[row] = True
-                continue
-            columns[column][row] = HIDDEN_TEXT
-            touched[row] = True
+        if not all(is_shown(columns[c][r]) for r, c in sources):
+            withhold(row, column)
     if spec.flag:  # the gate owns the flag: a stage writes its cells whole, flag or not
         before = columns.get(spec.flag, ["false"] * frame.height)
         columns[spec.flag] = ["true" if t else v for t, v in zip(touched, before, strict=True)]

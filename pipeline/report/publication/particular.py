@@ -212,16 +212,22 @@ SPELLS_OF = {GROUP_LABEL[True]: "n_spells_treated", GROUP_LABEL[False]: "n_spell
 GROUP_KEYS = ("group",)
 
 
+def _person_row_index(flow: pl.DataFrame) -> int | None:
+    """Row of the `person_row` step in the attrition flow (None without one, or first)."""
+    names = flow["step"].to_list()
+    at = names.index(PERSON_ROW_STEP) if PERSON_ROW_STEP in names else 0
+    return at or None
+
+
 def person_row_step(frame: pl.DataFrame) -> list[Relation]:
     """Attrition at the `person_row` step, which keeps one spell of every person: its person
     counts are the step before's, and each of its spell counts its person count. The spells
     it drops are the extra spells of persons with several, not a count of persons: the step
     before shows them as its spells minus its persons, so they are not a relation to protect
     (`steps` relations ending at this step are left out)."""
-    steps = frame["step"].to_list()
-    if PERSON_ROW_STEP not in steps or steps.index(PERSON_ROW_STEP) == 0:
+    r = _person_row_index(frame)
+    if r is None:
         return []
-    r = steps.index(PERSON_ROW_STEP)
     out: list[Relation] = []
     for s in ("", "_treated", "_control"):
         out.append(((r - 1, f"n_persons{s}"), [(r, f"n_persons{s}")]))
@@ -235,9 +241,8 @@ def attrition_relations(counts: tuple[str, ...]) -> Callable[[pl.DataFrame], lis
     chain = steps(counts)
 
     def build(frame: pl.DataFrame) -> list[Relation]:
-        names = frame["step"].to_list()
-        last = names.index(PERSON_ROW_STEP) if PERSON_ROW_STEP in names else None
-        kept = [rel for rel in chain(frame) if last is None or rel[1][0][0] != last]
+        last = _person_row_index(frame)
+        kept = [rel for rel in chain(frame) if rel[1][0][0] != last]
         return kept + person_row_step(frame)
 
     return build
@@ -251,11 +256,10 @@ def attrition_link(
     one before `person_row` (every spell of the study population)."""
 
     def link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
-        steps = other["step"].to_list()
-        if PERSON_ROW_STEP not in steps:
+        unit = _person_row_index(other)
+        if unit is None:
             return []
-        at = {PERSON_ROW_STEP: steps.index(PERSON_ROW_STEP)}
-        at["cohort"] = at[PERSON_ROW_STEP] - 1
+        at = {PERSON_ROW_STEP: unit, "cohort": unit - 1}
         return [
             ((row, column), (at[cells[values][0]], cells[values][1]))
             for row, values in enumerate(this.select(keys).iter_rows())
@@ -272,16 +276,22 @@ def person_rows_link(column: str, keys: tuple[str, ...], prefix: tuple = (), suf
     return attrition_link(column, keys, cells)
 
 
+def _block_totals(long: pl.DataFrame) -> tuple[list[tuple], dict[tuple, int]]:
+    """Table 2/B3 long: its (block, category, group, ownership) rows, and the row of each
+    block's total per (block, group, ownership)."""
+    labels = long.select("block", "category", "group", "ownership").rows()
+    return labels, {(b, g, o): r for r, (b, c, g, o) in enumerate(labels) if c == TOTAL}
+
+
 def blocks_of_everyone(frame: pl.DataFrame) -> list[Relation]:
     """Table 2/B3: a block's total counts the persons with a value; with those without one
     (never printed) it is the age block's total, which counts everyone (every cohort age
     falls in a band). Per group and ownership."""
-    labels = frame.select("block", "category", "group", "ownership").rows()
-    everyone = {(g, o): r for r, (b, c, g, o) in enumerate(labels) if b == AGE_BLOCK and c == TOTAL}
+    _labels, total = _block_totals(frame)
     out: list[Relation] = []
-    for r, (block, category, group, ownership) in enumerate(labels):
-        ref = everyone.get((group, ownership))
-        if category != TOTAL or block == AGE_BLOCK or ref is None:
+    for (block, group, ownership), r in total.items():
+        ref = total.get((AGE_BLOCK, group, ownership))
+        if block == AGE_BLOCK or ref is None:
             continue
         a, b = number(frame["n"][ref]), number(frame["n"][r])
         out.append(((ref, "n"), [(r, "n"), Unprinted(None if None in (a, b) else a - b)]))
@@ -291,8 +301,7 @@ def blocks_of_everyone(frame: pl.DataFrame) -> list[Relation]:
 def share_of_block_total(frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRef]]]:
     """Table 2/B3 long: a category's percent is of its block's total in its column (group,
     ownership), which it gives back with the category's n: (percent, [n, total n])."""
-    labels = frame.select("block", "category", "group", "ownership").rows()
-    total = {(b, g, o): r for r, (b, c, g, o) in enumerate(labels) if c == TOTAL}
+    labels, total = _block_totals(frame)
     return [
         ((r, "percent"), [(r, "n"), (total[(b, g, o)], "n")])
         for r, (b, c, g, o) in enumerate(labels)
@@ -303,8 +312,7 @@ def share_of_block_total(frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRe
 def printed_block_total(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
     """Table 2/B3 as printed: each "n (percent)" cell of a category and the long table's
     block total in its column ("Insats Privat": group, ownership) that its percent is of."""
-    labels = other.select("block", "category", "group", "ownership").rows()
-    total = {(b, g, o): r for r, (b, c, g, o) in enumerate(labels) if c == TOTAL}
+    _labels, total = _block_totals(other)
     out = []
     for column in this.columns:
         head = tuple(column.split(" ", 1))

@@ -62,10 +62,10 @@ def rounded_table(
     text_columns = set(spec.text_columns(frame.columns))
     for (row, column), _sources in spec.derived_cells_of(frame):
         text = columns[column][row]
-        if column in text_columns:  # a printed cell keeps its (rounded) count
-            columns[column][row] = count_only(text) if shows_share(text) else text
-        else:
+        if column not in text_columns:
             columns[column][row] = None
+        elif shows_share(text):  # a printed cell keeps its (rounded) count
+            columns[column][row] = count_only(text)
     for column, n_column in spec.stats.items():
         columns[column] = [
             v if (number(columns[n_column][r]) or 0) >= rules.min_count else None

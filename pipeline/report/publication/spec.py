@@ -198,6 +198,12 @@ def shows_share(cell: str | None) -> bool:
     return is_shown(cell) and "(" in cell  # type: ignore[operator]
 
 
+def shows_value(cell: str | None, printed: bool) -> bool:
+    """Whether a cell still shows a value derived from others: a printed "n (percent)"
+    cell its percent (its n is a count of its own), any other cell anything."""
+    return shows_share(cell) if printed else is_shown(cell)
+
+
 def count_only(cell: str) -> str:
     """A printed cell without its percent (and the stars of its test): "1 227 (61)**" ->
     "1 227"."""
