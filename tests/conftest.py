@@ -4,6 +4,7 @@ hypothesis profile: with CI=true every property test draws the same examples on 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,15 @@ def tiny_run(tmp_path_factory) -> Path:
     for stage in STAGES:
         assert main([stage, *overrides]) == 0, stage
     return base
+
+
+@pytest.fixture(scope="session")
+def tables_at_10(run_dir, tmp_path_factory) -> Path:
+    """The shared run's results published again with `disclosure.min_count=10` (far more
+    cells hidden); its published tables folder."""
+    out = tmp_path_factory.mktemp("min10") / "outputs"
+    shutil.copytree(run_dir / "outputs" / "results", out / "results")
+    for name in ("attrition.csv", "exposure_outside_spells.csv"):
+        shutil.copy(run_dir / "outputs" / name, out / name)
+    assert main(["publish", f"paths.outputs={out}", "disclosure.min_count=10"]) == 0
+    return out / "tables"

@@ -7,6 +7,7 @@ tests/reference/ (independent reference implementations), never from each other.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,17 @@ def value_of(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if value is not None and np.isfinite(value) else None
+
+
+def printed_cell(text: str | None) -> tuple[float, float | None] | None:
+    """A printed "n (percent)" cell as the attacker reads it: (n, percent or None), or None
+    when hidden, empty or not a count ("1 227 (61)**" -> (1227.0, 61.0))."""
+    if text in (None, "", ".."):
+        return None
+    found = re.match(r"^(\d+)(?:\((\d+)\))?", text.replace(" ", ""))
+    if not found:
+        return None
+    return float(found.group(1)), None if found.group(2) is None else float(found.group(2))
 
 
 def b3_counts(person_rows: pl.DataFrame, codes: Any) -> pl.DataFrame:

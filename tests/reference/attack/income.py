@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tests.helpers import value_of
+from tests.helpers import printed_cell, value_of
 from tests.reference.attack.lp import Family, Link, cells_of
 
 WINDOWS = (3, 6, 12)
@@ -294,20 +294,14 @@ def b3_families(cohort: pl.DataFrame, tables: Path, threshold: int, blocks: dict
         for name, frame in printed.items():
             for r in frame.filter(pl.col("block") == block).iter_rows(named=True):
                 for column_name, text in r.items():
-                    if column_name in ("block", "category") or text in (None, "", ".."):
+                    cell = None if column_name in ("block", "category") else printed_cell(text)
+                    if cell is None:
                         continue
-                    group, ownership = column_name.split(" ", 1)
-                    count = re.match(r"^(\d+)(?:\((\d+)\))?", text.replace(" ", ""))
-                    if count:
-                        n = float(count.group(1))
-                        seen.append(((r["category"], group, ownership), n, name))
-                    if count and count.group(2) and r["category"] != "Totalt":
-                        # a rounded percent bounds its column's total
-                        pct, total = float(count.group(2)), ("Totalt", group, ownership)
-                        row = atoms[:, keys.index(total)]
-                        family.lower.append((row, 100 * n / (pct + 0.5) - 1e-9))
-                        if pct >= 1:
-                            family.lower.append((-row, -100 * n / (pct - 0.5) - 1e-9))
+                    (n, pct), (group, ownership) = cell, column_name.split(" ", 1)
+                    seen.append(((r["category"], group, ownership), n, name))
+                    if pct is not None and r["category"] != "Totalt":
+                        total = ("Totalt", group, ownership)  # a percent bounds its total
+                        family.percent_of(atoms[:, keys.index(total)], n, pct)
         for key, value, where in seen:
             family.see(where, key, atoms[:, keys.index(key)], value)
         shown = {key for key, _, _ in seen}

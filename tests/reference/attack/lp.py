@@ -82,6 +82,13 @@ class Family:
             self.problems.append(f"{where}: {name} = {value:g} is shown")
         self.equal.append((row, value))
 
+    def percent_of(self, total: np.ndarray, n: float, percent: float) -> None:
+        """A printed count `n` and its percent rounded to a whole number: its total
+        (indicator `total`) lies between 100 n / (percent + 0.5) and 100 n / (percent - 0.5)."""
+        self.lower.append((total, 100 * n / (percent + 0.5) - 1e-9))
+        if percent >= 1:
+            self.lower.append((-total, -100 * n / (percent - 0.5) - 1e-9))
+
     def findings(self) -> list[str]:
         """The small counts this family shows, and the targets its own tables confine."""
         return self.problems + pinned([self], linked=False)

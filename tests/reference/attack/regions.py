@@ -11,7 +11,6 @@ region's complete block (age) against an incomplete one (education) is read toge
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import polars as pl
 
 from pipeline.core import config
 from pipeline.rules.regions import region_of
+from tests.helpers import printed_cell
 from tests.reference.attack.lp import Family, Link, cells_of
 
 MEAN_AGE = "Medelålder"  # a row of means, not counts
@@ -82,20 +82,14 @@ def region_families(
             if r["category"] == MEAN_AGE:
                 continue
             for region in (*regions, "Alla"):
-                text = r[region]
-                if text in (None, "", ".."):
+                cell = printed_cell(r[region])
+                if cell is None:
                     continue
-                found = re.match(r"^(\d+)(?:\((\d+)\))?", text.replace(" ", ""))
-                if not found:
-                    continue
-                n = float(found.group(1))
+                n, pct = cell
                 name = (r["category"], region)
                 family.see("table2_by_region", name, indicator(region, r["category"]), n)
-                if found.group(2) and r["category"] != "Totalt":
-                    pct, total = float(found.group(2)), indicator(region, "Totalt")
-                    family.lower.append((total, 100 * n / (pct + 0.5) - 1e-9))
-                    if pct >= 1:
-                        family.lower.append((-total, -100 * n / (pct - 0.5) - 1e-9))
+                if pct is not None and r["category"] != "Totalt":
+                    family.percent_of(indicator(region, "Totalt"), n, pct)
         every = np.ones(len(atoms))
         family.links = [Link(every, cells_of(treated=True, person_row=True))] + [
             Link(
