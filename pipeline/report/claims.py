@@ -1,9 +1,9 @@
 """The report's sentences on the claims it makes in words only (§4.12), read from the tables.
 
 Each sentence quotes the claim (with its line in the report) and the numbers the
-`claims` stage wrote, as written (`formatting.display`); a hidden cell reads
-"hidden". Like the rest of the report, nothing here computes a new number but one:
-the largest regional SMD, taken over the SMDs the published table shows.
+`claims` stage wrote, in Swedish format (`numbers.cell`); a withheld cell reads "dold".
+Like the rest of the report, nothing here computes a new number but one: the largest
+regional SMD, taken over the SMDs the published table shows.
 """
 
 from __future__ import annotations
@@ -12,21 +12,22 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.report.formatting import display
+from pipeline.report import words
 from pipeline.report.labels import ALL, ALL_LENGTHS
+from pipeline.report.numbers import cell, interval, p_phrase
 from pipeline.report.publication.spec import number
 
-HIDDEN = "hidden"
-ANCHOR_TEXT = {
-    "spell_start": "the spell start",
-    "index": "the index day (the current spell's days included)",
-    "index_outside_spell": "the index day, outside the current spell",
-}
+HIDDEN = "dold"
 
 
-def _show(value: str | None) -> str:
-    """A table cell as text: its displayed number, or `hidden` when empty (suppressed)."""
-    return display(value) if value not in (None, "") else HIDDEN
+def _show(value: str | None, kind: str = "stat") -> str:
+    """A table cell as printed (`numbers.cell`), or `dold` when empty or withheld."""
+    return cell(value, kind) if value not in (None, "", words.HIDDEN_CELL) else HIDDEN
+
+
+def _ci(low: str | None, high: str | None, kind: str = "stat") -> str:
+    """A confidence interval in a sentence, or `dold`."""
+    return interval(low, high, kind) or HIDDEN
 
 
 def length_lines(life_table: pl.DataFrame, rank: pl.DataFrame) -> list[str]:
@@ -36,18 +37,17 @@ def length_lines(life_table: pl.DataFrame, rank: pl.DataFrame) -> list[str]:
     if overall.height:
         first, last = overall.row(0, named=True), overall.row(-1, named=True)
         lines.append(
-            "L1384 'the length of the spell does not affect whether the patient gets the "
-            "intervention': the rate of a first GC001 is "
-            f"{_show(first['rate_per_1000'])} per 1 000 spell-days on days "
-            f"{first['day_from']}–{first['day_to']} and {_show(last['rate_per_1000'])} on days "
+            "L1384 ”sjukperiodens längd påverkar inte om patienten får insatsen”: andelen som "
+            f"får en första GC001 är {_show(first['rate_per_1000'])} per 1 000 sjukdagar dag "
+            f"{first['day_from']}–{first['day_to']} och {_show(last['rate_per_1000'])} dag "
             f"{last['day_from']}–{last['day_to']} (gc001_life_table.csv)"
         )
     for r in rank.iter_rows(named=True):
         lines.append(
-            f"Case's length rank in risk sets ({r['design']}): {_show(r['n_sets'])} sets, mean "
-            f"rank {_show(r['mean_rank'])} (0.5 if length does not matter), Gehan z = "
-            f"{_show(r['gehan_z'])}, p = {_show(r['gehan_p'])}; deciles χ² p = "
-            f"{_show(r['chi2_p'])}"
+            f"Fallets rang efter längd i sitt riskset ({words.value(r['design'])}): "
+            f"{_show(r['n_sets'], 'count')} set, medelrang {_show(r['mean_rank'])} (0,5 om "
+            f"längden inte spelar roll), Gehan z = {_show(r['gehan_z'])}, "
+            f"{p_phrase(r['gehan_p'])}; deciler χ² {p_phrase(r['chi2_p'])}"
         )
     return lines
 
@@ -56,12 +56,12 @@ def prior_lines(prior: pl.DataFrame) -> list[str]:
     """L1420/L1087: mean net sick days before the spell start and before the index."""
     lines = []
     for r in prior.filter(pl.col("statistic") == "mean").iter_rows(named=True):
-        before = ANCHOR_TEXT.get(r["anchor"], r["anchor"])
         lines.append(
-            "L1420 'longer and more extensive sick absence before': net sick days in the "
-            f"{r['window_days']} days before {before}, treated {_show(r['treated'])} vs "
-            f"controls {_show(r['control'])}, difference {_show(r['difference'])} (95 % CI "
-            f"{_show(r['diff_ci_low'])} to {_show(r['diff_ci_high'])}; {r['diff_method']})"
+            "L1420 ”längre och mer omfattande sjukfrånvaro före”: nettosjukdagar under de "
+            f"{r['window_days']} dagarna före {words.value(r['anchor'])}, insats "
+            f"{_show(r['treated'])} mot kontroll {_show(r['control'])}, skillnad "
+            f"{_show(r['difference'])} (95 % KI {_ci(r['diff_ci_low'], r['diff_ci_high'])}; "
+            f"{words.value(r['diff_method'])})"
         )
     return lines
 
@@ -75,14 +75,13 @@ def region_lines(smd: pl.DataFrame, threshold: float) -> list[str]:
         shown = [abs(v) for v in (number(t) for t in smd[name].to_list()) if v is not None]
         if shown:
             above = sum(v > threshold for v in shown)
-            parts.append(f"{name} {display(str(max(shown)))} ({above} of {len(shown)})")
+            parts.append(f"{name} {cell(str(max(shown)), 'stat')} ({above} av {len(shown)})")
     if not parts:
         return []
     return [
-        "L1378 'the regions target the same groups': largest |SMD| of each region's Table 2 "
-        f"rows against all treated (and how many of the shown rows exceed {threshold:g}): "
-        + ", ".join(parts)
-        + " (table2_by_region_smd.csv)"
+        "L1378 ”regionerna når samma grupper”: största |SMD| för varje regions rader i "
+        "Tabell 2 mot alla i insatsgruppen (och hur många av de visade raderna som överstiger "
+        f"{cell(str(threshold), 'stat')}): " + ", ".join(parts) + " (table2_by_region_smd.csv)"
     ]
 
 
@@ -90,16 +89,17 @@ def b5_lines(b5: pl.DataFrame) -> list[str]:
     """L1481: share of B5's persons with a spell ending in the months before the start month."""
     rows = b5.filter(pl.col("length_class") == ALL_LENGTHS)
     parts = [
-        f"{r['group']} {_show(r['percent'])} % (95 % CI {_show(r['ci_low'])} to "
-        f"{_show(r['ci_high'])})"
+        f"{r['group']} {_show(r['percent'], 'percent')} % (95 % KI "
+        f"{_ci(r['ci_low'], r['ci_high'], 'percent')})"
         for r in rows.iter_rows(named=True)
     ]
     if not parts:
         return []
     months = rows["months_before"][0]
     return [
-        "L1481 'in most cases a spell within three months before': among B5's persons, "
-        f"another spell ended in the {months} months before the start month for " + "; ".join(parts)
+        "L1481 ”i de flesta fall ett sjukfall inom tre månader före”: bland B5:s personer "
+        f"slutade en annan sjukperiod under de {months} månaderna före startmånaden för "
+        + "; ".join(parts)
     ]
 
 

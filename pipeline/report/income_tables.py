@@ -33,6 +33,14 @@ def group_label() -> pl.Expr:
     return flag_label("treated", GROUP_LABEL[True], GROUP_LABEL[False])
 
 
+B6_DIAGNOSIS_ORDER = ("musculoskeletal", "f43", "other_psych")  # as printed (L2078); others last
+
+
+def _b6_position(key: str) -> int:
+    """A diagnosis group's place in B6's printed order."""
+    return B6_DIAGNOSIS_ORDER.index(key) if key in B6_DIAGNOSIS_ORDER else len(B6_DIAGNOSIS_ORDER)
+
+
 def b6_blocks(codes: Any) -> list[tuple[str, pl.Expr, list[str]]]:
     """Table B6's blocks in printed order: (block, its category as a text expression on the
     outcomes' columns, the categories in printed order)."""
@@ -48,7 +56,7 @@ def b6_blocks(codes: Any) -> list[tuple[str, pl.Expr, list[str]]]:
         (
             "Diagnos",
             pl.col("diagnosis_group").replace_strict(labels, **as_b6),
-            sorted(labels.values()),
+            [labels[k] for k in sorted(labels, key=_b6_position)],
         ),
         ("Utbildning", pl.col("education_group"), list(codes.education_groups)),
     ]

@@ -9,8 +9,14 @@ inconsistency of the report was resolved. No timestamps: same inputs, same bytes
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
 import json
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
@@ -19,14 +25,15 @@ import yaml
 from omegaconf import OmegaConf
 
 from pipeline.core import config, io
+from pipeline.report import layouts, words
 from pipeline.report.claims import claim_lines
-from pipeline.report.html import build_html, directions, with_published
-from pipeline.report.tables import (
-    key_metrics,
-    published_comparison,
-    read_table,
-)
-from pipeline.report.workbook import ATTRITION_SHEET, sheet_notes, write_workbook
+from pipeline.report.headlines import headlines
+from pipeline.report.html import Figure, Page, Section, disclosure_section, render
+from pipeline.report.income_tables import b6_blocks
+from pipeline.report.layouts import Layout, Row
+from pipeline.report.sentences import directions
+from pipeline.report.tables import key_metrics, published_comparison, read_table
+from pipeline.report.workbook import write_workbook
 
 log = logging.getLogger(__name__)
 
@@ -74,45 +81,148 @@ def show_published(setting: str, data_name: str) -> bool:
     return str(setting).lower() == "true"
 
 
+PUBLICATION_LAYOUTS = ("table2.csv", "table_b3.csv", "table_b4.csv", "table_b5.csv",
+                       "table3.csv", "table_b6.csv")  # fmt: skip
+
+
+def layout_of(file: str, read: Callable[[str], pl.DataFrame], rep: Any, codes: Any) -> Layout:
+    """The layout of a table file: the publication's for Table 2, B3, B4, B5, Table 3 and B6
+    (built from the long tables), a generic one with Swedish headers for the others."""
+    stars = {str(k): bool(v) for k, v in rep.stars.items()}
+    blocks = {str(k): str(v) for k, v in rep.block_names.items()}
+    if file == "table2.csv":
+        return layouts.table2(read("table2_long.csv"), blocks)
+    if file == "table_b3.csv":
+        ownerships = [str(v) for v in codes.ownership.values()]
+        return layouts.table_b3(
+            read("table_b3_long.csv"), read("table_b3_age.csv"), ownerships, blocks
+        )
+    if file in ("table_b4.csv", "table_b5.csv", "table3.csv"):
+        table = {"table_b4.csv": "B4", "table_b5.csv": "B5", "table3.csv": "Tabell 3"}[file]
+        return layouts.income_table(read("income_tables_long.csv"), table, stars[table])
+    if file == "table_b6.csv":
+        order = [(block, categories) for block, _, categories in b6_blocks(codes)]
+        return layouts.table_b6(read("table_b6.csv"), order)
+    return layouts.generic(read(file), words.code_labels(codes))
+
+
+def hidden_note(log: pl.DataFrame, file: str) -> str:
+    """What the gate withheld in `file`, in words (from outputs/disclosure_log.csv)."""
+    row = log.filter(pl.col("file") == file)
+    if row.height != 1:
+        return ""
+    r = row.row(0, named=True)
+    reasons = {
+        "hidden_primary": "under gränsen",
+        "hidden_complement": "komplement",
+        "hidden_secondary": "sekundärt",
+        "hidden_linked": "som i annan tabell",
+        "hidden_by_stage": "redan av steget",
+    }
+    parts = [f"{r[c]} {text}" for c, text in reasons.items() if r.get(c) not in (None, "", "0")]
+    if not parts:
+        return "Röjandekontroll: inget dolt."
+    return f"Röjandekontroll: dolda celler ('..'): {', '.join(parts)}."
+
+
+def attrition_frame(attrition: pl.DataFrame, cfg: Any) -> pl.DataFrame:
+    """The attrition flow with each step in Swedish words (`words.STEPS`, parameters from the
+    configuration) instead of the stage's English key and description."""
+    cohort = cfg.cohort
+    params = {
+        "window_start": str(cohort.window_start),
+        "window_end": str(cohort.window_end),
+        "age_min": str(cohort.age_min),
+        "age_max": str(cohort.age_max),
+        "region_basis": words.REGION_BASIS.get(str(cohort.region_basis), str(cohort.region_basis)),
+        "regions": ", ".join(str(r) for r in cohort.regions),
+        "exclude_insured_types": ", ".join(str(t) for t in cohort.exclude_insured_types) or "inga",
+        "min_days": str(cohort.min_control_spell_days),
+    }
+    steps = {k: v.format(**params) for k, v in words.STEPS.items()}
+    return attrition.with_columns(
+        pl.col("step").replace_strict(steps, default=pl.col("step"), return_dtype=pl.String)
+    ).drop("description")
+
+
+def run_date() -> str:
+    """The report's date: SOURCE_DATE_EPOCH when set (reproducible builds), else today (UTC)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
+    return moment.date().isoformat()
+
+
 def run(cfg: Any) -> None:
     """Write outputs/report.html, outputs/report.xlsx and outputs/metrics.json."""
     outputs = config.resolve_path(cfg.paths.outputs)
     tables_dir, figures_dir = outputs / "tables", outputs / "figures"
     rep = cfg.report
-    tables = [(t.file, t.title, read_table(tables_dir / t.file)) for t in rep.tables]
-    figures = [(f.title, figures_dir / f.file) for f in rep.figures]
+    read = functools.cache(lambda name: read_table(tables_dir / name))
+    log_frame = read_table(outputs / "disclosure_log.csv")
+    sections = [
+        Section(
+            Path(t.file).stem,
+            str(t.title),
+            layout_of(str(t.file), read, rep, cfg.codes),
+            tuple(n for n in (str(t.get("note", "")), hidden_note(log_frame, t.file)) if n),
+        )
+        for t in rep.tables
+    ]
+    figures = [
+        Figure.from_png(figures_dir / f.file, str(f.title), str(f.get("note", "")))
+        for f in rep.figures
+    ]
     attrition = read_table(tables_dir / "attrition.csv")  # published through the gate
-    sections = [s for s in REPORTED_SECTIONS if s in cfg]
-    settings = flat_config(cfg, sections)
-    version = data_version(config.ROOT / "dvc.lock", str(cfg.data.dir))
-    document = build_html(
-        str(rep.title),
-        str(rep.subtitle),
-        tables,
-        figures,
-        attrition,
-        settings,
-        version,
-        [dict(d) for d in rep.deviations],
-        [dict(i) for i in rep.inconsistencies],
-        directions(read_table(tables_dir / "income_directions.csv")),
-        claim_lines(tables_dir, float(cfg.claims.smd_threshold)),
-        read_table(outputs / "disclosure_log.csv"),
-    )
-    # Always written (on synthetic data it shows how far the planted shapes are from the
-    # published ones); shown in the HTML for a real delivery (`report.compare_published`).
+    settings = flat_config(cfg, [s for s in REPORTED_SECTIONS if s in cfg])
+    config_hash = hashlib.sha256(settings.write_csv().encode()).hexdigest()[:12]
     entries = [OmegaConf.to_container(e) for e in rep.published]
     comparison = published_comparison(tables_dir, entries)
     io.write_csv(comparison, outputs / "published_comparison.csv")
+    page = Page(
+        title=str(rep.title),
+        subtitle=str(rep.subtitle),
+        version=data_version(config.ROOT / "dvc.lock", str(cfg.data.dir)),
+        config_hash=config_hash,
+        run_date=run_date(),
+        min_count=str(cfg.disclosure.min_count),
+        headlines=headlines(read),
+        attrition=Section(
+            "urval",
+            words.SECTIONS["attrition"],
+            layouts.generic(attrition_frame(attrition, cfg)),
+            (hidden_note(log_frame, "attrition.csv"),),
+        ),
+        tables=sections,
+        figures=figures,
+        directions=directions(read("income_directions.csv")),
+        claims=claim_lines(tables_dir, float(cfg.claims.smd_threshold)),
+        deviations=[dict(d) for d in rep.deviations],
+        inconsistencies=[dict(i) for i in rep.inconsistencies],
+        settings=Section("konfiguration", words.SECTIONS["config"], settings_layout(settings)),
+        disclosure=disclosure_section(log_frame),
+    )
     if show_published(str(rep.compare_published), str(cfg.data.name)):
-        document = with_published(document, comparison)
-    io.write_text_atomic(outputs / "report.html", document)
-    notes = sheet_notes([str(t.file) for t in rep.tables])
-    write_workbook(outputs / "report.xlsx", [(*ATTRITION_SHEET, attrition), *tables], notes)
+        page = dataclasses.replace(
+            page,
+            comparison=Section(
+                "publicerat", words.SECTIONS["published"], layouts.generic(comparison)
+            ),
+        )
+    io.write_text_atomic(outputs / "report.html", render(page))
+    write_workbook(outputs / "report.xlsx", [page.attrition, *sections])
     io.write_json(outputs / "metrics.json", key_metrics(tables_dir))
     log.info(
-        "report: %d tables, %d figures, %d config keys", len(tables), len(figures), settings.height
+        "report: %d tables, %d figures, %d config keys",
+        len(sections),
+        len(figures),
+        settings.height,
     )
+
+
+def settings_layout(settings: pl.DataFrame) -> Layout:
+    """The configuration table: key (as in conf/) and value (YAML text), as written."""
+    rows = tuple(Row(k, (v,)) for k, v in settings.iter_rows())
+    return Layout(((("Värde", 1),),), rows, corner="Nyckel")
 
 
 REPORTED_SECTIONS = [
