@@ -152,3 +152,25 @@ def test_a_stages_typed_config_needs_only_the_keys_dvc_tracks(stage, reader):
     for name in reader.split("."):
         read = getattr(read, name)
     read(config.restrict(config.compose(), config.stage_params(stage)))
+
+
+@pytest.mark.parametrize(
+    ("stage", "key", "typo"),
+    [
+        ("describe", "describe.fig8_year_basis", "first_gc01"),
+        ("income_models", "regression.family", "probit"),
+        ("income_tables", "significance.method", "adjusted"),
+        ("report", "report.compare_published", "yes"),
+    ],
+)
+def test_an_enumerated_value_with_a_typo_stops_its_stage_with_one_line(stage, key, typo, tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline", stage, f"{key}={typo}", f"paths.outputs={tmp_path}"],
+        capture_output=True,
+        text=True,
+        cwd=config.ROOT,
+    )
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and key in errors[0] and typo in errors[0], run.stderr

@@ -143,12 +143,16 @@ def spell_length_by_care_level(cohort: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+FIG8_YEAR_BASES = ("first_gc001", "spell_start")
+
+
 def run(cfg: Any) -> None:
     """Write Table 2/B3, Figure 8/9 data, timing, spell length and ownership tables, whole."""
     outputs = config.resolve_path(cfg.paths.outputs)
     tables = outputs / "results"
     late_day = int(cfg.describe.late_gc001_day)
     year_basis = str(cfg.describe.fig8_year_basis)
+    config.check_choices({"describe.fig8_year_basis": (year_basis, FIG8_YEAR_BASES)})
     cohort = pl.read_parquet(outputs / "cohort.parquet")
     labelled = with_labels(cohort.filter("person_row"), cfg.codes)
     block_list = blocks(cfg.codes)

@@ -17,7 +17,7 @@ import polars as pl
 
 from pipeline.core import config, io
 from pipeline.rules.income_cells import model_rows, model_specs
-from pipeline.stats.logit import fit_logit
+from pipeline.stats.logit import FAMILIES, fit_logit
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def fit_income_models(
 
 def run(cfg: Any) -> None:
     """Read outcomes; write outputs/models/income_logit.parquet and .json."""
+    config.check_choices({"regression.family": (str(cfg.regression.family), FAMILIES)})
     outputs = config.resolve_path(cfg.paths.outputs)
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")
     covariates = [*cfg.regression.covariates, *cfg.regression.extra]

@@ -75,8 +75,13 @@ def flat_config(cfg: Any, sections: list[str]) -> pl.DataFrame:
 
 
 def show_published(setting: str, data_name: str) -> bool:
-    """Whether the report compares with the published numbers (`report.compare_published`)."""
-    if setting == "auto":
+    """Whether the report compares with the published numbers (`report.compare_published`).
+
+    >>> show_published("auto", "mona_2026"), show_published("false", "mona_2026")
+    (True, False)
+    """
+    config.check_choices({"report.compare_published": (setting.lower(), ("auto", "true", "false"))})
+    if setting.lower() == "auto":
         return data_name != "synthetic"
     return str(setting).lower() == "true"
 
@@ -154,9 +159,10 @@ def run_date() -> str:
 
 def run(cfg: Any) -> None:
     """Write outputs/report.html, outputs/report.xlsx and outputs/metrics.json."""
+    rep = cfg.report
+    show_published(str(rep.compare_published), str(cfg.data.name))  # a typo stops here
     outputs = config.resolve_path(cfg.paths.outputs)
     tables_dir, figures_dir = outputs / "tables", outputs / "figures"
-    rep = cfg.report
     read = functools.cache(lambda name: read_table(tables_dir / name))
     log_frame = read_table(outputs / "disclosure_log.csv")
     sections = [

@@ -96,13 +96,13 @@ def figure_data(cells: pl.DataFrame, outcomes: pl.DataFrame, last_window: int) -
 def run(cfg: Any) -> None:
     """Write Tables B4, B5, 3, B6 (tidy and published layout), their directions and the data
     of Figures 13-14 (drawn by `publish`)."""
+    method = str(cfg.significance.method)
+    config.check_choices({"significance.method": (method, SIGNIFICANCE_METHODS)})
     outputs = config.resolve_path(cfg.paths.outputs)
     tables = outputs / "results"
     windows = tuple(int(w) for w in cfg.income.windows)
     outcomes = pl.read_parquet(outputs / "outcomes.parquet")
     models = pl.read_parquet(outputs / "models" / "income_logit.parquet")
-    method = str(cfg.significance.method)
-    config.check_choices({"significance.method": (method, SIGNIFICANCE_METHODS)})
     cells = add_significance(b4_b5_table3(outcomes, windows), models, method)
     # every table is written whole: the publication gate (`publish`) hides what it must,
     # with the n - count complements and the cumulative windows these cells hold
