@@ -384,5 +384,13 @@ def test_a_real_delivery_shows_the_published_numbers_beside_ours(run_dir, tmp_pa
     assert main(["report", f"paths.outputs={outputs}", "data.name=mydelivery"]) == 0
     real = parse(outputs / "report.html")
     assert "publicerat" in real.sections and "publicerat" in real.links
+    comparison = read_table(outputs / "published_comparison.csv")
+    assert len(real.sections["publicerat"]["rows"]) == comparison.height
+    summary = " ".join(real.sections["publicerat"]["text"])
+    assert f"Av {comparison.height} publicerade värden" in summary
+    rows = {r[0]: r[1:] for r in real.sections["table_b3"]["rows"]}
+    assert rows["Kvinnor"][0].endswith("\npubl. 34 622 (69)")  # the report's cell, as printed
+    t3 = {r[0]: r[1:] for r in real.sections["table3"]["rows"]}
+    assert t3["Haft inkomst före"][0].endswith("publ. 19 757")  # the block's printed n
     synthetic = parse(run_dir / "outputs" / "report.html")
     assert "publicerat" not in synthetic.sections

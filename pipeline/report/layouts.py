@@ -8,6 +8,7 @@ rounded to a whole number (half away from zero, analysis-spec.md §0).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class Row:
     block: bool = False
     published: tuple[str, ...] = ()  # the publication's printed value per cell, when shown
     values: tuple[float | None, ...] = ()  # the cells as numbers, for the workbook
+    key: tuple[str, str] | None = None  # (block, row) as stored: where published values match
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Layout:
     notes: tuple[str, ...] = field(default_factory=tuple)
     corner: str = ""  # the header over the row labels
     kinds: tuple[str, ...] = ()  # each body column's kind (`words.COLUMNS`), when known
+    column_keys: tuple[str, ...] = ()  # each body column as the published values name it
 
     @property
     def width(self) -> int:
@@ -110,8 +113,9 @@ def table2(long: pl.DataFrame, block_names: Mapping[str, str]) -> Layout:
         rows.append(Row(block_names.get(block, block), ("",) * len(groups), block=True))
         for cat in cats:
             row = [cells.get((block, cat, g), {}) for g, _ in groups]
-            rows.append(Row(cat, tuple(count_cell(r.get("n"), r.get("percent")) for r in row)))
-    return Layout(header, tuple(rows))
+            printed = tuple(count_cell(r.get("n"), r.get("percent")) for r in row)
+            rows.append(Row(cat, printed, key=(block, cat)))
+    return Layout(header, tuple(rows), column_keys=tuple(g for g, _ in groups))
 
 
 def table_b3(
@@ -137,16 +141,20 @@ def table_b3(
         rows.append(Row(block_names.get(block, block), ("",) * len(columns), block=True))
         for cat in [*cats, TOTAL] if block not in B3_NO_TOTAL else cats:
             row = [cells.get((block, cat, *c), {}) for c in columns]
-            rows.append(Row(cat, tuple(count_cell(r.get("n"), r.get("percent")) for r in row)))
+            printed = tuple(count_cell(r.get("n"), r.get("percent")) for r in row)
+            rows.append(Row(cat, printed, key=(block, cat)))
         if block == "Ålder" and ages:
-            rows.append(Row("Medelvärde (median) ålder", tuple(_age(ages.get(c)) for c in columns)))
+            mean_age = "Medelvärde (median) ålder"
+            printed = tuple(_age(ages.get(c)) for c in columns)
+            rows.append(Row(mean_age, printed, key=(block, mean_age)))
     unknown = cells.get(("Kön", TOTAL, CONTROL, "Okänd"), {}).get("n")
     note = (
         "Kontroller utan kontakt med primärvården inom fönstret har okänd regi: "
         f"{n_text(unknown, '{}')} personer. De ingår i kolumnen Totalt kontroller men inte "
         "i någon regikolumn (analysis-spec.md §1.4, §10 punkt 31)."
     )
-    return Layout((top, second), tuple(rows), (note,))
+    keys = tuple(f"{g} {o}" for g, o in columns)
+    return Layout((top, second), tuple(rows), (note,), column_keys=keys)
 
 
 def _age(row: Mapping[str, str] | None) -> str:
@@ -185,7 +193,7 @@ def income_table(long: pl.DataFrame, table: str, stars: bool) -> Layout:
             body.append(Row(block, ("Antal (%)",) * len(columns), block=True))
         else:
             style = "n = {}" if table == "Tabell 3" else "(n = {})"
-            body.append(Row(block, tuple(n_text(n, style) for n in ns), block=True))
+            body.append(Row(block, tuple(n_text(n, style) for n in ns), True, key=(block, "n")))
         labels = dict.fromkeys(rows_of.filter(pl.col("block") == block)["row"])
         for label in (r for r in labels if r != "n"):
             row = [cells.get((block, label, *c), {}) for c in columns]
@@ -198,12 +206,13 @@ def income_table(long: pl.DataFrame, table: str, stars: bool) -> Layout:
                 )
                 for r in row
             ]
-            body.append(Row(label, tuple(printed)))
+            body.append(Row(label, tuple(printed), key=(block, label)))
     if table == "Tabell 3":
         header.append(tuple((f"{g} Antal (%)", 1) for g in groups))
     elif table != "B5":
         header += [tuple((g, 1) for g in groups), tuple(("Antal (%)", 1) for _ in groups)]
-    return Layout(tuple(header), tuple(body))
+    keys = tuple(f"{length} {g}" for length, g in columns)
+    return Layout(tuple(header), tuple(body), column_keys=keys)
 
 
 def table_b6(long: pl.DataFrame, order: Sequence[tuple[str, Sequence[str]]]) -> Layout:
@@ -229,8 +238,9 @@ def table_b6(long: pl.DataFrame, order: Sequence[tuple[str, Sequence[str]]]) -> 
         rows.append(Row(block, ("",) * len(columns), block=True))
         for cat in [*cats, *(c for c in stored[block] if c not in cats)]:
             row = [cells.get((block, cat, *c), {}) for c in columns]
-            rows.append(Row(cat, tuple(count_cell(r.get("n"), r.get("percent")) for r in row)))
-    return Layout(header, tuple(rows))
+            printed = tuple(count_cell(r.get("n"), r.get("percent")) for r in row)
+            rows.append(Row(cat, printed, key=(block, cat)))
+    return Layout(header, tuple(rows), column_keys=tuple(f"{i} {g}" for i, g in columns))
 
 
 def generic(
@@ -254,3 +264,16 @@ def generic(
     )
     header = (tuple((words.header(c), 1) for c in shown[1:]),)
     return Layout(header, rows, corner=words.header(shown[0]), kinds=tuple(kinds[1:]))
+
+
+def with_published(layout: Layout, printed: Mapping[tuple[str, str, str], str]) -> Layout:
+    """`layout` with the publication's printed value beside each of its cells that has one
+    (`printed` by (block, row, column), `published.printed_cells`)."""
+    rows = []
+    for row in layout.rows:
+        if row.key is None:
+            rows.append(row)
+            continue
+        shown = tuple(printed.get((*row.key, c), "") for c in layout.column_keys)
+        rows.append(dataclasses.replace(row, published=shown if any(shown) else ()))
+    return dataclasses.replace(layout, rows=tuple(rows))

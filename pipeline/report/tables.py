@@ -1,5 +1,5 @@
-"""The written table CSVs as the report reads them: cells as text, single values, the attrition
-as shown, the published numbers beside ours and the key metrics."""
+"""The written table CSVs as the report reads them: cells as text, single values and the key
+metrics."""
 
 from __future__ import annotations
 
@@ -41,36 +41,6 @@ def table_value(frame: pl.DataFrame, column: str, **where: str) -> float | None:
     if rows.height != 1 or rows[column][0] in (None, "", ".."):
         return None
     return float(rows[column][0])
-
-
-def published_comparison(tables_dir: Path, entries: list[dict[str, Any]]) -> pl.DataFrame:
-    """Published numbers (analysis-spec.md §5) beside ours: label, source, published, ours,
-    difference (ours − published); ours is null where the cell is missing or suppressed."""
-    rows = []
-    for entry in entries:
-        ours = table_value(
-            read_table(tables_dir / entry["file"]), entry["column"], **entry["where"]
-        )
-        published = float(entry["value"])
-        rows.append(
-            {
-                "label": entry["label"],
-                "source": entry["source"],
-                "published": published,
-                "ours": ours,
-                "difference": None if ours is None else ours - published,
-            }
-        )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "label": pl.String,
-            "source": pl.String,
-            "published": pl.Float64,
-            "ours": pl.Float64,
-            "difference": pl.Float64,
-        },
-    )
 
 
 def key_metrics(tables_dir: Path) -> dict[str, Any]:

@@ -168,6 +168,16 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "gehan_p": ("Gehan p", "p"),
     "chi2": ("χ²", "stat"),
     "chi2_p": ("χ² p", "p"),
+    # the comparison with the publication (published_comparison.csv)
+    "column": ("Kolumn", "text"),
+    "printed": ("Tryckt i rapporten", "text"),
+    "published": ("Publicerat värde", "stat"),
+    "reference": ("Jämförs med", "stat"),
+    "ours": ("Vårt värde", "stat"),
+    "status": ("Överensstämmelse", "text"),
+    "misprint": ("Tryckfel enligt §10", "flag"),
+    "spec_item": ("§10 punkt", "code"),
+    "source": ("Rad i rapporten", "code"),
 }
 
 # English codes stored in the tables, as the reader sees them.
@@ -346,5 +356,14 @@ VALUES.update(
         "other_psych": "övriga psykiatriska",
         "f43": "stressreaktioner (F43)",
         "B4/B5": "B4/B5",
+        "within_rounding": "inom avrundning",
+        "within_tolerance": "inom toleransen",
+        "differs": "avviker",
+        "hidden": "dold",
+        "not_computed": "ej beräknat",
+        "count": "antal",
+        "days": "dagar",
+        "sek": "kr",
+        "years": "år",
     }
 )

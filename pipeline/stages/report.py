@@ -25,14 +25,14 @@ import yaml
 from omegaconf import OmegaConf
 
 from pipeline.core import config, io
-from pipeline.report import layouts, words
+from pipeline.report import layouts, published, words
 from pipeline.report.claims import claim_lines
 from pipeline.report.headlines import headlines
 from pipeline.report.html import Figure, Page, Section, disclosure_section, render
 from pipeline.report.income_tables import b6_blocks
 from pipeline.report.layouts import Layout, Row
 from pipeline.report.sentences import directions
-from pipeline.report.tables import key_metrics, published_comparison, read_table
+from pipeline.report.tables import key_metrics, read_table
 from pipeline.report.workbook import write_workbook
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,9 @@ def run(cfg: Any) -> None:
     attrition = read_table(tables_dir / "attrition.csv")  # published through the gate
     settings = flat_config(cfg, [s for s in REPORTED_SECTIONS if s in cfg])
     config_hash = hashlib.sha256(settings.write_csv().encode()).hexdigest()[:12]
-    entries = [OmegaConf.to_container(e) for e in rep.published]
-    comparison = published_comparison(tables_dir, entries)
+    values = published.read_values(config.resolve_path(rep.published_values))
+    files = sorted({f for f in values["file"].unique() if f})
+    comparison = published.comparison(values, {f: read(f) for f in files})
     io.write_csv(comparison, outputs / "published_comparison.csv")
     page = Page(
         title=str(rep.title),
@@ -208,12 +209,7 @@ def run(cfg: Any) -> None:
         disclosure=disclosure_section(log_frame),
     )
     if show_published(str(rep.compare_published), str(cfg.data.name)):
-        page = dataclasses.replace(
-            page,
-            comparison=Section(
-                "publicerat", words.SECTIONS["published"], layouts.generic(comparison)
-            ),
-        )
+        page = beside_published(page, comparison, values)
     io.write_text_atomic(outputs / "report.html", render(page))
     write_workbook(outputs / "report.xlsx", [page.attrition, *sections])
     io.write_json(outputs / "metrics.json", key_metrics(tables_dir))
@@ -222,6 +218,46 @@ def run(cfg: Any) -> None:
         len(sections),
         len(figures),
         settings.height,
+    )
+
+
+PUBLISHED_TABLE = {  # our table file -> the publication's table in values.csv
+    "table2.csv": "Tabell 2",
+    "table_b3.csv": "Tabell B3",
+    "table_b4.csv": "Tabell B4",
+    "table_b5.csv": "Tabell B5",
+    "table3.csv": "Tabell 3",
+    "table_b6.csv": "Tabell B6",
+}
+
+
+def comparison_summary(comparison: pl.DataFrame) -> str:
+    """How many published values agree with ours, in words."""
+    counts = dict(comparison.group_by("status").len().iter_rows())
+    parts = [f"{counts.get(s, 0)} {words.value(s)}" for s in published.STATUSES]
+    flagged = int(comparison["misprint"].sum())
+    return (
+        f"Av {comparison.height} publicerade värden (analysis-spec.md §5) är "
+        + ", ".join(parts)
+        + f". {flagged} av dem är tryckfel eller inkonsekvenser enligt §10 och jämförs med "
+        "det rättade värdet där ett sådant finns. Antal jämförs exakt, andelar med ±1 "
+        "procentenhet."
+    )
+
+
+def beside_published(page: Page, comparison: pl.DataFrame, values: pl.DataFrame) -> Page:
+    """`page` with the comparison section and the publication's value beside ours in each
+    reproduced table."""
+    tables = []
+    for section in page.tables:
+        table = PUBLISHED_TABLE.get(f"{section.anchor}.csv")
+        if table is not None:
+            layout = layouts.with_published(section.layout, published.printed_cells(values, table))
+            section = dataclasses.replace(section, layout=layout)
+        tables.append(section)
+    section = Section("publicerat", words.SECTIONS["published"], layouts.generic(comparison))
+    return dataclasses.replace(
+        page, tables=tables, comparison=section, comparison_summary=comparison_summary(comparison)
     )
 
 
