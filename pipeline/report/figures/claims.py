@@ -8,12 +8,13 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
+from pipeline.report import words
 from pipeline.report.labels import ALL
 
 LEVEL_LABEL = {
     ALL: ALL,
     "primary_care": "Primärvård",
-    "specialised": "Specialiserad psykiatri",
+    "specialised": "Specialiserad vård",
     "unknown": "Okänd vårdnivå",
 }
 
@@ -58,7 +59,7 @@ def rank_deciles(deciles: pl.DataFrame) -> Figure:
         shown = part.filter(pl.col("observed").is_not_null())
         ax.bar(shown["decile"], shown["observed"], color="#4477aa", label="Fall")
         ax.plot(part["decile"], part["expected"], "k--", label="Likformig")
-        ax.set_title(design, fontsize=9)
+        ax.set_title(words.value(design), fontsize=9)
         ax.set_xlabel("Decil av fallets rang (sjukperiodens längd)")
         ax.set_xticks(range(1, int(part["decile"].max()) + 1))
     np.atleast_1d(axes)[0].set_ylabel("Antal matchade set")
