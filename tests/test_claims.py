@@ -485,15 +485,16 @@ def test_life_table_output_is_consistent_and_hides_small_counts(run_dir):
 
 
 def test_report_sentences_quote_the_claims_tables_and_say_hidden_for_hidden_cells(run_dir):
+    from pipeline.report import words
     from pipeline.report.claims import b5_lines, claim_lines
 
     tables = run_dir / "outputs" / "tables"
     lines = claim_lines(tables, 0.1)
     rank = pl.read_csv(tables / "gc001_length_rank.csv", infer_schema_length=0)
     for design in rank["design"]:
-        assert sum(f"({design})" in line for line in lines) == 1
+        assert sum(f"({words.value(design)})" in line for line in lines) == 1
     html = (run_dir / "outputs" / "report.html").read_text(encoding="utf-8")
-    assert html.count("Case&#x27;s length rank in risk sets") == rank.height
+    assert html.count("Fallets rang efter längd i sitt riskset") == rank.height
     b5 = pl.DataFrame(
         {
             "length_class": ["Alla", "Alla"],
@@ -505,7 +506,7 @@ def test_report_sentences_quote_the_claims_tables_and_say_hidden_for_hidden_cell
         }
     )
     (line,) = b5_lines(b5)
-    assert "Insats hidden %" in line and "Kontroll 12.5 % (95 % CI 8 to 18.75)" in line
+    assert "Insats dold %" in line and "Kontroll 12,5 % (95 % KI 8,0–18,8)" in line
 
 
 def test_rank_tables_hide_the_chi_square_when_a_decile_is_hidden():

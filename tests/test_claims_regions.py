@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from pipeline.core import config
 from pipeline.report.claims import region_lines
-from pipeline.report.formatting import display
 from pipeline.report.labels import TOTAL
+from pipeline.report.numbers import cell as printed
 from pipeline.report.table2 import (
     TABLE2_COLUMNS,
     blocks,
@@ -227,7 +227,7 @@ def test_smd_matches_the_formula_by_hand():
     # Skåne's largest |SMD| is Förgymnasial (Gymnasial: 19 / sqrt(95), age bands and mean smaller)
     assert abs(expected_age) < 21**0.5 / 2 and 19 / math.sqrt(95) < 21**0.5 / 2
     (line,) = region_lines(smd_layout(out, decimals=6), 0.1)
-    assert f"Skåne {display(str(round(21**0.5 / 2, 6)))} (9 of 9)" in line
+    assert f"Skåne {printed(str(round(21**0.5 / 2, 6)), 'stat')} (9 av 9)" in line
     assert ALL not in out["region"].to_list()
 
 
@@ -242,7 +242,7 @@ def test_report_summarises_only_the_smds_the_table_shows():
         }
     )
     (line,) = region_lines(wide, 0.1)
-    assert "Uppsala 0.3 (2 of 2)" in line and "Kalmar 0.2 (1 of 3)" in line
+    assert "Uppsala 0,3 (2 av 2)" in line and "Kalmar 0,2 (1 av 3)" in line
     assert "Skåne" not in line  # nothing shown: nothing said
 
 
