@@ -14,20 +14,20 @@ from pipeline.report import words
 from pipeline.report.html import Headline
 from pipeline.report.labels import ALL_LENGTHS, GROUP_LABEL, TOTAL
 from pipeline.report.numbers import cell, interval
+from pipeline.report.tables import table_row
 
 TREATED, CONTROL = GROUP_LABEL[True], GROUP_LABEL[False]
 Reader = Callable[[str], pl.DataFrame]
 
 
-def _row(frame: pl.DataFrame, **where: str) -> Mapping[str, str]:
-    """The one row of a text table matching `where` (an empty mapping when there is none)."""
-    rows = frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items()))
-    return rows.row(0, named=True) if rows.height == 1 else {}
-
-
 def _show(row: Mapping[str, str], column: str, kind: str) -> str:
     """A cell as printed, ".." when withheld or absent."""
     return cell(row.get(column), kind) or words.HIDDEN_CELL
+
+
+def _ci(row: Mapping[str, str], low: str, high: str, kind: str) -> str:
+    """The 95 % CI of a row as printed, ".." when a bound is withheld or absent."""
+    return interval(row.get(low), row.get(high), kind) or words.HIDDEN_CELL
 
 
 def _pair(a: str, b: str) -> str:
@@ -37,7 +37,7 @@ def _pair(a: str, b: str) -> str:
 
 def population(table2: pl.DataFrame) -> list[Headline]:
     """Persons in the treated and control groups (Table 2's sex block totals)."""
-    t, c = (_row(table2, block="Kön", category=TOTAL, group=g) for g in (TREATED, CONTROL))
+    t, c = (table_row(table2, block="Kön", category=TOTAL, group=g) for g in (TREATED, CONTROL))
     n = _pair(_show(t, "n", "count"), _show(c, "n", "count"))
     return [Headline("Population (Tabell 2)", "Personer, insats / kontroll", n, "", "", "table2")]
 
@@ -55,9 +55,11 @@ def income(adjusted: pl.DataFrame, long: pl.DataFrame) -> list[Headline]:
          "Varaktig inkomst efter 12 månader", "table3"),
     ):  # fmt: skip
         model = f"{table}|income_before|{ALL_LENGTHS}|{outcome}"
-        r = _row(adjusted, model=model)
+        r = table_row(adjusted, model=model)
         t, c = (
-            _row(long, table=row_table, block=block, row=row, length_class=ALL_LENGTHS, group=g)
+            table_row(
+                long, table=row_table, block=block, row=row, length_class=ALL_LENGTHS, group=g
+            )
             for g in (TREATED, CONTROL)
         )
         shares = _pair(_show(t, "percent", "percent"), _show(c, "percent", "percent"))
@@ -66,7 +68,7 @@ def income(adjusted: pl.DataFrame, long: pl.DataFrame) -> list[Headline]:
                 "Inkomst efter sjukperioden, med inkomst före",
                 f"{what}: insats / kontroll {shares} %; justerad skillnad (procentenheter)",
                 _show(r, "ame_pp", "pp"),
-                interval(r.get("ame_ci_low"), r.get("ame_ci_high"), "pp") or words.HIDDEN_CELL,
+                _ci(r, "ame_ci_low", "ame_ci_high", "pp"),
                 _show(r, "n", "count"),
                 anchor,
             )
@@ -79,14 +81,14 @@ def sick_days(extra: pl.DataFrame, points: tuple[str, ...] = ("0.0", "180.0")) -
     design) at 0 and 180 prior sick days."""
     lines = []
     for prior in points:
-        r = _row(extra, design="riskset", prior_days=prior)
+        r = table_row(extra, design="riskset", prior_days=prior)
         lines.append(
             Headline(
                 "Sjukdagar efter insatsen",
                 f"Fler sjukdagar under 365 dagar efter index vid {cell(prior, 'code')} tidigare "
                 "sjukdagar (insats − kontroll, riskset)",
                 _show(r, "extra_days", "days"),
-                interval(r.get("ci_low"), r.get("ci_high"), "days") or words.HIDDEN_CELL,
+                _ci(r, "ci_low", "ci_high", "days"),
                 _show(r, "n", "count"),
                 "nb_extra_days",
             )
@@ -96,7 +98,7 @@ def sick_days(extra: pl.DataFrame, points: tuple[str, ...] = ("0.0", "180.0")) -
 
 def fk(registrations: pl.DataFrame) -> list[Headline]:
     """Any FK meeting or plan during the spell: treated − control (percentage points)."""
-    t, c = (_row(registrations, registration="any_fk", group=g) for g in (TREATED, CONTROL))
+    t, c = (table_row(registrations, registration="any_fk", group=g) for g in (TREATED, CONTROL))
     shares = _pair(_show(t, "percent", "percent"), _show(c, "percent", "percent"))
     return [
         Headline(
@@ -104,7 +106,7 @@ def fk(registrations: pl.DataFrame) -> list[Headline]:
             f"Något avstämningsmöte eller någon plan: insats / kontroll {shares} %; skillnad "
             "(procentenheter)",
             _show(t, "diff_pp", "pp"),
-            interval(t.get("diff_ci_low"), t.get("diff_ci_high"), "pp") or words.HIDDEN_CELL,
+            _ci(t, "diff_ci_low", "diff_ci_high", "pp"),
             _pair(_show(t, "n", "count"), _show(c, "n", "count")),
             "fk_registrations",
         )

@@ -116,37 +116,7 @@ def environment() -> jinja2.Environment:
 
 def render(page: Page) -> str:
     """The whole report as one HTML document."""
-    comparison = None
-    if page.comparison is not None:
-        comparison = {"layout": page.comparison.layout, "summary": page.comparison_summary}
-    disclosure = None
-    if page.disclosure is not None:
-        disclosure = {"layout": page.disclosure.layout, "note": page.disclosure.notes[0]}
-    return (
-        environment()
-        .get_template("report.html.j2")
-        .render(
-            title=page.title,
-            subtitle=page.subtitle,
-            version=page.version,
-            config_hash=page.config_hash,
-            run_date=page.run_date,
-            min_count=page.min_count,
-            headlines=page.headlines,
-            toc=page.toc(),
-            comparison=comparison,
-            attrition={"layout": page.attrition.layout, "note": " ".join(page.attrition.notes)},
-            tables=page.tables,
-            figures=page.figures,
-            directions=page.directions,
-            claims=page.claims,
-            deviations=page.deviations,
-            inconsistencies=page.inconsistencies,
-            disclosure=disclosure,
-            settings={"layout": page.settings.layout},
-            sections=page.sections,
-        )
-    )
+    return environment().get_template("report.html.j2").render(page=page)
 
 
 def disclosure_section(log: pl.DataFrame) -> Section:

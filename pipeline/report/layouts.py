@@ -88,6 +88,19 @@ def _lookup(frame: pl.DataFrame, keys: Sequence[str]) -> dict[tuple[str, ...], d
     return {tuple(r[k] for k in keys): r for r in frame.iter_rows(named=True)}
 
 
+def _category_row(
+    cells: Mapping[tuple[str, ...], Mapping[str, str]],
+    block: str,
+    category: str,
+    columns: Sequence[tuple[str, ...]],
+) -> Row:
+    """A category's printed row: "n (pct)" in each column (`cells` by (block, category,
+    *column)), keyed (block, category) for the published values."""
+    found = [cells.get((block, category, *c), {}) for c in columns]
+    printed = tuple(count_cell(r.get("n"), r.get("percent")) for r in found)
+    return Row(category, printed, key=(block, category))
+
+
 def _blocks(frame: pl.DataFrame, category: str = "category") -> list[tuple[str, list[str]]]:
     """Blocks in table order with their categories in order (totals excluded)."""
     order: dict[str, list[str]] = {}
@@ -112,9 +125,7 @@ def table2(long: pl.DataFrame, block_names: Mapping[str, str]) -> Layout:
     for block, cats in _blocks(long):
         rows.append(Row(block_names.get(block, block), ("",) * len(groups), block=True))
         for cat in cats:
-            row = [cells.get((block, cat, g), {}) for g, _ in groups]
-            printed = tuple(count_cell(r.get("n"), r.get("percent")) for r in row)
-            rows.append(Row(cat, printed, key=(block, cat)))
+            rows.append(_category_row(cells, block, cat, [(g,) for g, _ in groups]))
     return Layout(header, tuple(rows), column_keys=tuple(g for g, _ in groups))
 
 
@@ -140,9 +151,7 @@ def table_b3(
     for block, cats in _blocks(long):
         rows.append(Row(block_names.get(block, block), ("",) * len(columns), block=True))
         for cat in [*cats, TOTAL] if block not in B3_NO_TOTAL else cats:
-            row = [cells.get((block, cat, *c), {}) for c in columns]
-            printed = tuple(count_cell(r.get("n"), r.get("percent")) for r in row)
-            rows.append(Row(cat, printed, key=(block, cat)))
+            rows.append(_category_row(cells, block, cat, columns))
         if block == "Ålder" and ages:
             mean_age = "Medelvärde (median) ålder"
             printed = tuple(_age(ages.get(c)) for c in columns)
@@ -237,9 +246,7 @@ def table_b6(long: pl.DataFrame, order: Sequence[tuple[str, Sequence[str]]]) -> 
             continue
         rows.append(Row(block, ("",) * len(columns), block=True))
         for cat in [*cats, *(c for c in stored[block] if c not in cats)]:
-            row = [cells.get((block, cat, *c), {}) for c in columns]
-            printed = tuple(count_cell(r.get("n"), r.get("percent")) for r in row)
-            rows.append(Row(cat, printed, key=(block, cat)))
+            rows.append(_category_row(cells, block, cat, columns))
     return Layout(header, tuple(rows), column_keys=tuple(f"{i} {g}" for i, g in columns))
 
 

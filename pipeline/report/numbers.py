@@ -80,7 +80,7 @@ def cell(text: str | None, kind: str, labels: Mapping[str, str] | None = None) -
     kind (`words.COLUMNS`); ".." (withheld) and empty cells as they are."""
     if text is None or text in ("", words.HIDDEN_CELL):
         return text or ""
-    if kind in ("text", "step", "flag"):
+    if kind in ("text", "flag"):
         return words.value(text, labels)
     if kind == "code":
         return text.removesuffix(".0")
@@ -111,7 +111,7 @@ def interval(low: str | float | None, high: str | float | None, kind: str = "sta
     return joiner.join(texts)
 
 
-TEXT_KINDS = ("text", "step", "flag", "code", "n_pct")
+TEXT_KINDS = ("text", "flag", "code", "n_pct")
 
 
 def number_of(text: str | None, kind: str) -> float | None:

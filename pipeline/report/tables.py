@@ -35,12 +35,16 @@ def read_table(path: Path) -> pl.DataFrame:
     )
 
 
+def table_row(frame: pl.DataFrame, **where: str) -> dict[str, str]:
+    """The one row of a text table whose columns equal `where` ({} when none or several)."""
+    rows = frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items()))
+    return rows.row(0, named=True) if rows.height == 1 else {}
+
+
 def table_value(frame: pl.DataFrame, column: str, **where: str) -> float | None:
     """One numeric cell of a text table (None when missing or suppressed)."""
-    rows = frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items()))
-    if rows.height != 1 or rows[column][0] in (None, "", ".."):
-        return None
-    return float(rows[column][0])
+    value = table_row(frame, **where).get(column)
+    return None if value in (None, "", "..") else float(value)
 
 
 def key_metrics(tables_dir: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 # days, sek, years, ratio, p, stat (four significant digits), n_pct ("n (pct)" cells).
 COLUMNS: dict[str, tuple[str, str]] = {
     # attrition
-    "step": ("Steg", "step"),
+    "step": ("Steg", "text"),
     "description": ("Urvalsregel", "text"),
     "n_rows": ("Rader", "count"),
     "n_spells": ("Sjukperioder", "count"),

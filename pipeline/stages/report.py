@@ -117,14 +117,12 @@ def hidden_note(log: pl.DataFrame, file: str) -> str:
     if row.height != 1:
         return ""
     r = row.row(0, named=True)
-    reasons = {
-        "hidden_primary": "under gränsen",
-        "hidden_complement": "komplement",
-        "hidden_secondary": "sekundärt",
-        "hidden_linked": "som i annan tabell",
-        "hidden_by_stage": "redan av steget",
-    }
-    parts = [f"{r[c]} {text}" for c, text in reasons.items() if r.get(c) not in (None, "", "0")]
+    hidden = "Dolda: "  # the log's columns of cells the gate withheld, by reason
+    parts = [
+        f"{r[c]} {label.removeprefix(hidden)}"
+        for c, label in words.DISCLOSURE_COLUMNS.items()
+        if label.startswith(hidden) and r.get(c) not in (None, "", "0")
+    ]
     if not parts:
         return "Röjandekontroll: inget dolt."
     return f"Röjandekontroll: dolda celler ('..'): {', '.join(parts)}."
@@ -160,7 +158,7 @@ def run_date() -> str:
 def run(cfg: Any) -> None:
     """Write outputs/report.html, outputs/report.xlsx and outputs/metrics.json."""
     rep = cfg.report
-    show_published(str(rep.compare_published), str(cfg.data.name))  # a typo stops here
+    compare = show_published(str(rep.compare_published), str(cfg.data.name))  # a typo stops here
     outputs = config.resolve_path(cfg.paths.outputs)
     tables_dir, figures_dir = outputs / "tables", outputs / "figures"
     read = functools.cache(lambda name: read_table(tables_dir / name))
@@ -208,7 +206,7 @@ def run(cfg: Any) -> None:
         settings=Section("konfiguration", words.SECTIONS["config"], settings_layout(settings)),
         disclosure=disclosure_section(log_frame),
     )
-    if show_published(str(rep.compare_published), str(cfg.data.name)):
+    if compare:
         page = beside_published(page, comparison, values)
     io.write_text_atomic(outputs / "report.html", render(page))
     write_workbook(outputs / "report.xlsx", [page.attrition, *sections])
