@@ -4,8 +4,10 @@ Each delivered file becomes a `Source`: a LazyFrame with the contract columns
 (renamed from the delivery's names, in their delivered dtypes) and `ROW`, the
 1-based data row number within the file (the header is not counted; for CSV
 it is the record number, which equals the line number minus one unless a quoted
-field spans lines). Parquet and CSV are scanned lazily; SAS (sas7bdat, xpt) and
-Stata (dta) files are read with pyreadstat in chunks of only the needed columns.
+field spans lines). Parquet and CSV are scanned lazily; Stata (dta) and SAS transport
+(xpt) files are decoded by `fixed_width` (numpy over the fixed-width records, the
+common case), else, like SAS data sets (sas7bdat), by pyreadstat in chunks of only
+the needed columns.
 CSV in another encoding than UTF-8 is first transcoded, in blocks, to a UTF-8
 copy in the work directory.
 """
@@ -29,6 +31,7 @@ import pyreadstat
 from pipeline.core import config
 from pipeline.core.contract import TABLES, Table
 from pipeline.core.errors import DeliveryError
+from pipeline.stages.stage import fixed_width
 from pipeline.stages.stage import normalise as nz
 from pipeline.stages.stage.spec import TableSource
 from pipeline.stages.stage.validate import ROW
@@ -303,13 +306,18 @@ def read_csv(path: Path, source: TableSource, work_dir: Path) -> Source:
 
 
 def read_readstat(path: Path, source: TableSource, work_dir: Path) -> Source:
-    """A SAS (sas7bdat, xpt) or Stata (dta) file as a Source (read in chunks)."""
+    """A SAS (sas7bdat, xpt) or Stata (dta) file as a Source (`fixed_width`, else pyreadstat
+    in chunks)."""
     table, label = TABLES[source.table], label_of(path)
     reader = READSTAT[source.format]
     kwargs: dict[str, Any] = {"encoding": source.encoding} if source.encoding else {}
     mapping = map_columns(
         delivered_columns(path, source), table, source.columns, label, True, source.constants
     )
+    fast = fixed_width.read(path, source.format, list(mapping), source.encoding)
+    if fast is not None:
+        frame = fast.with_row_index(ROW, offset=1)
+        return _source(label, frame.lazy(), mapping, source, frame.height)
     try:
         chunks = [
             chunk
