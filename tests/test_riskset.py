@@ -227,7 +227,7 @@ def _stage_run(tmp_path, *overrides: str) -> dict[str, pl.DataFrame]:
     )
     at_risk = pl.concat(
         [population.drop("cohort").with_columns(pl.lit(True).alias("population_any_length")), extra]
-    )
+    ).with_columns((pl.col("treated") | long).alias("long_enough"))
     at_risk.write_parquet(tmp_path / "cohort_at_risk.parquet")
     riskset_stage.run(
         config.compose([f"paths.outputs={tmp_path}", f"data.end_date='{DATA_END}'", *overrides])
@@ -253,15 +253,27 @@ def test_the_stage_writes_both_modes_and_riskset_parquet_is_the_configured_one(
     }
     cohort = pl.read_parquet(tmp_path / "cohort.parquet")
     at_risk = pl.read_parquet(tmp_path / "cohort_at_risk.parquet")
-    pool = cohort if rule == "whole_spell" else at_risk.filter("population_any_length")
-    frames = {"riskset": (cohort, pool), "riskset_at_risk": (at_risk, at_risk)}
-    for prefix, (frame, candidates) in frames.items():
+    never = at_risk.filter("population_any_length")  # the spells the test puts in the population
+    pools = {  # written out by hand: the cohort's spells, the population's, all at risk
+        ("never_treated", "whole_spell"): cohort,
+        ("never_treated", "at_index"): never,
+        ("not_yet_treated", "whole_spell"): at_risk.filter("long_enough"),
+        ("not_yet_treated", "at_index"): at_risk,
+    }
+    for prefix, frame in {"riskset": cohort, "riskset_at_risk": at_risk}.items():
         for mode in MODES:
+            candidates = at_risk if prefix == "riskset_at_risk" else pools[mode, rule]
             expected = build_riskset(frame, conf(k=5, mode=mode, seed=5), candidates, DATA_END)
             assert written[f"{prefix}_{mode}.parquet"].equals(expected)
             assert written[f"{prefix}_{mode}.parquet"]["control_mode"].unique().to_list() == [mode]
     configured_file = tmp_path / f"riskset_{configured}.parquet"
     assert (tmp_path / "riskset.parquet").read_bytes() == configured_file.read_bytes()
+    # the spells outside the population (untreated spells of treated persons, say) serve
+    # as not-yet-treated controls only, and only when the length rule lets them
+    outside = pl.col("spell_id") >= 10_000
+    used = {m: written[f"riskset_{m}.parquet"].filter(outside).height for m in MODES}
+    assert used["never_treated"] == 0
+    assert (used["not_yet_treated"] > 0) == (rule == "at_index")
 
 
 @pytest.mark.parametrize(

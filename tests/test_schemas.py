@@ -41,4 +41,5 @@ def test_at_risk_spells_have_the_cohort_columns_before_the_unit_flags(run_dir):
     cohort = list(pl.read_parquet_schema(run_dir / "outputs/cohort.parquet").items())
     at_risk = list(pl.read_parquet_schema(run_dir / "outputs/cohort_at_risk.parquet").items())
     before_flags = cohort[: [n for n, _ in cohort].index("care_level_group") + 1]
-    assert at_risk == [*before_flags, ("population_any_length", pl.Boolean)]
+    flags = [("population_any_length", pl.Boolean), ("long_enough", pl.Boolean)]
+    assert at_risk == [*before_flags, *flags]

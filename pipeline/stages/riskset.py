@@ -9,9 +9,9 @@ spells stage censors), for two groups of cases:
 - the cohort's treated spells (cohort.parquet): outputs/riskset_<mode>.parquet
   for each mode, and outputs/riskset.parquet, the sets of the configured
   `riskset.control_mode` (the file nb_model, survival and claims analyse). Their
-  controls come from the population before the 30-day rule
-  (`riskset.control_length_rule: at_index`: cohort_at_risk.parquet rows with
-  `population_any_length`) or from the cohort's own spells (`whole_spell`);
+  controls come from cohort_at_risk.parquet (`control_pool`): never-treated persons'
+  spells, or every spell at risk (`not_yet_treated`), of any length
+  (`riskset.control_length_rule: at_index`) or passing the 30-day rule (`whole_spell`);
 - the spells at risk of a first GC001 (cohort_at_risk.parquet):
   outputs/riskset_at_risk_<mode>.parquet, the sets of claims' length-rank test
   (`claims.rank_control_mode` picks the mode).
@@ -81,12 +81,21 @@ def data_end(cfg: Any) -> dt.date:
     return pl.scan_parquet(periods).select(pl.col("tom_datum").max()).collect().item()
 
 
-def control_pool(cohort: pl.DataFrame, at_risk: pl.DataFrame, rule: str) -> pl.DataFrame:
-    """The spells the cohort's controls are drawn from under `riskset.control_length_rule`:
-    the population of any length (`at_index`) or the cohort itself (`whole_spell`)."""
+def control_pool(at_risk: pl.DataFrame, mode: str, rule: str) -> pl.DataFrame:
+    """The spells (rows of `at_risk`) the cohort's controls are drawn from under
+    `riskset.control_mode` and `riskset.control_length_rule`.
+
+    `never_treated` (the report's rule) draws from the spells of persons never treated
+    (the population but for the 30-day rule); `not_yet_treated` from every spell at risk,
+    also the untreated spells of persons treated in another spell: "any spell without
+    GC001 up to day t" (analysis-spec.md §6.2). Leaving those out selects on the future,
+    since only a spell that ends has room for a later, treated one. `whole_spell` keeps
+    only spells that pass the 30-day rule as a whole; `at_index` any length.
+    """
+    keep = pl.col("population_any_length") if mode == "never_treated" else pl.lit(True)
     if rule == "whole_spell":
-        return cohort
-    return at_risk.filter("population_any_length")
+        keep = keep & pl.col("long_enough")
+    return at_risk.filter(keep)
 
 
 def run(cfg: Any) -> None:
@@ -96,19 +105,21 @@ def run(cfg: Any) -> None:
     outputs = config.resolve_path(cfg.paths.outputs)
     cohort = pl.read_parquet(outputs / "cohort.parquet")
     at_risk = pl.read_parquet(outputs / "cohort_at_risk.parquet")
-    pool = control_pool(cohort, at_risk, str(cfg.riskset.control_length_rule))
+    rule = str(cfg.riskset.control_length_rule)
     drawn: dict[str, pl.DataFrame] = {}
     for mode in MODES:
         mode_conf = replace(conf, control_mode=mode)
+        pool = control_pool(at_risk, mode, rule)
         drawn[f"riskset_{mode}.parquet"] = build_riskset(cohort, mode_conf, pool, end)
         drawn[f"riskset_at_risk_{mode}.parquet"] = build_riskset(at_risk, mode_conf, None, end)
+        log.info(
+            "riskset %s: controls %s (%d candidate spells), at risk until %s",
+            mode,
+            rule,
+            pool.height,
+            end,
+        )
     drawn["riskset.parquet"] = drawn[f"riskset_{conf.control_mode}.parquet"]
-    log.info(
-        "riskset: controls %s (%d candidate spells), at risk until %s",
-        cfg.riskset.control_length_rule,
-        pool.height,
-        end,
-    )
     for name, riskset in drawn.items():
         io.write_parquet(riskset, outputs / name)
         log_sets(name, riskset, conf.k)
