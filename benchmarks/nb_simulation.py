@@ -11,7 +11,11 @@ of the point (`truth_summary`'s "at p"), `truth_local` = the local-linear value 
 the point (`truth_at`); `truth_contrast` = the cases' band mean minus the control
 rows' (whose persons may be treated later, e.g. a `not_yet_treated` control's own
 spell), the truth of the case - control contrast the design compares; with the
-effect off all are 0. The temporary directory is
+effect off all are 0. With the effect on, `null_world` refits each design on the
+same rows with every row's planted days taken out of its after_days (`null_world()`):
+the estimate minus it is the effect the model recovers on that very sample, and it
+splits the bias into the null world's deviation (design and model with nothing to
+find) and the recovery error against the contrast truth. The temporary directory is
 deleted after each seed. One CSV row per seed x effect x design x point
 (appended as it goes, so an interrupted run keeps its seeds), then a summary:
 
@@ -32,7 +36,10 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.__main__ import main as cli
+from pipeline.core import config
 from pipeline.rules.nb_truth import true_extra_days, truth_at, truth_summary
+from pipeline.stages.nb_model import NBConfig
+from pipeline.stages.nb_model.fit import fit_design
 
 FIRST_SEED = 20260625  # synth.seed's default: seed 0 of the study is the default run's
 # nb.extra_days_at plus 15 and 30 (inside the low prior-days band)
@@ -105,6 +112,24 @@ def design_rows(
     )
 
 
+def null_world(base: Path, design: str, truth: pl.DataFrame, overrides: list[str]) -> pl.DataFrame:
+    """`design`'s extra days (prior_days, null_world) refitted on the same rows with every
+    row's planted days taken out of its after_days: the estimate had no one been treated,
+    the persons, spells and their scheduling unchanged (the generator never moves a later
+    spell for a treatment). Estimate - null_world is then the effect the model recovers
+    on this very sample; null_world itself is what the design and model give with no
+    effect (days)."""
+    conf = NBConfig.from_config(config.compose(overrides))
+    end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
+    rows = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
+    rows = true_extra_days(rows.filter(pl.col("design") == design), truth, WINDOW, end)
+    if conf.truncation != "exclude":
+        raise ValueError("null_world needs nb.truncation=exclude (complete windows)")
+    rows = rows.with_columns(pl.col("after_days") - pl.col("true_extra_days"))
+    points = fit_design(rows, design, conf, [], None)["points"]
+    return points.select("prior_days", pl.col("extra_days").alias("null_world"))
+
+
 def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
     """All designs' points for one seed and effect setting, with run times (s)."""
     base = Path(tempfile.mkdtemp(prefix=f"nbsim_{seed}_"))
@@ -131,9 +156,11 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
             run_stages(("nb_model",), over)
             nb_secs = time.perf_counter() - t0
             got = design_rows(*stage_points(base, "riskset"), base, truth, f"riskset {mode}")
+            got = got.join(null_world(base, "riskset", truth, over), on="prior_days", how="left")
             parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
             if mode == MODES[0]:
                 rep = design_rows(*stage_points(base, "report"), base, truth, "report")
+                rep = rep.join(null_world(base, "report", truth, over), on="prior_days", how="left")
                 parts.append(rep.with_columns(pl.lit(nb_secs).alias("seconds")))
         out = pl.concat(parts)
         return out.with_columns(
@@ -155,6 +182,9 @@ def summarise(runs: pl.DataFrame) -> pl.DataFrame:
         truth.otherwise(pl.col("truth_local")).alias("truth_local"),
         truth.otherwise(pl.col("truth_contrast")).alias("truth_contrast"),
     )
+    if "null_world" not in runs.columns:  # runs written before the paired refit
+        runs = runs.with_columns(pl.lit(None, pl.Float64).alias("null_world"))
+    recovered = pl.col("extra_days") - pl.col("null_world") - pl.col("truth_contrast")
     shown = runs.filter(~pl.col("extrapolated"))
     return (
         shown.group_by("effect", "design", "prior_days")
@@ -181,6 +211,13 @@ def summarise(runs: pl.DataFrame) -> pl.DataFrame:
                 pl.col("truth_contrast").is_between(pl.col("ci_low"), pl.col("ci_high")).mean()
                 * 100
             ).alias("coverage_contrast"),
+            pl.col("null_world").count().alias("paired_seeds"),
+            pl.col("null_world").mean().alias("null_world"),
+            (pl.col("null_world").std() / pl.col("null_world").count().sqrt()).alias(
+                "null_world_se"
+            ),
+            recovered.mean().alias("recovery_error"),
+            (recovered.std() / recovered.count().sqrt()).alias("recovery_error_se"),
             pl.col("extra_days").std().alias("sd_est"),
             ((pl.col("ci_high") - pl.col("ci_low")) / 2).mean().alias("half_width"),
             pl.col("seconds").mean().alias("seconds"),
@@ -222,6 +259,20 @@ def markdown(summary: pl.DataFrame) -> str:
             f"{num(r['bias_contrast_se'], '.1f')} | {num(r['coverage_contrast'], '.0f')} "
             f"| {num(r['seconds'], '.0f')} |"
         )
+    paired = on.filter(pl.col("paired_seeds") > 0).sort("design", "prior_days")
+    if paired.height:
+        lines += [
+            "",
+            "| design | prior days | paired seeds | null world: mean ± MC se "
+            "| recovered − contrast truth: mean ± MC se |",
+            "|" + " --- |" * 5,
+        ]
+        for r in paired.iter_rows(named=True):
+            lines.append(
+                f"| {r['design']} | {r['prior_days']:g} | {r['paired_seeds']} "
+                f"| {num(r['null_world'], '+.1f')} ± {num(r['null_world_se'], '.1f')} "
+                f"| {num(r['recovery_error'], '+.1f')} ± {num(r['recovery_error_se'], '.1f')} |"
+            )
     return "\n".join(lines)
 
 
