@@ -264,9 +264,7 @@ def unit_flags(cohort: pl.LazyFrame) -> pl.LazyFrame:
 # after it do (persons whose GC001 lies outside their spells, untreated spells of treated
 # persons, short controls). Their spells are all at risk of a first GC001 in the spell.
 AT_RISK_STEP = "insured_type"
-# The 30-day rule, the last population filter: the at-risk spells that reach it carry
-# `population_any_length` (the never-treated risk set's pool); `long_enough` says whether
-# a spell passes the rule itself (the `control_length_rule: whole_spell` pools).
+# The 30-day rule, the last population filter (the at-risk spells' two flags below).
 LENGTH_STEP = "min_days"
 
 
@@ -281,8 +279,8 @@ def build_cohort(
     """The cohort (one row per kept spell, covariates, unit flags), its attrition rows, and
     the at-risk spells: the population after `AT_RISK_STEP`, before any filter that selects
     on exposure or length (the GC001 life table's denominator, §4.12), with
-    `population_any_length` (the spell passes every population filter but the 30-day rule)
-    and `long_enough` (it passes the 30-day rule)."""
+    `population_any_length` (it passes every population filter but the 30-day rule: the
+    never-treated risk set's pool) and `long_enough` (it passes the 30-day rule)."""
     joined = spells.lazy().join(exposure.lazy(), on="spell_id")
     frame = (
         attach_background(joined, bakgrund, conf.year_basis, conf.education_fallback)
@@ -294,15 +292,13 @@ def build_cohort(
     for step, description, keep in population_filters(conf, persons_with_intervention):
         if step == LENGTH_STEP:
             any_length = pl.col("spell_id").is_in(frame["spell_id"].implode())
-            long_enough = keep
+            long_enough = keep.alias("long_enough")
         frame = frame.filter(keep)
         steps.append(count_step(frame, step, description))
         if step == AT_RISK_STEP:
             at_risk = frame
     cohort = unit_flags(frame.lazy()).collect()
-    at_risk = at_risk.with_columns(
-        any_length.alias("population_any_length"), long_enough.alias("long_enough")
-    )
+    at_risk = at_risk.with_columns(any_length.alias("population_any_length"), long_enough)
     persons = cohort.filter("person_row")
     steps.append(count_step(persons, "person_row", "one spell per person: Table 2/B3 unit (§3.4)"))
     return cohort, steps, at_risk
