@@ -130,3 +130,95 @@ def test_ibm_floats_of_every_stored_length_and_the_missing_codes():
     assert missing.tolist() == [False] * 4 + [True] * 3
     short, _ = fixed_width._ibm_floats(raw[2:4, :3])  # a 3-byte column
     assert short.tolist() == [0.0, 100.0]
+
+
+# --- what a second read found: each case is pyreadstat's to read, or read as it reads it ---
+
+
+def _agrees_or_declines(path, fmt: str, columns: list[str], encoding: str | None = None) -> None:
+    """The fast reader gives pyreadstat's frame or None; where pyreadstat fails, None."""
+    reader = pyreadstat.read_dta if fmt == "dta" else pyreadstat.read_xport
+    kwargs = {"encoding": encoding} if encoding else {}
+    got = fixed_width.read(path, fmt, columns, encoding)
+    try:
+        expected, _ = reader(str(path), output_format="polars", **kwargs)
+    except Exception:  # any failure of pyreadstat's is the reference here
+        assert got is None
+        return
+    assert got is None or (got.schema == expected.schema and got.equals(expected))
+
+
+def _xpt_with(tmp_path, name: str, values: list[float]) -> tuple:
+    """An xpt v8 file of one numeric column; returns (path, offset of its first value)."""
+    path = tmp_path / name
+    pyreadstat.write_xport(pd.DataFrame({"X": values}), str(path), file_format_version=8)
+    raw = path.read_bytes()
+    obs = raw.find(b"HEADER RECORD*******OBSV8")
+    return path, obs + 80
+
+
+def test_undecodable_text_and_unknown_encodings_are_declined(tmp_path):
+    path = tmp_path / "b.dta"
+    pyreadstat.write_dta(pd.DataFrame({"S": ["ab", "xy"], "N": [1.0, 2.0]}), str(path), version=14)
+    raw = path.read_bytes()
+    at = raw.find(b"ab", raw.find(b"<data>"))  # the first record's text
+    path.write_bytes(raw[:at] + b"\xe5" + raw[at + 1 :])  # not UTF-8
+    assert fixed_width.read(path, "dta", ["S", "N"], None) is None
+    assert fixed_width.read(path, "dta", ["S", "N"], "no-such-codec") is None
+    pyreadstat.write_dta(pd.DataFrame({"S": ["åä"]}), str(path), version=15)
+    assert fixed_width.read(path, "dta", ["S"], "ascii") is None  # pyreadstat refuses it
+    _agrees_or_declines(path, "dta", ["S"], "ascii")
+
+
+def test_a_label_holding_the_map_tag_is_read(tmp_path):
+    path = tmp_path / "label.dta"
+    frame = pd.DataFrame({"A": [1.0, 2.0]})
+    pyreadstat.write_dta(frame, str(path), version=15, file_label="x<map>y")
+    expected = _pyreadstat(path, "dta")
+    assert fixed_width.read(path, "dta", ["A"], None).equals(expected)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["8000000000000000", "4000000000000000", "4108000000000000", "7FFFFFFFFFFFFFFF"],
+    ids=["minus-zero", "exponent-only-zero", "unnormalised", "largest"],
+)
+def test_ibm_values_readstat_reads_its_own_way_are_declined(tmp_path, stored):
+    path, first = _xpt_with(tmp_path, "odd.xpt", [1.0, 2.0])
+    raw = bytearray(path.read_bytes())
+    raw[first : first + 8] = bytes.fromhex(stored)
+    path.write_bytes(bytes(raw))
+    assert fixed_width.read(path, "xpt", ["X"], None) is None
+
+
+def test_npos_out_of_sequence_a_wrong_variable_count_and_an_unstated_row_count(tmp_path):
+    frame = pd.DataFrame({"A": [1.0, 3.0], "B": [2.0, 4.0]})
+    path = tmp_path / "n.xpt"
+    pyreadstat.write_xport(frame, str(path), file_format_version=8)
+    raw = path.read_bytes()
+    namestr = raw.find(b"HEADER RECORD*******NAMSTV8") + 80
+    second_npos = namestr + 140 + 84
+    moved = raw[:second_npos] + (0).to_bytes(4, "big") + raw[second_npos + 4 :]
+    (tmp_path / "npos.xpt").write_bytes(moved)  # B said to start where A does
+    assert fixed_width.read(tmp_path / "npos.xpt", "xpt", ["A", "B"], None) is None
+    count_at = raw.find(b"HEADER RECORD*******NAMSTV8") + 54
+    (tmp_path / "count.xpt").write_bytes(raw[:count_at] + b"0001" + raw[count_at + 4 :])
+    assert fixed_width.read(tmp_path / "count.xpt", "xpt", ["A"], None) is None
+    obs = raw.find(b"HEADER RECORD*******OBSV8")
+    unstated = raw[: obs + 48] + b"0".rjust(15) + raw[obs + 63 :]
+    (tmp_path / "zero.xpt").write_bytes(unstated)  # ReadStat then counts the records
+    _agrees_or_declines(tmp_path / "zero.xpt", "xpt", ["A", "B"])
+    assert fixed_width.read(tmp_path / "zero.xpt", "xpt", ["A", "B"], None).height == 2
+
+
+def test_dates_past_what_a_date_holds_and_text_with_a_date_format_are_declined(tmp_path):
+    path = tmp_path / "d.dta"
+    pyreadstat.write_dta(
+        pd.DataFrame({"V": [3e9, 0.0]}), str(path), version=15, variable_format={"V": "%td"}
+    )
+    assert fixed_width.read(path, "dta", ["V"], None) is None
+    pyreadstat.write_dta(
+        pd.DataFrame({"S": ["a"]}), str(path), version=15, variable_format={"S": "%td"}
+    )
+    assert fixed_width.read(path, "dta", ["S"], None) is None
+    _agrees_or_declines(path, "dta", ["S"])

@@ -95,6 +95,7 @@ STATA_NUMERIC = {
 STATA_MAX_STR = 2045  # type codes 1-2045 are str1-str2045; 32768 is strL
 SAS_MISSING_FIRST_BYTES = frozenset([0x2E, 0x5F, *range(0x41, 0x5B)])  # . _ A-Z
 ROWS_PER_BLOCK = 2_000_000  # rows converted at a time (bounded temporary memory)
+MAX_DAYS = 3_000_000  # days from 1960 a Date may hold here (about year 10 170)
 
 
 @dataclass(frozen=True)
@@ -126,24 +127,31 @@ class Layout:
 def read(path: Path, fmt: str, columns: Sequence[str], encoding: str | None) -> pl.DataFrame | None:
     """The named columns of a dta or xpt file as pyreadstat would return them, or None
     when the file needs pyreadstat; grain: one row per record."""
-    with path.open("rb") as handle:
-        if path.stat().st_size == 0:
-            return None
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            layout = dta_layout(mm, encoding) if fmt == "dta" else xpt_layout(mm, encoding)
-            if layout is None:
-                return None
-            by_name = {c.name: c for c in layout.columns}
-            if any(name not in by_name for name in columns):
-                return None
-            if layout.start + layout.n_rows * layout.record > len(mm):
-                return None
-            return _decode(mm, layout, [by_name[name] for name in columns])
+    size = path.stat().st_size
+    if size == 0:
+        return None
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        layout = dta_layout(mm, encoding) if fmt == "dta" else xpt_layout(mm, encoding)
+    if layout is None:
+        return None
+    by_name = {c.name: c for c in layout.columns}
+    if any(name not in by_name for name in columns):
+        return None
+    if layout.start + layout.n_rows * layout.record > size:
+        return None
+    return _decode(path, layout, [by_name[name] for name in columns])
 
 
-def _decode(mm: mmap.mmap, layout: Layout, columns: list[Column]) -> pl.DataFrame | None:
-    """The columns of `layout` decoded block by block into one frame (None: undecodable)."""
-    records = np.ndarray((layout.n_rows, layout.record), np.uint8, buffer=mm, offset=layout.start)
+def _decode(path: Path, layout: Layout, columns: list[Column]) -> pl.DataFrame | None:
+    """The columns of `layout` decoded block by block into one frame (None: undecodable).
+
+    The records are a read-only np.memmap: every view keeps the mapping alive, and the
+    columns are copied out of it, so nothing refers to the file once this returns."""
+    shape = (layout.n_rows, layout.record)
+    if layout.n_rows == 0:
+        records = np.zeros(shape, np.uint8)
+    else:
+        records = np.memmap(path, np.uint8, "r", layout.start, shape)
     parts = []
     for lo in range(0, max(layout.n_rows, 1), ROWS_PER_BLOCK):
         block = records[lo : lo + ROWS_PER_BLOCK]
@@ -162,7 +170,10 @@ def _column(block: np.ndarray, column: Column, layout: Layout) -> pl.Series | No
     if column.kind == "text":
         return _text(raw, column.name, layout.encoding, layout.blank_padded)
     if column.kind == "sas":
-        values, missing = _ibm_floats(raw)
+        floats = _ibm_floats(raw)
+        if floats is None:
+            return None
+        values, missing = floats
     else:
         order = ">" if layout.big_endian else "<"
         values = raw.view(order + column.dtype).reshape(-1)
@@ -178,13 +189,19 @@ def _column(block: np.ndarray, column: Column, layout: Layout) -> pl.Series | No
             whole = values[~missing]
             if not np.array_equal(whole, np.floor(whole)):
                 return None  # a fraction of a day: leave it to pyreadstat
-        days = np.where(missing, 0, values).astype(np.int32) + np.int32(EPOCH_1960)
+        days = np.where(missing, 0, values)
+        if np.abs(days).max(initial=0) > MAX_DAYS:
+            return None  # past year 9999 either way: pyreadstat's error, not our wrap
+        days = days.astype(np.int32) + np.int32(EPOCH_1960)
         return pl.Series(column.name, pa.array(days, pa.date32(), mask=mask))
     return pl.Series(column.name, pa.array(values, mask=mask))
 
 
-def _ibm_floats(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """IBM hexadecimal floats (big-endian, 2-8 bytes) as float64, and the missing mask."""
+def _ibm_floats(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """IBM hexadecimal floats (big-endian, 3-8 bytes) as float64, and the missing mask;
+    None when a value is not a normalised number, a true zero or a missing code (ReadStat
+    reads those its own way: an unnormalised fraction, a signed or exponent-only zero,
+    the largest value as infinity)."""
     full = np.zeros((raw.shape[0], 8), np.uint8)
     full[:, : raw.shape[1]] = raw
     bits = full.view(">u8").reshape(-1)
@@ -193,6 +210,12 @@ def _ibm_floats(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     missing = rest_zero & np.isin(first, list(SAS_MISSING_FIRST_BYTES))
     fraction = (bits & np.uint64(0x00FF_FFFF_FFFF_FFFF)).astype(np.float64)
     exponent = ((bits >> np.uint64(56)) & np.uint64(0x7F)).astype(np.int64)
+    top_digit = (bits >> np.uint64(52)) & np.uint64(0xF)
+    zero = bits == 0
+    normal = (fraction != 0) & (top_digit != 0)
+    largest = (bits & np.uint64(0x7FFF_FFFF_FFFF_FFFF)) == np.uint64(0x7FFF_FFFF_FFFF_FFFF)
+    if not np.all(missing | zero | (normal & ~largest)):
+        return None
     values = np.ldexp(fraction, 4 * (exponent - 64) - 56)
     values = np.where((bits >> np.uint64(63)) == 1, -values, values)
     return values, missing
@@ -207,10 +230,10 @@ def _text(raw: np.ndarray, name: str, encoding: str, blank_padded: bool) -> pl.S
     nul = binary.bin.contains(b"\x00")
     if nul.any():
         binary = pl.Series(name, [v.split(b"\x00", 1)[0] for v in binary.to_list()], pl.Binary)
-    if encoding.replace("-", "").lower() in ("utf8", "ascii"):
+    if encoding.replace("-", "").replace("_", "").lower() == "utf8":
         try:
             text = binary.cast(pl.String)
-        except pl.exceptions.InvalidOperationError:
+        except pl.exceptions.PolarsError:
             return None
     else:
         distinct = binary.unique()
@@ -240,13 +263,15 @@ def dta_layout(mm: mmap.mmap, encoding: str | None) -> Layout | None:
     n_at = head.find(b"<N>") + 3
     k = int(np.frombuffer(head, e + ("u4" if release == 119 else "u2"), 1, k_at)[0])
     n = int(np.frombuffer(head, e + ("u4" if release == 117 else "u8"), 1, n_at)[0])
-    map_at = head.find(b"<map>")
-    if min(order_at, k_at, n_at, map_at) < 4 or map_at + 5 + 14 * 8 > len(head):
+    closing = head.find(b"</header><map>")  # not "<map>": a label may hold it
+    map_at = closing + len(b"</header>")
+    if min(order_at, k_at, n_at, closing) < 4 or map_at + 5 + 14 * 8 > len(head):
         return None
     offsets = np.frombuffer(head, e + "u8", 14, map_at + 5).astype(np.int64)
     name_width, format_width = (33, 49) if release == 117 else (129, 57)
     text = encoding or ("cp1252" if release == 117 else "utf-8")  # as ReadStat
-    types = np.frombuffer(mm, e + "u2", k, int(offsets[2]) + len(b"<variable_types>"))
+    at_types = int(offsets[2]) + len(b"<variable_types>")
+    types = np.frombuffer(mm[at_types : at_types + 2 * k], e + "u2")  # a copy, not a view
     names = _fixed_strings(mm, int(offsets[3]) + len(b"<varnames>"), k, name_width, text)
     formats = _fixed_strings(mm, int(offsets[5]) + len(b"<formats>"), k, format_width, text)
     if names is None or formats is None:
@@ -254,6 +279,8 @@ def dta_layout(mm: mmap.mmap, encoding: str | None) -> Layout | None:
     columns, at = [], 0
     for name, code, fmt in zip(names, types.tolist(), formats, strict=True):
         if 1 <= code <= STATA_MAX_STR:
+            if fmt.startswith("%t") or fmt in STATA_DATE_FORMATS:
+                return None  # text with a date format: pyreadstat's error
             columns.append(Column(name, at, code, "text"))
             at += code
         elif code in STATA_NUMERIC:
@@ -278,7 +305,7 @@ def _fixed_strings(
             mm[at + i * width : at + (i + 1) * width].split(b"\x00", 1)[0].decode(encoding)
             for i in range(count)
         ]
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, LookupError):  # LookupError: a name only iconv knows
         return None
 
 
@@ -301,6 +328,9 @@ def xpt_layout(mm: mmap.mmap, encoding: str | None) -> Layout | None:
     if mm.find(HEADER + (b"MEMBV8" if v8 else b"MEMBER"), start) >= 0:
         return None  # a second member
     count = (obs - namestr - 80) // NAMESTR
+    stated = mm[namestr + 54 : namestr + 58]
+    if not stated.isdigit() or int(stated) != count:
+        return None  # the header's number of variables is not the namestrs': pyreadstat's
     columns, record = [], 0
     for i in range(count):
         d = mm[namestr + 80 + i * NAMESTR : namestr + 80 + (i + 1) * NAMESTR]
@@ -312,21 +342,26 @@ def xpt_layout(mm: mmap.mmap, encoding: str | None) -> Layout | None:
         fmt = d[56:64].decode("ascii", "replace").rstrip()
         fmt_name = SAS_FORMAT_NAME.match(fmt)
         fmt_name = fmt_name.group(1) if fmt_name else fmt
+        if position != record:
+            return None  # ReadStat reads the fields one after another, whatever npos says
         if ntype == 1:
-            if fmt_name in SAS_TIME_FORMATS or not 2 <= length <= 8:
+            if fmt_name in SAS_TIME_FORMATS or not 3 <= length <= 8:
                 return None
             date = fmt_name in SAS_DATE_FORMATS
             columns.append(Column(name, position, length, "sas", date=date))
         elif ntype == 2:
+            if fmt_name in SAS_DATE_FORMATS or fmt_name in SAS_TIME_FORMATS:
+                return None  # text with a date format: pyreadstat's error
             columns.append(Column(name, position, length, "text"))
         else:
             return None
-        record = max(record, position + length)
+        record = position + length
     if not columns:
         return None
     n = (len(mm) - start) // record
-    if v8 and mm[obs + 48 : obs + 63].strip().isdigit():
-        n = int(mm[obs + 48 : obs + 63])
+    stated_rows = mm[obs + 48 : obs + 63].strip()
+    if v8 and stated_rows.isdigit() and int(stated_rows) > 0:  # 0: not stated
+        n = int(stated_rows)
     else:  # version 5: the last 80-byte block is padded with blanks
         all_text = all(c.kind == "text" for c in columns)
         while n and mm[start + (n - 1) * record : start + n * record].strip(b" ") == b"":
