@@ -227,7 +227,7 @@ def _stage_run(tmp_path, *overrides: str) -> dict[str, pl.DataFrame]:
     )
     at_risk = pl.concat(
         [population.drop("cohort").with_columns(pl.lit(True).alias("population_any_length")), extra]
-    ).with_columns((pl.col("treated") | long).alias("long_enough"))
+    ).with_columns(long.alias("long_enough"))
     at_risk.write_parquet(tmp_path / "cohort_at_risk.parquet")
     riskset_stage.run(
         config.compose([f"paths.outputs={tmp_path}", f"data.end_date='{DATA_END}'", *overrides])

@@ -280,7 +280,7 @@ def build_cohort(
     the at-risk spells: the population after `AT_RISK_STEP`, before any filter that selects
     on exposure or length (the GC001 life table's denominator, §4.12), with
     `population_any_length` (it passes every population filter but the 30-day rule: the
-    never-treated risk set's pool) and `long_enough` (it passes the 30-day rule)."""
+    never-treated risk set's pool) and `long_enough` (it is long enough for a control)."""
     joined = spells.lazy().join(exposure.lazy(), on="spell_id")
     frame = (
         attach_background(joined, bakgrund, conf.year_basis, conf.education_fallback)
@@ -292,7 +292,7 @@ def build_cohort(
     for step, description, keep in population_filters(conf, persons_with_intervention):
         if step == LENGTH_STEP:
             any_length = pl.col("spell_id").is_in(frame["spell_id"].implode())
-            long_enough = keep.alias("long_enough")
+            long_enough = (pl.col("gross_days") >= conf.min_control_spell_days).alias("long_enough")
         frame = frame.filter(keep)
         steps.append(count_step(frame, step, description))
         if step == AT_RISK_STEP:
