@@ -122,7 +122,7 @@ def null_world(base: Path, design: str, truth: pl.DataFrame, overrides: list[str
     conf = NBConfig.from_config(config.compose(overrides))
     end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
     rows = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
-    rows = true_extra_days(rows.filter(pl.col("design") == design), truth, WINDOW, end)
+    rows = true_extra_days(rows.filter(pl.col("design") == design), truth, conf.window_days, end)
     if conf.truncation != "exclude":
         raise ValueError("null_world needs nb.truncation=exclude (complete windows)")
     rows = rows.with_columns(pl.col("after_days") - pl.col("true_extra_days"))
@@ -156,11 +156,17 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
             run_stages(("nb_model",), over)
             nb_secs = time.perf_counter() - t0
             got = design_rows(*stage_points(base, "riskset"), base, truth, f"riskset {mode}")
-            got = got.join(null_world(base, "riskset", truth, over), on="prior_days", how="left")
+            if effect == "on":  # with the effect off the estimate is the null world
+                got = got.join(
+                    null_world(base, "riskset", truth, over), on="prior_days", how="left"
+                )
             parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
             if mode == MODES[0]:
                 rep = design_rows(*stage_points(base, "report"), base, truth, "report")
-                rep = rep.join(null_world(base, "report", truth, over), on="prior_days", how="left")
+                if effect == "on":
+                    rep = rep.join(
+                        null_world(base, "report", truth, over), on="prior_days", how="left"
+                    )
                 parts.append(rep.with_columns(pl.lit(nb_secs).alias("seconds")))
         out = pl.concat(parts)
         return out.with_columns(
