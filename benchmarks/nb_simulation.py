@@ -27,6 +27,7 @@ deleted after each seed. One CSV row per seed x effect x design x point
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import shutil
 import tempfile
@@ -68,12 +69,11 @@ def stage_points(base: Path, design: str) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def design_rows(
-    points: pl.DataFrame, rows: pl.DataFrame, base: Path, truth: pl.DataFrame, label: str
+    points: pl.DataFrame, rows: pl.DataFrame, end: dt.date, truth: pl.DataFrame, label: str
 ) -> pl.DataFrame:
     """One row per point of a design's extra days with its written truths (days); grain:
-    design x prior-days point."""
+    design x prior-days point. `rows` are the design's model rows, `end` the data end."""
     table = points
-    end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
     rows = true_extra_days(rows, truth, WINDOW, end)
     window = truth_summary(rows, POINTS)
     at = dict(zip(window["what"], window["true_extra_days"], strict=True))
@@ -112,17 +112,18 @@ def design_rows(
     )
 
 
-def null_world(base: Path, design: str, truth: pl.DataFrame, overrides: list[str]) -> pl.DataFrame:
+def null_world(
+    rows: pl.DataFrame, end: dt.date, truth: pl.DataFrame, overrides: list[str]
+) -> pl.DataFrame:
     """`design`'s extra days (prior_days, null_world) refitted on the same rows with every
     row's planted days taken out of its after_days: the estimate had no one been treated,
     the persons, spells and their scheduling unchanged (the generator never moves a later
     spell for a treatment). Estimate - null_world is then the effect the model recovers
     on this very sample; null_world itself is what the design and model give with no
-    effect (days)."""
+    effect (days). `rows` are one design's model rows (stage_points), `end` the data end."""
     conf = NBConfig.from_config(config.compose(overrides))
-    end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
-    rows = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
-    rows = true_extra_days(rows.filter(pl.col("design") == design), truth, conf.window_days, end)
+    design = rows["design"][0]
+    rows = true_extra_days(rows, truth, conf.window_days, end)
     if conf.truncation != "exclude":
         raise ValueError("null_world needs nb.truncation=exclude (complete windows)")
     rows = rows.with_columns(pl.col("after_days") - pl.col("true_extra_days"))
@@ -148,6 +149,7 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
         ]
         prep = run_stages(("synth", "stage", "spells", "exposure", "cohort"), common)
         truth = pl.read_parquet(base / "truth" / "spells.parquet")
+        end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
         parts = []
         for mode in MODES:
             over = [*common, f"riskset.control_mode={mode}"]
@@ -155,18 +157,16 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
             t0 = time.perf_counter()
             run_stages(("nb_model",), over)
             nb_secs = time.perf_counter() - t0
-            got = design_rows(*stage_points(base, "riskset"), base, truth, f"riskset {mode}")
+            points, rows = stage_points(base, "riskset")
+            got = design_rows(points, rows, end, truth, f"riskset {mode}")
             if effect == "on":  # with the effect off the estimate is the null world
-                got = got.join(
-                    null_world(base, "riskset", truth, over), on="prior_days", how="left"
-                )
+                got = got.join(null_world(rows, end, truth, over), on="prior_days", how="left")
             parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
             if mode == MODES[0]:
-                rep = design_rows(*stage_points(base, "report"), base, truth, "report")
+                points, rows = stage_points(base, "report")
+                rep = design_rows(points, rows, end, truth, "report")
                 if effect == "on":
-                    rep = rep.join(
-                        null_world(base, "report", truth, over), on="prior_days", how="left"
-                    )
+                    rep = rep.join(null_world(rows, end, truth, over), on="prior_days", how="left")
                 parts.append(rep.with_columns(pl.lit(nb_secs).alias("seconds")))
         out = pl.concat(parts)
         return out.with_columns(
