@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+FORMATS = ("dta", "xpt")  # the delivery formats this module reads
 # Days from 1960-01-01 (Stata's and SAS's day 0) to 1970-01-01 (polars' Date 0).
 EPOCH_1960 = -3653
 # pyreadstat's date formats (pyreadstat/_readstat_parser.pyx): values are days.

@@ -309,23 +309,32 @@ def read_readstat(path: Path, source: TableSource, work_dir: Path) -> Source:
     """A SAS (sas7bdat, xpt) or Stata (dta) file as a Source (`fixed_width`, else pyreadstat
     in chunks)."""
     table, label = TABLES[source.table], label_of(path)
-    reader = READSTAT[source.format]
-    kwargs: dict[str, Any] = {"encoding": source.encoding} if source.encoding else {}
     mapping = map_columns(
         delivered_columns(path, source), table, source.columns, label, True, source.constants
     )
-    fast = fixed_width.read(path, source.format, list(mapping), source.encoding)
-    if fast is not None:
-        frame = fast.with_row_index(ROW, offset=1)
-        return _source(label, frame.lazy(), mapping, source, frame.height)
+    frame = None
+    if source.format in fixed_width.FORMATS:
+        frame = fixed_width.read(path, source.format, list(mapping), source.encoding)
+    if frame is None:
+        frame = _pyreadstat_frame(path, source, list(mapping), label)
+    frame = frame.with_row_index(ROW, offset=1)
+    return _source(label, frame.lazy(), mapping, source, frame.height)
+
+
+def _pyreadstat_frame(
+    path: Path, source: TableSource, columns: list[str], label: str
+) -> pl.DataFrame:
+    """The delivered `columns` of a SAS or Stata file read by pyreadstat in chunks (Null
+    columns when it has no rows); grain: one row per record."""
+    kwargs: dict[str, Any] = {"encoding": source.encoding} if source.encoding else {}
     try:
         chunks = [
             chunk
             for chunk, _ in pyreadstat.read_file_in_chunks(
-                reader,
+                READSTAT[source.format],
                 str(path),
                 chunksize=SAS_CHUNK_ROWS,
-                usecols=list(mapping),
+                usecols=columns,
                 output_format="polars",
                 **kwargs,
             )
@@ -335,11 +344,8 @@ def read_readstat(path: Path, source: TableSource, work_dir: Path) -> Source:
             source.table, None, f"a readable {source.format} file ({label})", _first_line(err)
         ) from None
     if chunks:
-        frame = pl.concat(chunks, how="vertical_relaxed")
-    else:
-        frame = pl.DataFrame({d: pl.Series(d, [], pl.Null) for d in mapping})
-    frame = frame.with_row_index(ROW, offset=1)
-    return _source(label, frame.lazy(), mapping, source, frame.height)
+        return pl.concat(chunks, how="vertical_relaxed")
+    return pl.DataFrame({d: pl.Series(d, [], pl.Null) for d in columns})
 
 
 READERS: dict[str, Callable[[Path, TableSource, Path], Source]] = {
