@@ -19,6 +19,7 @@ from pipeline.report.publication.gate import protect
 from pipeline.report.publication.relations import column_link, margin, steps
 from pipeline.report.publication.spec import DisclosureRules, Link, TableSpec, rules_from
 from pipeline.report.publication.specs import SPECS
+from pipeline.stages.outcomes import OutcomeConfig
 
 RULES = DisclosureRules(min_count=5)
 
@@ -579,3 +580,84 @@ def test_deciles_that_add_up_to_ten_times_the_expected_count_protect_a_small_one
     got, log = publish(frame, spec, RULES)
     assert got["observed"].to_list() == ["100"] * 8 + ["..", ".."]  # 3, and 97 with it
     assert (log.hidden["primary"], log.hidden["secondary"]) == (1, 1)
+
+
+# --- the income tables: shares, tests and populations inside others ---------------------
+
+INCOME = {s.file: s for s in SPECS}["income_tables_long.csv"]
+LONG_COLUMNS = ("percent", "ci_low", "ci_high", "p_unadjusted", "p_adjusted", "p_value", "stars")
+
+
+def income_rows(*rows: tuple) -> pl.DataFrame:
+    """income_tables_long rows of (table, block, row, length_class, group, n, count, p)
+    with the percent and CI a stage writes; a None n or count is hidden by the stage."""
+    columns: dict[str, list] = {k: [] for k in (*ROW_KEYS, "n", "count", *LONG_COLUMNS)}
+    columns["suppressed"] = []
+    for *key, n, count, p in rows:
+        for k, v in zip(ROW_KEYS, key, strict=True):
+            columns[k].append(v)
+        columns["n"].append(n)
+        columns["count"].append(count)
+        share = None if key[2] == "n" or None in (n, count) or not n else 100 * count / n
+        columns["percent"].append(share)
+        columns["ci_low"].append(None if share is None else max(0.0, share - 5))
+        columns["ci_high"].append(None if share is None else min(100.0, share + 5))
+        for c in ("p_unadjusted", "p_adjusted", "p_value"):
+            columns[c].append(p)
+        columns["stars"].append("")
+        columns["suppressed"].append("true" if None in (n, count) else "false")
+    return text(**columns)
+
+
+ROW_KEYS = ("table", "block", "row", "length_class", "group")
+
+
+def test_a_share_and_a_test_go_with_a_hidden_n_or_a_hidden_count_of_either_group():
+    cell = ("B5", "Någon inkomst", "<12 mån", "Alla")
+    frame = income_rows(
+        (*cell, "Insats", 34, 32, 0.605),  # 34 - 32 = 2: hidden as a complement
+        (*cell, "Kontroll", 251, 241, 0.605),
+        ("B4", "Någon inkomst", "<3 mån", "Alla", "Insats", 691, 540, 0.7),
+        ("B4", "Någon inkomst", "<3 mån", "Alla", "Kontroll", 6093, 4800, 0.7),
+    ).with_columns(  # the treated n hidden upstream, its count and percent written
+        pl.when(pl.int_range(pl.len()) == 2).then(None).otherwise("n").alias("n"),
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("true")).otherwise("suppressed"),
+    )
+    got, _ = publish(frame, INCOME, RULES)
+    # the control row's p-value with its count and n gives the treated 32 of 34 back; a
+    # shown 540 and its percent give the hidden n back (540 / 0.78 = 691)
+    assert got["count"].to_list()[:2] == ["..", "241"]
+    for column in ("p_unadjusted", "p_adjusted", "p_value"):
+        assert got[column].to_list() == [".."] * 4, column
+    for column in ("percent", "ci_low", "ci_high"):
+        assert got[column].to_list()[1:] == [got[column][1], "..", got[column][3]], column
+        assert got[column][1] not in ("..", None) and got[column][2] == ".."
+    assert violations(frame, INCOME, RULES) != []  # as the stage wrote it, refused
+
+
+def test_table3s_persons_among_b5s_keep_a_small_length_class_hidden():
+    # B5's controls: 8 + 1 = 9; Table 3 follows 6 of the 8 (its end years are B5's)
+    frame = income_rows(
+        *(("B5", "Någon inkomst", "n", length, "Kontroll", n, n, None)
+          for length, n in (("<2 år", 8), ("2+ år", 1), ("Alla", 9))),
+        *(("Tabell 3", "Ingen inkomst före", "n", length, "Kontroll", n, n, None)
+          for length, n in (("<2 år", 6), ("2+ år", 0), ("Alla", 6))),
+    )  # fmt: skip
+    got, _ = publish(frame, INCOME, RULES)
+    n = dict(zip(got["table"] + " " + got["length_class"], got["n"], strict=True))
+    assert n["B5 2+ år"] == ".." and n["B5 <2 år"] == ".."
+    # shown 9 and 6 would put the hidden 1 in [0, 3] (at least 6 of the 9 are <2 år)
+    assert ".." in (n["B5 Alla"], n["Tabell 3 <2 år"], n["Tabell 3 Alla"])
+    naive = frame.with_columns(
+        pl.when((pl.col("table") == "B5") & (pl.col("length_class") != "Alla"))
+        .then(pl.lit(".."))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in ("n", "count")
+    )
+    assert any("implies" in v for v in violations(naive, INCOME, RULES))
+
+
+def test_table3s_end_years_must_be_among_the_income_tables():
+    with pytest.raises(PipelineError, match=r"table3\.end_years=\[2019\].*income\.end_years"):
+        OutcomeConfig.from_config(config.compose(["table3.end_years=[2019]"]))

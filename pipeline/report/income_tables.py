@@ -18,6 +18,7 @@ TABLE3 = "Tabell 3"
 WINDOW_LABEL = "<{} mån"
 ANY_INCOME = "Någon inkomst"  # B4/B5 block, and Figures 13-14's series
 REGAINED = "Tidigare inkomstnivå"  # B4 block: the previous income level regained
+HAD_INCOME, NO_INCOME = "Haft inkomst före", "Ingen inkomst före"  # Table 3's blocks
 SERIES = {"any": ANY_INCOME, "none": "Ingen inkomst", "regained": "Återfår tidigare inkomst"}
 B6_INCOME = ("Utan inkomst före", "Någon inkomst före")  # (no income before, income before)
 B6_SEX = {"Kvinnor": "Kvinna", "Män": "Man"}
@@ -72,8 +73,8 @@ def table_layout(windows: tuple[int, ...]) -> list[tuple[str, str, str, list[tup
         ("B4", ANY_INCOME, "income_before", any_rows),
         ("B4", REGAINED, "income_before", regained_rows),
         ("B5", ANY_INCOME, "no_income_before", any_rows),
-        (TABLE3, "Haft inkomst före", "income_before", [any_after, regained_after]),
-        (TABLE3, "Ingen inkomst före", "no_income_before", [any_after]),
+        (TABLE3, HAD_INCOME, "income_before", [any_after, regained_after]),
+        (TABLE3, NO_INCOME, "no_income_before", [any_after]),
     ]
 
 

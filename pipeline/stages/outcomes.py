@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.core import config, io, sql
+from pipeline.core.errors import PipelineError
 from pipeline.rules.months import month_index
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,15 @@ class OutcomeConfig:
             "income.durable_window": (inc.durable_window, {"fixed_12", "to_data_end"}),
         }
         config.check_choices(choices)
+        end_years = tuple(int(y) for y in inc.end_years)
+        table3_end_years = tuple(int(y) for y in cfg.table3.end_years)
+        if not set(table3_end_years) <= set(end_years):
+            # Table 3 follows some of B4/B5's persons longer; the publication gate counts
+            # them among B4/B5's, which holds only if its years are among theirs
+            raise PipelineError(
+                f"config table3.end_years={list(table3_end_years)}: expected years among "
+                f"income.end_years={list(end_years)} (Table 3's persons are B4/B5's)"
+            )
         return cls(
             first_index=month_index(int(inc.first_month)),
             last_index=month_index(int(inc.last_month)),
@@ -79,8 +89,8 @@ class OutcomeConfig:
             durable_months=int(inc.durable_months),
             durable_start=int(inc.durable_start_months),
             durable_to_data_end=inc.durable_window == "to_data_end",
-            end_years=tuple(int(y) for y in inc.end_years),
-            table3_end_years=tuple(int(y) for y in cfg.table3.end_years),
+            end_years=end_years,
+            table3_end_years=table3_end_years,
         )
 
     def sql_params(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ total = sum(parts) over cells (`spec.Relation`) or pairs of shared cells."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import polars as pl
 
@@ -218,6 +218,35 @@ def nested(
                     va, vb = number(frame[column][a]), number(frame[column][b])
                     rest = None if va is None or vb is None else va - vb
                     out.append(((a, column), [(b, column), Unprinted(rest)]))
+        return out
+
+    return build
+
+
+def inside(
+    columns: Sequence[str],
+    within: Sequence[str],
+    outer: Mapping[str, str],
+    inners: Sequence[Mapping[str, str]],
+) -> Callable[[pl.DataFrame], list[Relation]]:
+    """Populations inside another: within each group of `within`, the row matching `outer`
+    counts every person of each row matching one of `inners` (Table 3's persons among
+    B4/B5's, a window row's among its population): outer = inner + the unprinted rest."""
+
+    def build(frame: pl.DataFrame) -> list[Relation]:
+        out: list[Relation] = []
+
+        def matches(row: int, where: Mapping[str, str]) -> bool:
+            return all(frame[k][row] == v for k, v in where.items())
+
+        for rows in row_groups(frame, within).values():
+            for a in (r for r in rows if matches(r, outer)):
+                for inner in inners:
+                    for b in (r for r in rows if r != a and matches(r, inner)):
+                        for column in columns:
+                            va, vb = number(frame[column][a]), number(frame[column][b])
+                            rest = None if va is None or vb is None else va - vb
+                            out.append(((a, column), [(b, column), Unprinted(rest)]))
         return out
 
     return build

@@ -8,7 +8,7 @@ modules it would no longer be the single list an output checker reads.
 
 from __future__ import annotations
 
-from pipeline.report.income_tables import ANY_INCOME, REGAINED
+from pipeline.report.income_tables import ANY_INCOME, HAD_INCOME, NO_INCOME, REGAINED, TABLE3
 from pipeline.report.labels import AGE_BLOCK, TOTAL
 from pipeline.report.publication.particular import (
     GROUP_KEYS,
@@ -37,6 +37,7 @@ from pipeline.report.publication.relations import (
     column_link,
     combine,
     group_total,
+    inside,
     layout_link,
     margin,
     nested,
@@ -55,6 +56,7 @@ MODEL_ESTIMATES = ("n", "odds_ratio", "or_ci_low", "or_ci_high", "ame_pp", "ame_
 MODEL_ESTIMATES += ("ame_ci_high", "p_value", "stars")
 WINDOWS = ("row", "n", "<12 mån", "<6 mån", "<3 mån")  # cumulative: each inside the one before
 ROW = ("table", "block", "row", "length_class")  # a cell of the income tables, both groups
+P_VALUES = ("p_unadjusted", "p_adjusted", "p_value", "stars")  # treated against controls
 B6_ROW, B6_KEYS = ("block", "row", "income"), ("block", "category", "income")  # a B6 share
 
 
@@ -249,15 +251,29 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("table", "block", "row", "length_class", "group"),
         counts=("n", "count"),
         complements=(("count", "n"),),
-        derived={
-            c: ("count",)
-            for c in ("percent", *CI, "p_unadjusted", "p_adjusted", "p_value", "stars")
-        },
+        # a share and its CI are count / n: either hidden, they go (a shown count and
+        # percent give n back, a 0 % CI's bound gives n); the treated-vs-control tests use
+        # both groups' rows
+        derived={c: ("count", "n") for c in ("percent", *CI)},
+        derived_over={c: (("count", "n"), ROW) for c in P_VALUES},
         relations=combine(
             margin(("n", "count"), ("table", "block", "row", "group"), "length_class", "Alla"),
             steps(("count",), ("table", "block", "length_class", "group"), WINDOWS),
             # regaining the previous level within k months implies some income within k
             nested(("n", "count"), ("table", "row", "length_class", "group"), "block", ANY, BACK),
+            # a row's persons (its outcome known) are among its population's
+            inside(("n",), ("table", "block", "length_class", "group"), {"row": "n"}, ({},)),
+            # Table 3's persons are among B4's and B5's (its end years are among theirs:
+            # `outcomes` refuses a configuration where they are not)
+            *(
+                inside(
+                    ("n", "count"),
+                    ("length_class", "group"),
+                    {"table": table, "block": ANY, "row": "n"},
+                    ({"table": TABLE3, "block": block, "row": "n"},),
+                )
+                for table, block in (("B4", HAD_INCOME), ("B5", NO_INCOME))
+            ),
         ),
         flag="suppressed",
     ),
@@ -292,7 +308,7 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("block", "category", "income", "group"),
         counts=("n", "block_total"),
         complements=(("n", "block_total"),),
-        derived={"percent": ("n",)},
+        derived={"percent": ("n", "block_total")},
         relations=group_total("block_total", "n", ("block", "income", "group")),
         links=(Link("income_tables_long.csv", b6_total_link),),
         flag="suppressed",
@@ -370,9 +386,9 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("registration", "group"),
         counts=("n", "count"),
         complements=(("count", "n"),),
-        derived={c: ("count",) for c in ("percent", *CI)},
-        # the treated-vs-control difference uses both rows' counts of a registration
-        derived_over={c: (("count",), ("registration",)) for c in FK_PAIR},
+        derived={c: ("count", "n") for c in ("percent", *CI)},
+        # the treated-vs-control difference uses both rows' counts and n of a registration
+        derived_over={c: (("count", "n"), ("registration",)) for c in FK_PAIR},
         # each group's n is its person rows in the attrition flow
         links=(Link("attrition.csv", person_rows_link("n", GROUP_KEYS)),),
         flag="suppressed",
@@ -582,7 +598,7 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("length_class", "group", "months_before"),
         counts=("n", "count"),
         complements=(("count", "n"),),
-        derived={c: ("count",) for c in ("percent", *CI)},
+        derived={c: ("count", "n") for c in ("percent", *CI)},
         relations=margin(("n", "count"), ("group", "months_before"), "length_class", "Alla"),
         links=(
             Link(

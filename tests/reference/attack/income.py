@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from tests.helpers import printed_cell, value_of
+from tests.reference.attack.inversion import count_from_z_test, n_from_share, n_from_wilson
 from tests.reference.attack.lp import Family, Link, cells_of
 
 WINDOWS = (3, 6, 12)
@@ -84,16 +85,23 @@ def observations(tables: Path) -> list[tuple[tuple, float, str]]:
     """(predicate key, value, where) for every number the family shows."""
     seen: list[tuple[tuple, float, str]] = []
     long = pl.read_csv(tables / "income_tables_long.csv", infer_schema=False)
+    known: dict[tuple, dict[str, float | None]] = {}
     for r in long.iter_rows(named=True):
         key = (r["table"], r["block"], r["row"], r["length_class"], r["group"])
-        n, count, pct = value_of(r["n"]), value_of(r["count"]), value_of(r["percent"])
+        n, count = read_back(r)
+        known[key] = {"n": n, "count": count, "p": value_of(r["p_unadjusted"])}
         where = f"income_tables_long {key}"
         if n is not None:
             seen.append(((*key, "n"), n, where))
         if count is not None:
             seen.append(((*key, "count"), count, where))
-        if pct is not None and n is not None:
-            seen.append(((*key, "count"), round(pct * n / 100), where + " percent"))
+    seen += tested_counts(known)
+    prior = pl.read_csv(tables / "table_b5_prior_spell.csv", infer_schema=False)
+    for r in prior.iter_rows(named=True):  # its n is B5's population (§4.12)
+        n, _ = read_back(r)
+        if n is not None:
+            key = ("B5", "Någon inkomst", "n", r["length_class"], r["group"], "n")
+            seen.append((key, n, "table_b5_prior_spell"))
     for name, table in (("table_b4", "B4"), ("table_b5", "B5"), ("table3", "Tabell 3")):
         printed = pl.read_csv(tables / f"{name}.csv", infer_schema=False)
         for r in printed.iter_rows(named=True):
@@ -134,6 +142,36 @@ def observations(tables: Path) -> list[tuple[tuple, float, str]]:
                 if pct is not None:
                     seen.append(((*key, group, "count"), round(pct * n / 100), "income_directions"))
     return seen
+
+
+def read_back(r: dict) -> tuple[float | None, float | None]:
+    """(n, count) of a long row as shown or read back from its percent and Wilson CI."""
+    n, count, pct = value_of(r["n"]), value_of(r["count"]), value_of(r["percent"])
+    low, high = value_of(r["ci_low"]), value_of(r["ci_high"])
+    if n is None and count is not None and pct is not None:
+        n = n_from_share(count, pct)
+    if n is None and count is not None and (low is not None or high is not None):
+        n = n_from_wilson(int(count), low, high)
+    if count is None and n is not None and pct is not None:
+        count = round(pct * n / 100)
+    return n, count
+
+
+def tested_counts(known: dict[tuple, dict[str, float | None]]) -> list[tuple[tuple, float, str]]:
+    """Counts the treated-vs-control p-value gives back: a hidden count of a group whose n
+    is known, the other group's count and n being known."""
+    out = []
+    for key, mine in known.items():
+        other = known.get((*key[:4], "Kontroll" if key[4] == "Insats" else "Insats"))
+        if other is None or mine["count"] is not None or mine["n"] is None:
+            continue
+        p = mine["p"] if mine["p"] is not None else other["p"]
+        if p is None or other["count"] is None or other["n"] is None:
+            continue
+        x = count_from_z_test(p, int(mine["n"]), int(other["count"]), int(other["n"]))
+        if x is not None:
+            out.append(((*key, "count"), x, f"income_tables_long {key} p-value"))
+    return out
 
 
 # Columns that are logically tied (cumulative windows, regained within any income, the
