@@ -76,6 +76,12 @@ class Spells:
         return len(self.start)
 
 
+def longest_effect(params: SynthParams) -> int:
+    """The largest planted extension any spell can get (days): at T = 0 or T >= 365."""
+    at_365 = params.extra_days_intercept + params.extra_days_slope_per_180 * 365 / 180
+    return int(np.rint(max(0.0, params.extra_days_intercept, at_365)))
+
+
 def draw_spells(rng: np.random.Generator, people: People, params: SynthParams) -> Spells:
     """Spells of every person, scheduled one after another with gaps > 5 days."""
     n_per_person = 1 + rng.poisson(params.extra_spells_mean, people.n)
@@ -112,11 +118,13 @@ def draw_spells(rng: np.random.Generator, people: People, params: SynthParams) -
     ).astype(np.int64)
 
     # Schedule: first start uniform over the window, later ones after the previous
-    # end. The next spell waits for the potential effect too, so that whether a
-    # spell is treated never moves the spells after it.
+    # end. Every spell's next one waits for the longest possible effect, the same
+    # wait after every spell: whether a spell is treated, or would be, never moves
+    # the spells after it (a wait for the spell's own potential effect would make
+    # the would-be-treated spells, every case, wait longer than most controls).
     first = rng.integers(params.first_spell_start, params.last_spell_start + 1, people.n)
     gap = MIN_GAP_BETWEEN_SPELLS + rng.exponential(params.spell_gap_mean_days, n).astype(np.int64)
-    step = base_days + potential_extra + gap  # from this spell's start to the next one's
+    step = base_days + longest_effect(params) + gap  # from this spell's start to the next one's
     before = np.cumsum(step) - step
     first_of_person = np.r_[0, np.cumsum(n_per_person)[:-1]]
     start = first[person] + before - before[first_of_person][person]
