@@ -153,3 +153,12 @@ def test_length_dependence_makes_longer_spells_treated_more_often():
     flat_short, flat_long = treated_share_by_length(flat)
     tilt_short, tilt_long = treated_share_by_length(tilted)
     assert tilt_long / tilt_short > 1.5 * flat_long / flat_short
+
+
+def test_who_is_offered_the_intervention_never_moves_a_persons_later_spells():
+    # the same draws with many more spells offered: more treated spells and extensions,
+    # but every spell starts on the same day (each waits the longest extension)
+    few = generate(synth_params()).truth_spells
+    many = generate(synth_params("synth.offer_share=0.9")).truth_spells
+    assert many["treated"].sum() > 2 * few["treated"].sum()
+    assert many["start"].equals(few["start"]) and many["base_days"].equals(few["base_days"])
