@@ -12,9 +12,9 @@ outputs/synth_truth/spells.parquet of a synthetic run (`make repro`).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -23,6 +23,7 @@ from scipy import stats
 from pipeline.core import config
 from pipeline.rules.nb_truth import true_extra_days, truth_summary
 from pipeline.rules.prior_form import FORMS, build_form
+from pipeline.stages.nb_model import NBConfig
 from pipeline.stages.nb_model.fit import fit_design, with_basis
 from pipeline.stats.nb2 import fit_nb2
 
@@ -43,7 +44,7 @@ def design_matrix(terms: tuple[str, ...], frame: pl.DataFrame) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def heldout_loglik(rows: pl.DataFrame, conf: SimpleNamespace) -> float:
+def heldout_loglik(rows: pl.DataFrame, conf: NBConfig) -> float:
     """Mean NB2 log-likelihood per held-out row (nats), folds by person."""
     fold = (rows["lopnr"].hash(seed=1) % FOLDS).to_numpy()
     total, n = 0.0, 0
@@ -89,8 +90,7 @@ def main(outputs: Path) -> None:
         written = zip(truths["what"], truths["true_extra_days"].round(1), strict=True)
         print(design, "truth:", dict(written))
         for form in FORMS:
-            conf = SimpleNamespace(**{**dict(cfg.nb), "prior_form": form})
-            conf.covariates = tuple(conf.covariates)
+            conf = replace(NBConfig.from_config(cfg), prior_form=form)
             ll = heldout_loglik(rows, conf)
             try:
                 fit = fit_design(rows, design, conf, points, None)
