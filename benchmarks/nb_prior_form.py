@@ -12,8 +12,8 @@ outputs/synth_truth/spells.parquet of a synthetic run (`make repro`).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
