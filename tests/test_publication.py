@@ -661,3 +661,74 @@ def test_table3s_persons_among_b5s_keep_a_small_length_class_hidden():
 def test_table3s_end_years_must_be_among_the_income_tables():
     with pytest.raises(PipelineError, match=r"table3\.end_years=\[2019\].*income\.end_years"):
         OutcomeConfig.from_config(config.compose(["table3.end_years=[2019]"]))
+
+
+def test_a_value_computed_from_a_share_of_a_hidden_n_goes_and_so_does_an_empty_star():
+    # the treated n of 3 is small: its share goes (implied), and with it the difference,
+    # the p-value and the stars, also where the stars are "" (not significant): "" beside
+    # ".." would tell which rows were significant
+    spec = TableSpec(
+        "d.csv",
+        "",
+        keys=("g",),
+        counts=("n_treated", "n_control"),
+        implied={"percent_treated": ("n_treated", 100), "percent_control": ("n_control", 100)},
+        derived={
+            c: ("percent_treated", "percent_control", "n_treated", "n_control")
+            for c in ("diff_pp", "stars")
+        },
+        flag="suppressed",
+    )
+    frame = text(
+        g=["a", "b"],
+        n_treated=[3, 40],
+        n_control=[200, 200],
+        percent_treated=[66.7, 50.0],
+        percent_control=[50.0, 50.0],
+        diff_pp=[16.7, 0.0],
+        stars=["", ""],
+        suppressed=["false", "false"],
+    )
+    got, _ = publish(frame, spec, RULES)
+    assert got["percent_treated"].to_list() == ["..", "50.0"]
+    assert got["diff_pp"].to_list() == ["..", "0.0"]
+    assert got["stars"].to_list() == ["..", ""]
+    unsafe = frame.with_columns(pl.Series("n_treated", ["..", "40"]))
+    assert violations(unsafe, spec, RULES) != []  # percent and difference still shown
+
+
+def test_the_printed_income_tables_lose_a_percent_whose_n_the_long_table_hides():
+    specs = {s.file: s for s in SPECS}
+    long = income_rows(
+        ("B4", "Tidigare inkomstnivå", "n", "Alla", "Insats", 32, 32, None),
+        ("B4", "Tidigare inkomstnivå", "<3 mån", "Alla", "Insats", 32, 21, None),
+    ).with_columns(pl.Series("n", ["..", ".."]))  # hidden in the long table
+    printed = text(
+        block=["Tidigare inkomstnivå"] * 2,
+        row=["n", "<3 mån"],
+        **{"Alla Insats": ["32", "21 (66)"]},
+    )
+    got, _ = publish(printed, specs["table_b4.csv"], RULES, {"income_tables_long.csv": long})
+    # 21 (66 %) fits only n = 32: the count stays (the long table shows it), the percent goes
+    assert got["Alla Insats"].to_list()[1] == "21"
+
+
+def test_b6s_block_totals_keep_the_persons_without_a_value_hidden():
+    spec = {s.file: s for s in SPECS}["table_b6.csv"]
+    rows = [("Ålder", "18–39 år", 120), ("Ålder", "40–59 år", 125)]
+    rows += [("Utbildning", "Gymnasial", 130), ("Utbildning", "Eftergymnasial", 114)]
+    frame = text(
+        block=[b for b, _, _ in rows],
+        category=[c for _, c, _ in rows],
+        income=["Utan inkomst före"] * 4,
+        group=["Kontroll"] * 4,
+        n=[n for _, _, n in rows],
+        percent=[48.98, 51.02, 53.28, 46.72],
+        block_total=[245, 245, 244, 244],
+        suppressed=["false"] * 4,
+    )
+    got, _ = publish(frame, spec, RULES)
+    # 245 - 244 = 1 person without an education level: a total goes
+    totals = got["block_total"].to_list()
+    assert ".." in totals
+    assert violations(frame, spec, RULES) != []

@@ -653,3 +653,26 @@ def test_stage_files_carry_the_se_survival_se_names(tmp_path: Path, se: str) -> 
     assert math.isclose(case["std_err"], math.sqrt(own[0, 0]), rel_tol=1e-12)
     assert math.isclose(meta["std_err_person"][0], math.sqrt(res1.cov_[0, 0]), rel_tol=1e-12)
     assert table["log_hr_std_err"].n_unique() == 3  # the choice matters
+
+
+def test_the_cox_table_counts_the_sets_the_km_table_counts(tmp_path: Path) -> None:
+    # a set whose members are all censored adds nothing to the partial likelihood and is
+    # left out of the fit; counted out of cox_hr.csv's n beside km_medians.csv's it would
+    # give the number of such sets (a small count), so both tables count every member and set
+    frame = simulated_sets().with_row_index("spell_id")
+    index = dt.date(2021, 1, 1)
+    frame.select(
+        "set_id", "spell_id", "lopnr", "case", pl.lit(index).alias("index_date")
+    ).write_parquet(tmp_path / "riskset.parquet")
+    frame.select(
+        "spell_id",
+        (pl.lit(index) + pl.duration(days="duration_days")).alias("end"),
+        (~pl.col("event")).alias("censored"),
+    ).write_parquet(tmp_path / "cohort_at_risk.parquet")
+    assert main(["survival", f"paths.outputs={tmp_path}"]) == 0
+    meta = json.loads((tmp_path / "models" / "survival.json").read_text())
+    assert meta["n_strata_dropped"] > 0  # the fit did leave sets out
+    cox = pl.read_csv(tmp_path / "results" / "cox_hr.csv")
+    km = pl.read_csv(tmp_path / "results" / "km_medians.csv")
+    assert cox["n"].unique().to_list() == [km["n"].sum()]
+    assert cox["n_strata"].unique().to_list() == [frame["set_id"].n_unique()]

@@ -69,8 +69,12 @@ def reported_model(result: CoxResult, se: str) -> tuple[CoxResult, dict[str, Any
     return reported, meta
 
 
-def hazard_ratio_table(result: CoxResult, se: str) -> pl.DataFrame:
-    """The case hazard ratio with 95 % CIs under each robust variance; `reported` marks `se`."""
+def hazard_ratio_table(result: CoxResult, se: str, n: int, n_strata: int) -> pl.DataFrame:
+    """The case hazard ratio with 95 % CIs under each robust variance; `reported` marks `se`.
+    `n` and `n_strata` are the members and sets analysed, as the KM table counts them: a
+    set without events adds nothing to the partial likelihood, and the fitted count beside
+    the KM table's would give the number of such sets, a small count (models/survival.json
+    has it)."""
     rows = []
     beta = float(result.params_[0]) if np.isfinite(result.params_[0]) else float("nan")
     for name, cov in covariances(result).items():
@@ -82,8 +86,8 @@ def hazard_ratio_table(result: CoxResult, se: str) -> pl.DataFrame:
                 "ci_low": float(np.exp(beta - 1.959963984540054 * std_err)),
                 "ci_high": float(np.exp(beta + 1.959963984540054 * std_err)),
                 "log_hr_std_err": std_err,
-                "n": result.n,
-                "n_strata": result.n_strata,
+                "n": n,
+                "n_strata": n_strata,
                 "reported": name == se,
             }
         )
@@ -116,7 +120,7 @@ def run(cfg: Any) -> None:
     reported_fit, meta = reported_model(result, se)
     io.write_parquet(reported_fit.summary, outputs / "models" / "survival.parquet")
     io.write_json(outputs / "models" / "survival.json", meta)
-    table = hazard_ratio_table(result, se)
+    table = hazard_ratio_table(result, se, members.height, members["set_id"].n_unique())
     io.write_csv(table, outputs / "results" / "cox_hr.csv")
     reported = table.filter("reported").row(0, named=True)
     log.info(

@@ -14,6 +14,7 @@ import polars as pl
 from pipeline.report.publication.cells import Cells, build_cells
 from pipeline.report.publication.gate import _link_state, followed_hidden
 from pipeline.report.publication.spec import (
+    HIDDEN_TEXT,
     CellRef,
     DisclosureRules,
     TableSpec,
@@ -68,21 +69,28 @@ def violations(
                     )
         elif value is not None and rules.is_small(value):
             say(key, f"count {value:g} is below {rules.min_count}")
+
+    def source_hidden(row: int, column: str) -> bool:
+        """A source hidden: an unknown count, a ".." cell, or a share of an n not shown."""
+        i = cells.ref((row, column))
+        if (i is not None and cells.values[i] is None) or frame[column][row] == HIDDEN_TEXT:
+            return True
+        implied = spec.implied.get(column)
+        return implied is not None and not is_shown(frame[implied[0]][row])
+
+    def tells(row: int, column: str) -> bool:
+        """A value, or an empty text that tells a value ("" stars beside ".." elsewhere)."""
+        return frame[column][row] not in (None, HIDDEN_TEXT)
+
     for column, sources in spec.derived.items():
         for row in range(frame.height):
-            if is_shown(frame[column][row]) and any(
-                (i := cells.ref((row, s))) is not None and cells.values[i] is None for s in sources
-            ):
+            if tells(row, column) and any(source_hidden(row, s) for s in sources):
                 say((row, column), "a value derived from a hidden count is shown")
     for column, (sources, keys) in spec.derived_over.items():
         for rows in row_groups(frame, keys).values():
-            hidden = any(
-                (i := cells.ref((r, src))) is not None and cells.values[i] is None
-                for r in rows
-                for src in sources
-            )
+            hidden = any(source_hidden(r, src) for r in rows for src in sources)
             for r in rows if hidden else []:
-                if is_shown(frame[column][r]):
+                if tells(r, column):
                     say((r, column), "a value derived from a hidden count of its group is shown")
     for column, (n_column, _scale) in spec.implied.items():
         for row in range(frame.height):

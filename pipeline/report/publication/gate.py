@@ -290,42 +290,58 @@ def _apply(
 
     def withhold(row: int, column: str) -> None:
         """Hide a value derived from a hidden cell: a printed "n (percent)" cell keeps its
-        count and loses its percent, any other cell is hidden."""
+        count and loses its percent, any other cell is hidden, an empty text ("no stars")
+        too, since "" beside ".." elsewhere would tell which it was."""
         text = columns[column][row]
-        if shows_value(text, column in text_columns):
-            columns[column][row] = count_only(text) if column in text_columns else HIDDEN_TEXT
+        if column in text_columns:
+            if shows_value(text, True):
+                columns[column][row] = count_only(text)
+                touched[row] = True
+        elif text not in (None, HIDDEN_TEXT):
+            columns[column][row] = HIDDEN_TEXT
             touched[row] = True
 
     for row, column in followed:
         withhold(row, column)
-    for column, sources in spec.derived.items():
-        for row in range(frame.height):
-            if any((row, s) in gone for s in sources) and is_shown(columns[column][row]):
-                columns[column][row] = HIDDEN_TEXT
-                touched[row] = True
-    unknown = gone | {k for k, v in zip(cells.keys, cells.values, strict=True) if v is None}
-    for column, (sources, keys) in spec.derived_over.items():
-        for rows in row_groups(frame, keys).values():
-            if any((r, src) in unknown for r in rows for src in sources):
-                for r in rows:
-                    if is_shown(columns[column][r]):
-                        columns[column][r] = HIDDEN_TEXT
-                        touched[r] = True
+
+    def hide(row: int, column: str) -> None:
+        """Hide a value computed from hidden cells; an empty text ("no stars", "not
+        significant") too, since "" beside ".." elsewhere would tell which it was."""
+        if columns[column][row] not in (None, HIDDEN_TEXT):
+            columns[column][row] = HIDDEN_TEXT
+            touched[row] = True
+
+    # shares of an n not shown first: a value computed from such a share goes with it
     for column, (n_column, _scale) in spec.implied.items():
-        for row in range(frame.height):  # a share of an n that is not shown
-            if not is_shown(columns[n_column][row]) and is_shown(columns[column][row]):
-                columns[column][row] = HIDDEN_TEXT
-                touched[row] = True
-    for column, n_column in spec.stats.items():
         for row in range(frame.height):
-            n = number(columns[n_column][row])
-            if (n is None or n < rules.min_count) and is_shown(columns[column][row]):
+            if not is_shown(columns[n_column][row]) and is_shown(columns[column][row]):
                 columns[column][row] = HIDDEN_TEXT
                 touched[row] = True
     for share, n_cell, _scale in spec.implied_cells_of(frame):
         if not is_shown(columns[n_cell[1]][n_cell[0]]) and is_shown(columns[share[1]][share[0]]):
             columns[share[1]][share[0]] = HIDDEN_TEXT
             touched[share[0]] = True
+
+    def gone_now(row: int, column: str) -> bool:
+        """Whether a source cell is hidden: by this gate or, text "..", already."""
+        return (row, column) in gone or columns[column][row] == HIDDEN_TEXT
+
+    for column, sources in spec.derived.items():
+        for row in range(frame.height):
+            if any(gone_now(row, s) for s in sources):
+                hide(row, column)
+    unknown = {k for k, v in zip(cells.keys, cells.values, strict=True) if v is None}
+    for column, (sources, keys) in spec.derived_over.items():
+        for rows in row_groups(frame, keys).values():
+            if any(gone_now(r, src) or (r, src) in unknown for r in rows for src in sources):
+                for r in rows:
+                    hide(r, column)
+    for column, n_column in spec.stats.items():
+        for row in range(frame.height):
+            n = number(columns[n_column][row])
+            if (n is None or n < rules.min_count) and is_shown(columns[column][row]):
+                columns[column][row] = HIDDEN_TEXT
+                touched[row] = True
     for (row, column), sources in spec.derived_cells_of(frame):
         if not all(is_shown(columns[c][r]) for r, c in sources):
             withhold(row, column)

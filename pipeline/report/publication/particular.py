@@ -54,16 +54,18 @@ def figure_link(
 
 
 def same_model(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[int, CellRef]]:
-    """(row of a model's estimates, a count cell of the income tables fitted by that model):
-    every cell whose `model` is the row's, both groups and all rows of its block."""
+    """(row of a model's estimates, a count or n cell of the income tables fitted by that
+    model): every cell whose `model` is the row's, both groups and all rows of its block
+    (the model's n less one group's n is the other's)."""
     cells: dict[str, list[int]] = {}
     for row, model in enumerate(other["model"].to_list()):
         if model:
             cells.setdefault(model, []).append(row)
     return [
-        (row, (cell, "count"))
+        (row, (cell, column))
         for row, model in enumerate(this["model"].to_list())
         for cell in cells.get(model, [])
+        for column in ("count", "n")
     ]
 
 
@@ -79,13 +81,15 @@ def figure_ref_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellR
 
 
 def b6_total_link(this: pl.DataFrame, other: pl.DataFrame) -> list[tuple[CellRef, CellRef]]:
-    """Table B6's column totals and the n of B4 (with income before) or B5 (without) they
-    repeat: hidden there, hidden here (where a block has missing categories its total is
-    smaller; it is then treated as the same cell all the same, which only hides more)."""
+    """Table B6's age block totals and the n of B4 (with income before) or B5 (without)
+    they repeat: hidden there, hidden here. Only the age block counts everyone; another
+    block's total lacks the persons without a value (`b6_blocks_of_everyone`)."""
     index = same_rows(other, ("table", "block", "row", "length_class", "group"))
     table_of = {B6_INCOME[0]: "B5", B6_INCOME[1]: "B4"}
     out = []
     for row, r in enumerate(this.iter_rows(named=True)):
+        if r["block"] != AGE_BLOCK:
+            continue
         key = (table_of.get(r["income"]), ANY_INCOME, "n", ALL_LENGTHS, r["group"])
         if key in index:
             out.append(((row, "block_total"), (index[key], "n")))
@@ -295,6 +299,24 @@ def blocks_of_everyone(frame: pl.DataFrame) -> list[Relation]:
             continue
         a, b = number(frame["n"][ref]), number(frame["n"][r])
         out.append(((ref, "n"), [(r, "n"), Unprinted(None if None in (a, b) else a - b)]))
+    return out
+
+
+def b6_blocks_of_everyone(frame: pl.DataFrame) -> list[Relation]:
+    """Table B6: a block's total counts the persons with a value; with those without one
+    (never printed) it is the age block's, which counts everyone. Per income and group."""
+    keys = frame.select("block", "income", "group").rows()
+    first: dict[tuple, int] = {}
+    for row, key in enumerate(keys):
+        first.setdefault(key, row)
+    out: list[Relation] = []
+    for (block, income, group), r in first.items():
+        ref = first.get((AGE_BLOCK, income, group))
+        if block == AGE_BLOCK or ref is None:
+            continue
+        a, b = number(frame["block_total"][ref]), number(frame["block_total"][r])
+        rest = Unprinted(None if None in (a, b) else a - b)
+        out.append(((ref, "block_total"), [(r, "block_total"), rest]))
     return out
 
 

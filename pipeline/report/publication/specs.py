@@ -14,6 +14,7 @@ from pipeline.report.publication.particular import (
     GROUP_KEYS,
     attrition_link,
     attrition_relations,
+    b6_blocks_of_everyone,
     b6_total_link,
     blocks_of_everyone,
     deciles_add_up,
@@ -203,6 +204,8 @@ SPECS: tuple[TableSpec, ...] = (
             stats={"mean_days": "n", "median_days": "n"},
             implied=_share(("share_after_late_day",)),
             complements=(("share_after_late_day", "n"),),
+            # a mean and a median bound a hidden share's count: they go with it
+            derived={c: ("share_after_late_day",) for c in ("mean_days", "median_days")},
             links=links,
             flag="suppressed",
         )
@@ -295,6 +298,19 @@ SPECS: tuple[TableSpec, ...] = (
                     ),
                 ),
             ),
+            # a printed percent is count / n: with the long table's n hidden it goes
+            follows=(
+                Follow(
+                    "income_tables_long.csv",
+                    layout_link(
+                        ("block", "row"),
+                        ("block", "row"),
+                        ("length_class", "group"),
+                        "n",
+                        where={"table": table},
+                    ),
+                ),
+            ),
         )
         for name, what, table in (
             ("table_b4.csv", "Table B4 as printed", "B4"),
@@ -309,7 +325,10 @@ SPECS: tuple[TableSpec, ...] = (
         counts=("n", "block_total"),
         complements=(("n", "block_total"),),
         derived={"percent": ("n", "block_total")},
-        relations=group_total("block_total", "n", ("block", "income", "group")),
+        relations=combine(
+            group_total("block_total", "n", ("block", "income", "group")),
+            b6_blocks_of_everyone,
+        ),
         links=(Link("income_tables_long.csv", b6_total_link),),
         flag="suppressed",
     ),
@@ -331,8 +350,9 @@ SPECS: tuple[TableSpec, ...] = (
             for group, side in (("Insats", "treated"), ("Kontroll", "control"))
             for mine, theirs in ((f"percent_{side}", "n"), (f"n_{side}", "block_total"))
         ),
+        # a difference, test or direction of the two shares: with either share or n hidden
         derived={
-            c: ("percent_treated", "percent_control")
+            c: ("percent_treated", "percent_control", "n_treated", "n_control")
             for c in (
                 "diff_pp",
                 "diff_ci_low",
@@ -399,6 +419,8 @@ SPECS: tuple[TableSpec, ...] = (
         keys=("handelse", "group"),
         counts=("n",),
         stats={"mean_day": "n", "median_day": "n", "median_days_after_first_gc001": "n"},
+        # a mean and a median bound the hidden shares beside a shown zero: they go with any
+        derived={c: FK_SHARES for c in ("mean_day", "median_day", "median_days_after_first_gc001")},
         implied=_share(FK_SHARES),
         complements=tuple((c, "n") for c in FK_SHARES),
         relations=lambda frame: [

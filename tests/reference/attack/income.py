@@ -16,7 +16,6 @@ with a higher threshold, where far more cells are hidden.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,8 @@ LAYOUT = (
 def predicates() -> dict[tuple, pl.Expr]:
     """Person predicates of every count the family can show or imply; key (table, block,
     row, length class, group, what) with what n | count | rest (n - count) | gap (within
-    this window but not the one before)."""
+    this window but not the one before) | outside (B4's persons the regained rule does
+    not apply to: any income's n - the regained block's)."""
     out: dict[tuple, pl.Expr] = {}
     for table, block, flag, income, rows, regained in LAYOUT:
         for length in LENGTHS:
@@ -63,8 +63,10 @@ def predicates() -> dict[tuple, pl.Expr]:
                 pop = pop & (pl.col("treated") == treated)
                 if length != "Alla":
                     pop = pop & (pl.col("length_class") == length)
-                if regained:
-                    pop = pop & pl.col("regained_applies").fill_null(False)
+                if regained:  # and those the regained rule does not apply to
+                    applies = pl.col("regained_applies").fill_null(False)
+                    out[(table, block, "n", length, group, "outside")] = pop & ~applies
+                    pop = pop & applies
                 out[(table, block, "n", length, group, "n")] = pop
                 out[(table, block, "n", length, group, "count")] = pop
                 before = None
@@ -102,18 +104,9 @@ def observations(tables: Path) -> list[tuple[tuple, float, str]]:
         if n is not None:
             key = ("B5", "Någon inkomst", "n", r["length_class"], r["group"], "n")
             seen.append((key, n, "table_b5_prior_spell"))
-    for name, table in (("table_b4", "B4"), ("table_b5", "B5"), ("table3", "Tabell 3")):
-        printed = pl.read_csv(tables / f"{name}.csv", infer_schema=False)
-        for r in printed.iter_rows(named=True):
-            for column, text in r.items():
-                if column in ("block", "row") or text in (None, "", ".."):
-                    continue
-                length, group = column.rsplit(" ", 1)
-                value = float(re.match(r"^(\d+)", text.replace(" ", "")).group(1))
-                what = "n" if r["row"] == "n" else "count"
-                seen.append(
-                    ((table, r["block"], r["row"], length, group, what), value, f"{name} {column}")
-                )
+    for (table, block, row, length, group), value, _pct, where in printed_cells(tables):
+        what = "n" if row == "n" else "count"
+        seen.append(((table, block, row, length, group, what), value, where))
     figures = pl.read_csv(tables / "figures13_14.csv", infer_schema=False)
     series = {
         "Någon inkomst": ("Någon inkomst", "count"),
@@ -174,6 +167,23 @@ def tested_counts(known: dict[tuple, dict[str, float | None]]) -> list[tuple[tup
     return out
 
 
+def printed_cells(tables: Path) -> list[tuple[tuple, float, float | None, str]]:
+    """(cell key, count, whole percent or None, where) of every shown cell of the printed
+    B4, B5 and Table 3."""
+    out = []
+    for name, table in (("table_b4", "B4"), ("table_b5", "B5"), ("table3", "Tabell 3")):
+        printed = pl.read_csv(tables / f"{name}.csv", infer_schema=False)
+        for r in printed.iter_rows(named=True):
+            for column, text in r.items():
+                cell = None if column in ("block", "row") else printed_cell(text)
+                if cell is None:
+                    continue
+                length, group = column.rsplit(" ", 1)
+                key = (table, r["block"], r["row"], length, group)
+                out.append((key, cell[0], cell[1], f"{name} {column}"))
+    return out
+
+
 # Columns that are logically tied (cumulative windows, regained within any income, the
 # population flags): the attacker knows which combinations of each group can occur, not
 # how the groups combine (that is the data's secret); atoms are the possible persons.
@@ -217,6 +227,9 @@ def income_family(outcomes: pl.DataFrame, tables: Path, threshold: int) -> Famil
     for key, value, where in seen:
         assert key in preds, (key, where)
         family.see(where, key, atoms[:, keys.index(key)], value)
+    for key, count, pct, _where in printed_cells(tables):  # "n (pct)": pct of the row's n
+        if pct is not None and key[2] != "n":
+            family.percent_of(atoms[:, keys.index((*key, "n"))], count, pct)
     shown = {key for key, _, _ in seen}
     family.targets = {
         key: atoms[:, j] for j, key in enumerate(keys) if key not in shown and key[0] != "link"
