@@ -31,7 +31,11 @@ def days_by_year(
     ax.set_xlabel("År")
     ax.set_ylabel("Dagar från sjukperiodens start")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    if data.is_empty():  # every value hidden by the disclosure control
+        hidden = "Inga visade värden (röjandekontroll)"
+        ax.text(0.5, 0.5, hidden, ha="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
 

@@ -204,8 +204,9 @@ SPECS: tuple[TableSpec, ...] = (
             stats={"mean_days": "n", "median_days": "n"},
             implied=_share(("share_after_late_day",)),
             complements=(("share_after_late_day", "n"),),
-            # a mean and a median bound a hidden share's count: they go with it
-            derived={c: ("share_after_late_day",) for c in ("mean_days", "median_days")},
+            # a mean gives the days' sum, which with the median bounds a hidden share's
+            # count from below: the mean goes with the share (the median alone only caps it)
+            derived={"mean_days": ("share_after_late_day",)},
             links=links,
             flag="suppressed",
         )
