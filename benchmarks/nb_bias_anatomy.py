@@ -41,6 +41,7 @@ def model_rows(seed: int, persons: int, mode: str) -> pl.DataFrame:
             "synth.size=small",
             f"synth.sizes.small={persons}",
             f"synth.seed={seed}",
+            f"riskset.seed={seed + 1}",  # the sampler's draws vary too (nb_simulation.py)
             f"synth.out_dir={base}/delivery",
             f"synth.truth_dir={base}/truth",
             f"paths.staged={base}/staged",
