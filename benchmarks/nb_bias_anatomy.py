@@ -24,11 +24,8 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
+from nb_simulation import EFFECT_OFF, FIRST_SEED, run_stages, seed_overrides  # a sibling
 
-from pipeline.__main__ import main as cli
-
-FIRST_SEED = 20260625
-EFFECT_OFF = ("synth.effect.extra_days_intercept=0", "synth.effect.extra_days_slope_per_180=0")
 T_BANDS = [30, 60, 120, 180, 270, 365]
 PRIOR_BANDS = [20, 45, 75, 105, 150, 210, 300]
 
@@ -38,21 +35,13 @@ def model_rows(seed: int, persons: int, mode: str) -> pl.DataFrame:
     base = Path(tempfile.mkdtemp(prefix=f"anatomy_{seed}_"))
     try:
         overrides = [
-            "synth.size=small",
-            f"synth.sizes.small={persons}",
-            f"synth.seed={seed}",
-            f"riskset.seed={seed + 1}",  # the sampler's draws vary too (nb_simulation.py)
-            f"synth.out_dir={base}/delivery",
-            f"synth.truth_dir={base}/truth",
-            f"paths.staged={base}/staged",
-            f"paths.quarantine={base}/quarantine",
-            f"paths.outputs={base}/outputs",
+            *seed_overrides(base, seed, persons),
             f"riskset.control_mode={mode}",
             *EFFECT_OFF,
         ]
-        for stage in ("synth", "stage", "spells", "exposure", "cohort", "riskset", "nb_model"):
-            if cli([stage, *overrides]) != 0:
-                raise RuntimeError(f"stage {stage} failed for seed {seed}")
+        run_stages(
+            ("synth", "stage", "spells", "exposure", "cohort", "riskset", "nb_model"), overrides
+        )
         rows = pl.read_parquet(base / "outputs" / "models" / "nb_data.parquet")
         return rows.filter(pl.col("design") == "riskset").drop_nulls(
             ["after_days", "prior_days", "diagnosis_group"]

@@ -131,23 +131,30 @@ def null_world(
     return points.select("prior_days", pl.col("extra_days").alias("null_world"))
 
 
+def seed_overrides(base: Path, seed: int, persons: int) -> list[str]:
+    """Overrides of one seed's run: `persons` at size small, every file under `base`."""
+    return [
+        "synth.size=small",
+        f"synth.sizes.small={persons}",
+        f"synth.seed={seed}",
+        # the sampler's draws vary with the seed too (seed + 1 is the default run's):
+        # with one riskset.seed for all seeds its offsets hardly change between
+        # synthetic draws of the same size, so its error would not average out
+        f"riskset.seed={seed + 1}",
+        f"synth.out_dir={base}/delivery",
+        f"synth.truth_dir={base}/truth",
+        f"paths.staged={base}/staged",
+        f"paths.quarantine={base}/quarantine",
+        f"paths.outputs={base}/outputs",
+    ]
+
+
 def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
     """All designs' points for one seed and effect setting, with run times (s)."""
     base = Path(tempfile.mkdtemp(prefix=f"nbsim_{seed}_"))
     try:
         common = [
-            "synth.size=small",
-            f"synth.sizes.small={persons}",
-            f"synth.seed={seed}",
-            # the sampler's draws vary with the seed too (seed + 1 is the default run's):
-            # with one riskset.seed for all seeds its offsets hardly change between
-            # synthetic draws of the same size, so its error would not average out
-            f"riskset.seed={seed + 1}",
-            f"synth.out_dir={base}/delivery",
-            f"synth.truth_dir={base}/truth",
-            f"paths.staged={base}/staged",
-            f"paths.quarantine={base}/quarantine",
-            f"paths.outputs={base}/outputs",
+            *seed_overrides(base, seed, persons),
             f"nb.extra_days_at=[{','.join(f'{p:g}' for p in POINTS)}]",
             *(EFFECT_OFF if effect == "off" else ()),
         ]

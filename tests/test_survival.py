@@ -614,21 +614,28 @@ def test_the_km_figure_is_written_atomically_and_byte_stable(tmp_path: Path) -> 
 # --- the survival stage: the reported SE in every result file -----------------------
 
 
+def write_planted_sets(outputs: Path) -> pl.DataFrame:
+    """The planted matched sets (one spell per member, all indexed on one day) written as
+    the survival stage reads them, riskset.parquet and cohort_at_risk.parquet; the sets."""
+    frame = simulated_sets().with_row_index("spell_id")
+    index = dt.date(2021, 1, 1)
+    frame.select(
+        "set_id", "spell_id", "lopnr", "case", pl.lit(index).alias("index_date")
+    ).write_parquet(outputs / "riskset.parquet")
+    frame.select(
+        "spell_id",
+        (pl.lit(index) + pl.duration(days="duration_days")).alias("end"),
+        (~pl.col("event")).alias("censored"),
+    ).write_parquet(outputs / "cohort_at_risk.parquet")
+    return frame
+
+
 @pytest.mark.parametrize("se", ["person", "set", "two_way"])
 def test_stage_files_carry_the_se_survival_se_names(tmp_path: Path, se: str) -> None:
     # The stage on planted matched sets (one spell per member): survival.parquet and
     # survival.json carry the SE that cox_hr.csv reports, under each survival.se, and
     # it is the fit's covariance of that name (so the choices give different SEs).
-    frame = simulated_sets().with_row_index("spell_id")
-    index = dt.date(2021, 1, 1)
-    frame.select(
-        "set_id", "spell_id", "lopnr", "case", pl.lit(index).alias("index_date")
-    ).write_parquet(tmp_path / "riskset.parquet")
-    frame.select(
-        "spell_id",
-        (pl.lit(index) + pl.duration(days="duration_days")).alias("end"),
-        (~pl.col("event")).alias("censored"),
-    ).write_parquet(tmp_path / "cohort_at_risk.parquet")
+    write_planted_sets(tmp_path)
     assert main(["survival", f"paths.outputs={tmp_path}", f"survival.se={se}"]) == 0
     table = pl.read_csv(tmp_path / "results" / "cox_hr.csv")
     reported = table.filter(pl.col("reported"))
@@ -659,16 +666,7 @@ def test_the_cox_table_counts_the_sets_the_km_table_counts(tmp_path: Path) -> No
     # a set whose members are all censored adds nothing to the partial likelihood and is
     # left out of the fit; counted out of cox_hr.csv's n beside km_medians.csv's it would
     # give the number of such sets (a small count), so both tables count every member and set
-    frame = simulated_sets().with_row_index("spell_id")
-    index = dt.date(2021, 1, 1)
-    frame.select(
-        "set_id", "spell_id", "lopnr", "case", pl.lit(index).alias("index_date")
-    ).write_parquet(tmp_path / "riskset.parquet")
-    frame.select(
-        "spell_id",
-        (pl.lit(index) + pl.duration(days="duration_days")).alias("end"),
-        (~pl.col("event")).alias("censored"),
-    ).write_parquet(tmp_path / "cohort_at_risk.parquet")
+    frame = write_planted_sets(tmp_path)
     assert main(["survival", f"paths.outputs={tmp_path}"]) == 0
     meta = json.loads((tmp_path / "models" / "survival.json").read_text())
     assert meta["n_strata_dropped"] > 0  # the fit did leave sets out

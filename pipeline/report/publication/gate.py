@@ -288,28 +288,25 @@ def _apply(
         # an empty cell in a row nobody flagged stays empty: not applicable
     text_columns = set(spec.text_columns(frame.columns))
 
-    def withhold(row: int, column: str) -> None:
-        """Hide a value derived from a hidden cell: a printed "n (percent)" cell keeps its
-        count and loses its percent, any other cell is hidden, an empty text ("no stars")
-        too, since "" beside ".." elsewhere would tell which it was."""
-        text = columns[column][row]
-        if column in text_columns:
-            if shows_value(text, True):
-                columns[column][row] = count_only(text)
-                touched[row] = True
-        elif text not in (None, HIDDEN_TEXT):
-            columns[column][row] = HIDDEN_TEXT
-            touched[row] = True
-
-    for row, column in followed:
-        withhold(row, column)
-
     def hide(row: int, column: str) -> None:
         """Hide a value computed from hidden cells; an empty text ("no stars", "not
         significant") too, since "" beside ".." elsewhere would tell which it was."""
         if columns[column][row] not in (None, HIDDEN_TEXT):
             columns[column][row] = HIDDEN_TEXT
             touched[row] = True
+
+    def withhold(row: int, column: str) -> None:
+        """Hide a value derived from a hidden cell: a printed "n (percent)" cell keeps its
+        count and loses its percent, any other cell is hidden (`hide`)."""
+        text = columns[column][row]
+        if column not in text_columns:
+            hide(row, column)
+        elif shows_value(text, True):
+            columns[column][row] = count_only(text)
+            touched[row] = True
+
+    for row, column in followed:
+        withhold(row, column)
 
     # shares of an n not shown first: a value computed from such a share goes with it
     for column, (n_column, _scale) in spec.implied.items():

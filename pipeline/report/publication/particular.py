@@ -12,7 +12,7 @@ import polars as pl
 
 from pipeline.report.income_tables import ANY_INCOME, B6_INCOME, REGAINED, SERIES
 from pipeline.report.labels import AGE_BLOCK, ALL, ALL_LENGTHS, GROUP_LABEL, MEAN_AGE, TOTAL
-from pipeline.report.publication.relations import same_rows, steps
+from pipeline.report.publication.relations import contains, same_rows, steps
 from pipeline.report.publication.spec import (
     CellRef,
     Known,
@@ -287,37 +287,32 @@ def _block_totals(long: pl.DataFrame) -> tuple[list[tuple], dict[tuple, int]]:
     return labels, {(b, g, o): r for r, (b, c, g, o) in enumerate(labels) if c == TOTAL}
 
 
+def _age_block_holds(frame: pl.DataFrame, totals: dict[tuple, int], column: str) -> list[Relation]:
+    """`totals` maps (block, *column keys) to the row of the block's total: per column keys,
+    the age block's total (everyone) = each other block's + its persons without a value."""
+    out: list[Relation] = []
+    for (block, *rest), r in totals.items():
+        ref = totals.get((AGE_BLOCK, *rest))
+        if block != AGE_BLOCK and ref is not None:
+            out += contains(frame, ref, r, (column,))
+    return out
+
+
 def blocks_of_everyone(frame: pl.DataFrame) -> list[Relation]:
     """Table 2/B3: a block's total counts the persons with a value; with those without one
     (never printed) it is the age block's total, which counts everyone (every cohort age
     falls in a band). Per group and ownership."""
     _labels, total = _block_totals(frame)
-    out: list[Relation] = []
-    for (block, group, ownership), r in total.items():
-        ref = total.get((AGE_BLOCK, group, ownership))
-        if block == AGE_BLOCK or ref is None:
-            continue
-        a, b = number(frame["n"][ref]), number(frame["n"][r])
-        out.append(((ref, "n"), [(r, "n"), Unprinted(None if None in (a, b) else a - b)]))
-    return out
+    return _age_block_holds(frame, total, "n")
 
 
 def b6_blocks_of_everyone(frame: pl.DataFrame) -> list[Relation]:
     """Table B6: a block's total counts the persons with a value; with those without one
     (never printed) it is the age block's, which counts everyone. Per income and group."""
-    keys = frame.select("block", "income", "group").rows()
     first: dict[tuple, int] = {}
-    for row, key in enumerate(keys):
+    for row, key in enumerate(frame.select("block", "income", "group").rows()):
         first.setdefault(key, row)
-    out: list[Relation] = []
-    for (block, income, group), r in first.items():
-        ref = first.get((AGE_BLOCK, income, group))
-        if block == AGE_BLOCK or ref is None:
-            continue
-        a, b = number(frame["block_total"][ref]), number(frame["block_total"][r])
-        rest = Unprinted(None if None in (a, b) else a - b)
-        out.append(((ref, "block_total"), [(r, "block_total"), rest]))
-    return out
+    return _age_block_holds(frame, first, "block_total")
 
 
 def share_of_block_total(frame: pl.DataFrame) -> list[tuple[CellRef, list[CellRef]]]:

@@ -38,6 +38,16 @@ def margin(
     return build
 
 
+def contains(frame: pl.DataFrame, a: int, b: int, columns: Sequence[str]) -> list[Relation]:
+    """Row `a` counts every person of row `b`, per column: a = b + the unprinted rest."""
+    out: list[Relation] = []
+    for column in columns:
+        va, vb = number(frame[column][a]), number(frame[column][b])
+        rest = None if va is None or vb is None else va - vb
+        out.append(((a, column), [(b, column), Unprinted(rest)]))
+    return out
+
+
 def steps(
     columns: Sequence[str], within: Sequence[str] = (), order: Sequence[str] | None = None
 ) -> Callable[[pl.DataFrame], list[Relation]]:
@@ -53,9 +63,7 @@ def steps(
                 # an empty cell is not applicable (or hidden upstream): the chain skips it
                 present = [r for r in ordered if frame[column][r] not in (None, "")]  # ".." kept
                 for a, b in itertools.pairwise(present):
-                    va, vb = number(frame[column][a]), number(frame[column][b])
-                    gap = None if va is None or vb is None else va - vb
-                    out.append(((a, column), [(b, column), Unprinted(gap)]))
+                    out += contains(frame, a, b, (column,))
         return out
 
     return build
@@ -214,10 +222,7 @@ def nested(
             big = [r for r in rows if labels[r] == outer]
             small = [r for r in rows if labels[r] == inner]
             for a, b in zip(big, small, strict=False):
-                for column in columns:
-                    va, vb = number(frame[column][a]), number(frame[column][b])
-                    rest = None if va is None or vb is None else va - vb
-                    out.append(((a, column), [(b, column), Unprinted(rest)]))
+                out += contains(frame, a, b, columns)
         return out
 
     return build
@@ -243,10 +248,7 @@ def inside(
             for a in (r for r in rows if matches(r, outer)):
                 for inner in inners:
                     for b in (r for r in rows if r != a and matches(r, inner)):
-                        for column in columns:
-                            va, vb = number(frame[column][a]), number(frame[column][b])
-                            rest = None if va is None or vb is None else va - vb
-                            out.append(((a, column), [(b, column), Unprinted(rest)]))
+                        out += contains(frame, a, b, columns)
         return out
 
     return build
