@@ -2,7 +2,8 @@
 
 For each synthetic seed (`synth.seed`), with the planted extra-days effect on (the
 default) and off (0), the stages synth..cohort run once in a temporary directory,
-then riskset + nb_model once per control mode (`never_treated`, `not_yet_treated`);
+then riskset + nb_model once per risk-set variant (`VARIANTS`: control mode
+`never_treated` or `not_yet_treated`, matched on diagnosis group or not);
 the report design is taken from the first nb_model run (it does not use the risk
 sets). Each shown point of `nb_extra_days.csv` (model `nb2` when the column exists)
 is compared with the written truth of its design's treated rows
@@ -46,7 +47,16 @@ FIRST_SEED = 20260625  # synth.seed's default: seed 0 of the study is the defaul
 # nb.extra_days_at plus 15 and 30 (inside the low prior-days band)
 POINTS = (0.0, 15.0, 30.0, 90.0, 180.0, 365.0)
 WINDOW = 365  # nb.window_days
-MODES = ("never_treated", "not_yet_treated")
+# The risk-set variants compared: label -> overrides (control mode and matching set
+# explicitly, so the study does not follow the configured default).
+VARIANTS = {
+    "riskset never_treated": ("riskset.control_mode=never_treated", "riskset.match_on=[]"),
+    "riskset not_yet_treated": ("riskset.control_mode=not_yet_treated", "riskset.match_on=[]"),
+    "riskset not_yet_treated, diagnosis matched": (
+        "riskset.control_mode=not_yet_treated",
+        "riskset.match_on=[diagnosis_group]",
+    ),
+}
 EFFECT_OFF = ("synth.effect.extra_days_intercept=0", "synth.effect.extra_days_slope_per_180=0")
 
 
@@ -162,18 +172,18 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
         truth = pl.read_parquet(base / "truth" / "spells.parquet")
         end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
         parts = []
-        for mode in MODES:
-            over = [*common, f"riskset.control_mode={mode}"]
+        for i, (label, variant) in enumerate(VARIANTS.items()):
+            over = [*common, *variant]
             secs = run_stages(("riskset",), over)
             t0 = time.perf_counter()
             run_stages(("nb_model",), over)
             nb_secs = time.perf_counter() - t0
             points, rows = stage_points(base, "riskset")
-            got = design_rows(points, rows, end, truth, f"riskset {mode}")
+            got = design_rows(points, rows, end, truth, label)
             if effect == "on":  # with the effect off the estimate is the null world
                 got = got.join(null_world(rows, end, truth, over), on="prior_days", how="left")
             parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
-            if mode == MODES[0]:
+            if i == 0:
                 points, rows = stage_points(base, "report")
                 rep = design_rows(points, rows, end, truth, "report")
                 if effect == "on":
