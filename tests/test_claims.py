@@ -369,6 +369,9 @@ def _run_pipeline(base, *overrides: str) -> dict[str, pl.DataFrame]:
         "synth.effect.extra_days_intercept=0",  # treatment does not change the length
         "synth.effect.extra_days_slope_per_180=0",
         "claims.max_day=360",
+        # §6.2's sets as the report drew them: never-treated controls, start month only
+        "riskset.control_mode=never_treated",
+        "riskset.match_on=[]",
         *overrides,
     ]
     stages = ("synth", "stage", "spells", "exposure", "cohort", "income", "outcomes")

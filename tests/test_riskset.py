@@ -229,9 +229,9 @@ def _stage_run(tmp_path, *overrides: str) -> dict[str, pl.DataFrame]:
         [population.drop("cohort").with_columns(pl.lit(True).alias("population_any_length")), extra]
     ).with_columns(long.alias("long_enough"))
     at_risk.write_parquet(tmp_path / "cohort_at_risk.parquet")
-    riskset_stage.run(
-        config.compose([f"paths.outputs={tmp_path}", f"data.end_date='{DATA_END}'", *overrides])
-    )
+    # hand-built spells carry no diagnosis: start month only (matching is tested above)
+    fixed = [f"paths.outputs={tmp_path}", f"data.end_date='{DATA_END}'", "riskset.match_on=[]"]
+    riskset_stage.run(config.compose([*fixed, *overrides]))
     return {p.name: pl.read_parquet(p) for p in tmp_path.glob("riskset*.parquet")}
 
 

@@ -234,6 +234,7 @@ VALUES: dict[str, str] = {
         "alla sjukperioder i risk, ännu ej behandlade kontroller"
     ),
     "§6.2 sets, never_treated controls": "§6.2:s riskset, aldrig behandlade kontroller",
+    "§6.2 sets, not_yet_treated controls": "§6.2:s riskset, ännu ej behandlade kontroller",
     "intercept": "konstant",
     "age": "ålder",
     "gc001_day": "dag för första GC001",
