@@ -56,6 +56,11 @@ VARIANTS = {
         "riskset.control_mode=not_yet_treated",
         "riskset.match_on=[diagnosis_group]",
     ),
+    "riskset not_yet_treated, diagnosis matched, log1p": (
+        "riskset.control_mode=not_yet_treated",
+        "riskset.match_on=[diagnosis_group]",
+        "nb.prior_form=log1p",
+    ),
 }
 EFFECT_OFF = ("synth.effect.extra_days_intercept=0", "synth.effect.extra_days_slope_per_180=0")
 
@@ -159,8 +164,11 @@ def seed_overrides(base: Path, seed: int, persons: int) -> list[str]:
     ]
 
 
-def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
-    """All designs' points for one seed and effect setting, with run times (s)."""
+def one_seed(
+    seed: int, persons: int, effect: str, variants: tuple[str, ...] = tuple(VARIANTS)
+) -> pl.DataFrame:
+    """The designs' points (the report's with the first of VARIANTS, the risk-set
+    `variants`) for one seed and effect setting, with run times (s)."""
     base = Path(tempfile.mkdtemp(prefix=f"nbsim_{seed}_"))
     try:
         common = [
@@ -172,8 +180,8 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
         truth = pl.read_parquet(base / "truth" / "spells.parquet")
         end = pl.read_parquet(base / "staged" / "sjukpenning.parquet")["tom_datum"].max()
         parts = []
-        for i, (label, variant) in enumerate(VARIANTS.items()):
-            over = [*common, *variant]
+        for label in variants:
+            over = [*common, *VARIANTS[label]]
             secs = run_stages(("riskset",), over)
             t0 = time.perf_counter()
             run_stages(("nb_model",), over)
@@ -183,7 +191,7 @@ def one_seed(seed: int, persons: int, effect: str) -> pl.DataFrame:
             if effect == "on":  # with the effect off the estimate is the null world
                 got = got.join(null_world(rows, end, truth, over), on="prior_days", how="left")
             parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
-            if i == 0:
+            if label == next(iter(VARIANTS)):
                 points, rows = stage_points(base, "report")
                 rep = design_rows(points, rows, end, truth, "report")
                 if effect == "on":
@@ -310,6 +318,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--persons", type=int, default=50_000)
     p.add_argument("--first-seed", type=int, default=FIRST_SEED)
     p.add_argument("--effects", default="on,off")
+    p.add_argument("--variants", default=";".join(VARIANTS), help="labels of VARIANTS, ;-separated")
     p.add_argument("--out", type=Path, default=Path("nb_simulation.csv"))
     p.add_argument("--summarise", type=Path, help="only summarise this CSV of runs")
     return p.parse_args()
@@ -329,7 +338,7 @@ if __name__ == "__main__":
                 ):
                     continue
                 t0 = time.perf_counter()
-                got = one_seed(seed, args.persons, effect)
+                got = one_seed(seed, args.persons, effect, tuple(args.variants.split(";")))
                 done = got if done is None else pl.concat([done, got], how="diagonal_relaxed")
                 done.write_csv(args.out)
                 print(f"seed {seed} effect {effect}: {time.perf_counter() - t0:.0f} s", flush=True)
