@@ -61,6 +61,11 @@ VARIANTS = {
         "riskset.match_on=[diagnosis_group]",
         "nb.prior_form=log1p",
     ),
+    "riskset not_yet_treated, diagnosis matched, t adjusted": (
+        "riskset.control_mode=not_yet_treated",
+        "riskset.match_on=[diagnosis_group]",
+        "nb.riskset_t_bands=[30,90,180,365,730]",
+    ),
 }
 EFFECT_OFF = ("synth.effect.extra_days_intercept=0", "synth.effect.extra_days_slope_per_180=0")
 
@@ -182,9 +187,9 @@ def one_seed(
         parts = []
         for label in variants:
             over = [*common, *VARIANTS[label]]
-            # a model setting (nb.*) is refitted on the stage's risk-set rows, so the
-            # report design (which may not fit with it) cannot stop the stage
-            stage_over = [o for o in over if not o.startswith("nb.prior_form")]
+            # a variant's model settings (nb.*) are refitted on the stage's risk-set rows,
+            # so the report design (which may not fit with them) cannot stop the stage
+            stage_over = [*common, *(o for o in VARIANTS[label] if not o.startswith("nb."))]
             secs = run_stages(("riskset",), stage_over)
             t0 = time.perf_counter()
             run_stages(("nb_model",), stage_over)

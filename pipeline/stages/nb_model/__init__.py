@@ -32,12 +32,14 @@ from typing import Any
 import polars as pl
 
 from pipeline.core import config
+from pipeline.core.errors import PipelineError
 from pipeline.report.figures import write_figure
 from pipeline.report.figures.nb import extra_days
 from pipeline.rules.prior_form import FORMS
 from pipeline.stages.nb_model.fit import fit_design, fit_l1334
 from pipeline.stages.nb_model.rows import (
     COVARIATE_COLUMNS,
+    T_BAND,
     add_sick_days,
     complete,
     report_rows,
@@ -67,6 +69,7 @@ class NBConfig:
     prior_form: str
     spline_knots: tuple[float, ...]
     prior_bands: tuple[float, ...]
+    riskset_t_bands: tuple[int, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: Any) -> NBConfig:
@@ -84,6 +87,7 @@ class NBConfig:
             prior_form=str(nb.prior_form),
             spline_knots=tuple(float(v) for v in nb.spline_knots),
             prior_bands=tuple(float(v) for v in nb.prior_bands),
+            riskset_t_bands=tuple(int(v) for v in nb.riskset_t_bands),
         )
         choices = {
             "nb.day_measure": (conf.day_measure, {"net", "gross"}),
@@ -93,7 +97,18 @@ class NBConfig:
             "nb.cluster": (conf.cluster, set(CLUSTER_COLUMNS)),
         }
         config.check_choices(choices)
+        edges = list(conf.riskset_t_bands)
+        if edges != sorted(set(edges)) or any(e < 0 for e in edges):
+            raise PipelineError(
+                f"config nb.riskset_t_bands={edges}: expected increasing day edges >= 0"
+            )
         return conf
+
+    def covariates_for(self, design: str) -> list[str]:
+        """The adjustment covariates of `design`: `nb.covariates`, in the riskset design
+        also the band of the set's day t (`T_BAND`) when `nb.riskset_t_bands` is set."""
+        extra = [T_BAND] if design == "riskset" and self.riskset_t_bands else []
+        return [*self.covariates, *extra]
 
     def cluster_for(self, design: str) -> str | tuple[str, str]:
         """fit_nb2's `cluster` column(s) for `design`: `nb.cluster` mapped in the riskset

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.rules.prior_form import PriorForm, build_form
+from pipeline.stages.nb_model.rows import T_BAND, with_t_band
 from pipeline.stats.base import json_float, wald
 from pipeline.stats.fractional import fit_fractional
 from pipeline.stats.nb2 import fit_nb2, lr_test
@@ -76,12 +77,15 @@ def fit_design(
         conf.spline_knots,
         conf.prior_bands,
     )
+    covariates = conf.covariates_for(design)
+    if T_BAND in covariates:
+        rows = with_t_band(rows, conf.riskset_t_bands)
     frame, basis, inter = with_basis(rows, form)
     args = {
         "frame": frame,
         "outcome": "after_days",
         "treatment": "treated",
-        "covariates": list(conf.covariates),
+        "covariates": covariates,
         "cluster": conf.cluster_for(design),
         "offset": offset,
         "window_days": conf.window_days if offset else None,
@@ -170,7 +174,7 @@ def fit_fractional_design(
         complete,
         "after_days",
         "treated",
-        list(conf.covariates),
+        conf.covariates_for(design),
         conf.window_days,
         interaction_with=None,
         numeric=[*basis, *inter] if conf.interaction else basis,

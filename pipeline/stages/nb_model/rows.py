@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,6 +21,18 @@ import polars as pl
 from pipeline.rules.sickdays import window_days
 
 COVARIATE_COLUMNS = ["age", "sex", "diagnosis_group", "lan"]
+T_BAND = "t_band"  # the risk-set design's band of the set's day t (nb.riskset_t_bands)
+
+
+def with_t_band(rows: pl.DataFrame, edges: Sequence[int]) -> pl.DataFrame:
+    """`rows` with `T_BAND`: the band of `gc001_day` (the set's day t, days from the spell
+    start) between `edges`, as text ("<=30", "31-90", ..., ">730"); one row per member."""
+    t = pl.col("gc001_day")
+    band = pl.when(t <= edges[0]).then(pl.lit(f"<={edges[0]}"))
+    for a, b in itertools.pairwise(edges):
+        band = band.when(t <= b).then(pl.lit(f"{a + 1}-{b}"))
+    names = band.otherwise(pl.lit(f">{edges[-1]}"))
+    return rows.with_columns(names.alias(T_BAND))
 
 
 def riskset_rows(riskset: pl.DataFrame, spells: pl.DataFrame) -> pl.DataFrame:
