@@ -12,10 +12,19 @@ import polars as pl
 import pytest
 
 from pipeline.__main__ import main
+from pipeline.core import config
+from pipeline.core.errors import PipelineError
 from pipeline.rules.nb_truth import true_extra_days, truth_summary
 from pipeline.rules.prior_form import build_form, natural_cubic
+from pipeline.stages.nb_model import NBConfig
 from pipeline.stages.nb_model.fit import check_bounds, support, with_basis
-from pipeline.stages.nb_model.rows import add_sick_days, report_rows, riskset_rows
+from pipeline.stages.nb_model.rows import (
+    T_BAND,
+    add_sick_days,
+    report_rows,
+    riskset_rows,
+    with_t_band,
+)
 from pipeline.stats.nb2 import fit_nb2
 from tests.helpers import E2E_PERSONS, scratch_paths
 
@@ -138,6 +147,23 @@ def test_natural_spline_is_linear_beyond_its_boundary_knots_and_cubic_between():
     form = build_form("bands", np.array([0.0, 100.0]), 365, [], [0, 1, 90])
     cols = form.columns(np.array([0.0, 1.0, 89.0, 90.0, 365.0]))
     assert [c.tolist() for c in cols.values()] == [[0, 1, 1, 0, 0], [0, 0, 0, 1, 1]]
+
+
+def test_t_bands_close_on_the_right_and_reach_the_risk_set_design_only():
+    rows = pl.DataFrame({"gc001_day": [-3, 0, 30, 31, 90, 91, 5000]})
+    got = with_t_band(rows, [30, 90])[T_BAND].to_list()
+    assert got == ["<=30", "<=30", "<=30", "31-90", "31-90", ">90", ">90"]
+    conf = NBConfig.from_config(config.compose(["nb.riskset_t_bands=[30,90]"]))
+    assert conf.covariates_for("riskset") == [*conf.covariates, T_BAND]
+    assert conf.covariates_for("report") == list(conf.covariates)  # its controls have no t
+    off = NBConfig.from_config(config.compose(["nb.riskset_t_bands=[]"]))
+    assert off.covariates_for("riskset") == list(off.covariates)
+
+
+@pytest.mark.parametrize("edges", ["[90,30]", "[30,30]", "[-1,30]"])
+def test_config_rejects_t_bands_that_are_not_increasing_days(edges):
+    with pytest.raises(PipelineError, match=r"nb\.riskset_t_bands"):
+        NBConfig.from_config(config.compose([f"nb.riskset_t_bands={edges}"]))
 
 
 # --- end to end -----------------------------------------------------------------------------

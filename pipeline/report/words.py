@@ -247,6 +247,7 @@ TERM_NAMES = {
     "sex": "kön",
     "region": "län",
     "education_group": "utbildning",
+    "t_band": "dag t i sjukperioden",
 }
 
 # Attrition steps (cohort stage keys) in words; {…} are filled from the configuration.
