@@ -369,9 +369,6 @@ def _run_pipeline(base, *overrides: str) -> dict[str, pl.DataFrame]:
         "synth.effect.extra_days_intercept=0",  # treatment does not change the length
         "synth.effect.extra_days_slope_per_180=0",
         "claims.max_day=360",
-        # §6.2's sets as the report drew them: never-treated controls, start month only
-        "riskset.control_mode=never_treated",
-        "riskset.match_on=[]",
         *overrides,
     ]
     stages = ("synth", "stage", "spells", "exposure", "cohort", "income", "outcomes")
@@ -557,7 +554,8 @@ def test_rank_test_uses_the_riskset_stages_at_risk_sets(run_dir, tmp_path):
     assert at_risk_sets.equals(
         build_riskset(pl.read_parquet(outputs / "cohort_at_risk.parquet"), drawn)
     )
-    designs = rank_designs(at_risk_sets, pl.read_parquet(outputs / "riskset.parquet"), conf)
+    report_sets = pl.read_parquet(outputs / "riskset_never_treated.parquet")
+    designs = rank_designs(at_risk_sets, report_sets, conf)
     summary, _ = length_rank_tables(designs, pl.read_parquet(outputs / "spells.parquet"), conf)
     io.write_csv(summary, tmp_path / "gc001_length_rank.csv")
     written = outputs / "results" / "gc001_length_rank.csv"

@@ -19,7 +19,8 @@ Which sets matter: with never-treated controls (§6.2, the report's design) the
 controls are selected to be short (a long spell had more time to be treated),
 so the case ranks high even when length does not matter. Not-yet-treated
 controls drawn from the at-risk spells (`claims.rank_control_mode`, DEFAULT) do
-not have that bias; both are reported.
+not have that bias; both are reported (the report's never-treated §6.2 sets whatever
+`riskset.control_mode` the other analyses use).
 """
 
 from __future__ import annotations
