@@ -50,6 +50,15 @@ from pipeline.stats.base import json_float
 log = logging.getLogger(__name__)
 
 
+def _day_edges(key: str, values: Any) -> tuple[int, ...]:
+    """`values` as increasing whole days >= 0 (band edges), else PipelineError naming `key`."""
+    edges = list(values)
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in edges)
+    if not whole or edges != sorted(set(edges)) or any(v < 0 for v in edges):
+        raise PipelineError(f"config {key}={edges}: expected increasing whole days >= 0")
+    return tuple(edges)
+
+
 # nb.cluster -> fit_nb2's cluster columns in the riskset design (analysis-spec.md §11 item 2)
 CLUSTER_COLUMNS = {"person": "lopnr", "set": "set_id", "two_way": ("set_id", "lopnr")}
 
@@ -87,7 +96,7 @@ class NBConfig:
             prior_form=str(nb.prior_form),
             spline_knots=tuple(float(v) for v in nb.spline_knots),
             prior_bands=tuple(float(v) for v in nb.prior_bands),
-            riskset_t_bands=tuple(int(v) for v in nb.riskset_t_bands),
+            riskset_t_bands=_day_edges("nb.riskset_t_bands", nb.riskset_t_bands),
         )
         choices = {
             "nb.day_measure": (conf.day_measure, {"net", "gross"}),
@@ -97,11 +106,6 @@ class NBConfig:
             "nb.cluster": (conf.cluster, set(CLUSTER_COLUMNS)),
         }
         config.check_choices(choices)
-        edges = list(conf.riskset_t_bands)
-        if edges != sorted(set(edges)) or any(e < 0 for e in edges):
-            raise PipelineError(
-                f"config nb.riskset_t_bands={edges}: expected increasing day edges >= 0"
-            )
         return conf
 
     def covariates_for(self, design: str) -> list[str]:
