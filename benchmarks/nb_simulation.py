@@ -329,7 +329,13 @@ def parse() -> argparse.Namespace:
     p.add_argument("--persons", type=int, default=50_000)
     p.add_argument("--first-seed", type=int, default=FIRST_SEED)
     p.add_argument("--effects", default="on,off")
-    p.add_argument("--variants", default=";".join(VARIANTS), help="labels of VARIANTS, ;-separated")
+    p.add_argument(
+        "--variants",
+        default=";".join(VARIANTS),
+        help="labels of VARIANTS, ;-separated (the report design runs with the first "
+        "VARIANTS entry only; a seed x effect already in --out is skipped whatever its "
+        "variants, so give each variant set its own --out)",
+    )
     p.add_argument("--out", type=Path, default=Path("nb_simulation.csv"))
     p.add_argument("--summarise", type=Path, help="only summarise this CSV of runs")
     return p.parse_args()

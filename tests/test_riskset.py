@@ -371,9 +371,14 @@ def test_a_candidate_is_not_at_risk_after_the_data_end():
     assert build_riskset(cohort, conf(k=5)).filter(pl.col("set_id") == 1)["n_eligible"][0] == 1
 
 
-def test_the_stage_draws_short_controls_at_the_index_and_not_under_whole_spell(tmp_path):
-    at_index = _stage_run(tmp_path / "a", "riskset.control_length_rule=at_index")
-    whole = _stage_run(tmp_path / "b", "riskset.control_length_rule=whole_spell")
+@pytest.mark.parametrize("mode", MODES)
+def test_the_stage_draws_short_controls_at_the_index_and_not_under_whole_spell(tmp_path, mode):
+    at_index = _stage_run(
+        tmp_path / "a", "riskset.control_length_rule=at_index", f"riskset.control_mode={mode}"
+    )
+    whole = _stage_run(
+        tmp_path / "b", "riskset.control_length_rule=whole_spell", f"riskset.control_mode={mode}"
+    )
     cohort_ids = set(pl.read_parquet(tmp_path / "a" / "cohort.parquet")["spell_id"].to_list())
     controls_a = set(at_index["riskset.parquet"].filter(~pl.col("case"))["spell_id"].to_list())
     controls_b = set(whole["riskset.parquet"].filter(~pl.col("case"))["spell_id"].to_list())
