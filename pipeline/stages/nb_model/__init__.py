@@ -42,6 +42,7 @@ from pipeline.stages.nb_model.rows import (
     T_BAND,
     add_sick_days,
     complete,
+    fill_short_sets,
     report_rows,
     riskset_rows,
 )
@@ -79,6 +80,7 @@ class NBConfig:
     spline_knots: tuple[float, ...]
     prior_bands: tuple[float, ...]
     riskset_t_bands: tuple[int, ...] = ()
+    fill_short_sets: bool = False
 
     @classmethod
     def from_config(cls, cfg: Any) -> NBConfig:
@@ -97,6 +99,7 @@ class NBConfig:
             spline_knots=tuple(float(v) for v in nb.spline_knots),
             prior_bands=tuple(float(v) for v in nb.prior_bands),
             riskset_t_bands=_day_edges("nb.riskset_t_bands", nb.riskset_t_bands),
+            fill_short_sets=bool(nb.fill_short_sets),
         )
         choices = {
             "nb.day_measure": (conf.day_measure, {"net", "gross"}),
@@ -148,6 +151,8 @@ def model_rows(
         "riskset": complete(sick_days(riskset_rows(riskset, at_risk)), conf.covariates),
         "report": report,
     }
+    if conf.fill_short_sets and riskset.height:
+        designs["riskset"] = fill_short_sets(designs["riskset"], int(riskset["k"].max()))
     data = pl.concat(
         [
             rows.with_row_index("row_id").with_columns(

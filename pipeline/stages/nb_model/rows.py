@@ -60,6 +60,23 @@ def riskset_rows(riskset: pl.DataFrame, spells: pl.DataFrame) -> pl.DataFrame:
     ).join(spell_covariates, on="spell_id", how="left")
 
 
+def fill_short_sets(rows: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Risk-set model rows with every set that has 1..k-1 control rows brought to k by
+    repeating its controls in turn (by spell_id; each gets k // m or k // m + 1 rows);
+    one row per member and copy, the copies identical to their control."""
+    controls = rows.filter(~pl.col("treated")).sort("set_id", "spell_id")
+    controls = controls.with_columns(
+        pl.len().over("set_id").alias("_m"), pl.int_range(pl.len()).over("set_id").alias("_j")
+    )
+    short = controls.filter(pl.col("_m") < k).select("set_id", "_m").unique()
+    need = short.with_columns(pl.int_ranges(pl.col("_m"), k).alias("_c")).explode("_c")
+    extra = need.with_columns((pl.col("_c") % pl.col("_m")).alias("_j")).join(
+        controls, on=["set_id", "_j"], suffix="_r"
+    )
+    copies = extra.select(rows.columns)
+    return pl.concat([rows, copies]).sort("set_id", pl.col("treated").not_(), "spell_id")
+
+
 def report_treated(cohort: pl.DataFrame) -> pl.DataFrame:
     """Report design, treated: one row per person at the first GC001 of their first treated
     spell; `gc001_day` = days from that spell's start."""
