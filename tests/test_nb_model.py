@@ -21,6 +21,7 @@ from pipeline.stages.nb_model.fit import check_bounds, fit_design, fit_l1334, su
 from pipeline.stages.nb_model.rows import (
     T_BAND,
     add_sick_days,
+    fill_short_sets,
     report_rows,
     riskset_rows,
     with_t_band,
@@ -164,6 +165,23 @@ def test_t_bands_close_on_the_right_and_reach_the_risk_set_design_only():
 def test_config_rejects_t_bands_that_are_not_increasing_days(edges):
     with pytest.raises(PipelineError, match=r"nb\.riskset_t_bands"):
         NBConfig.from_config(config.compose([f"nb.riskset_t_bands={edges}"]))
+
+
+def test_short_sets_are_filled_to_k_by_repeating_their_controls_in_turn():
+    sets = [0] * 3 + [1] * 6 + [2] + [3] * 2
+    spells = [10, 11, 12, 20, 21, 22, 23, 24, 25, 30, 40, 41]
+    treated = [True, False, False, True, *[False] * 5, True, True, False]
+    rows = pl.DataFrame(
+        {"set_id": sets, "spell_id": spells, "treated": treated, "after_days": spells}
+    )
+    out = fill_short_sets(rows, 5)
+    controls = out.filter(~pl.col("treated"))
+    counts = dict(controls.group_by("spell_id").len().iter_rows())
+    assert counts == {11: 3, 12: 2, 21: 1, 22: 1, 23: 1, 24: 1, 25: 1, 41: 5}
+    assert out.filter(pl.col("treated")).equals(rows.filter(pl.col("treated")))  # cases once
+    assert (controls["after_days"] == controls["spell_id"]).all()  # copies are their control
+    assert out.filter(pl.col("set_id") == 2).height == 1  # no control, nothing to repeat
+    assert fill_short_sets(rows, 1).height == rows.height  # k = 1: no set is short
 
 
 # --- end to end -----------------------------------------------------------------------------
