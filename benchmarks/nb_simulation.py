@@ -3,10 +3,10 @@
 For each synthetic seed (`synth.seed`), with the planted extra-days effect on (the
 default) and off (0), the stages synth..cohort run once in a temporary directory,
 then riskset + nb_model once per risk-set variant (`VARIANTS`: control mode
-`never_treated` or `not_yet_treated`, matched on diagnosis group or not);
-the report design is taken from the first nb_model run (it does not use the risk
-sets). Each shown point of `nb_extra_days.csv` (model `nb2` when the column exists)
-is compared with the written truth of its design's treated rows
+`never_treated` or `not_yet_treated`, matched on diagnosis group or not, short sets
+filled or not); the report design is taken from the first variant's nb_model run (it
+does not use the risk sets). Each shown point of `nb_extra_days.csv` (model `nb2`
+when the column exists) is compared with the written truth of its design's treated rows
 (`pipeline.rules.nb_truth`): `truth` = the mean over cases within +-30 prior days
 of the point (`truth_summary`'s "at p"), `truth_local` = the local-linear value at
 the point (`truth_at`); `truth_contrast` = the cases' band mean minus the control
@@ -50,26 +50,37 @@ WINDOW = 365  # nb.window_days
 # The risk-set variants compared: label -> overrides (control mode and matching set
 # explicitly, so the study does not follow the configured default).
 VARIANTS = {
-    "riskset never_treated": ("riskset.control_mode=never_treated", "riskset.match_on=[]"),
-    "riskset not_yet_treated": ("riskset.control_mode=not_yet_treated", "riskset.match_on=[]"),
+    "riskset never_treated": (
+        "riskset.control_mode=never_treated",
+        "riskset.match_on=[]",
+        "nb.fill_short_sets=false",
+    ),
+    "riskset not_yet_treated": (
+        "riskset.control_mode=not_yet_treated",
+        "riskset.match_on=[]",
+        "nb.fill_short_sets=false",
+    ),
     "riskset not_yet_treated, diagnosis matched": (
         "riskset.control_mode=not_yet_treated",
         "riskset.match_on=[diagnosis_group]",
+        "nb.fill_short_sets=false",
+    ),
+    "riskset not_yet_treated, diagnosis matched, short sets filled": (  # the default
+        "riskset.control_mode=not_yet_treated",
+        "riskset.match_on=[diagnosis_group]",
+        "nb.fill_short_sets=true",
     ),
     "riskset not_yet_treated, diagnosis matched, log1p": (
         "riskset.control_mode=not_yet_treated",
         "riskset.match_on=[diagnosis_group]",
+        "nb.fill_short_sets=false",
         "nb.prior_form=log1p",
     ),
     "riskset not_yet_treated, diagnosis matched, t adjusted": (
         "riskset.control_mode=not_yet_treated",
         "riskset.match_on=[diagnosis_group]",
+        "nb.fill_short_sets=false",
         "nb.riskset_t_bands=[30,90,180,365,730]",
-    ),
-    "riskset not_yet_treated, diagnosis matched, short sets filled": (
-        "riskset.control_mode=not_yet_treated",
-        "riskset.match_on=[diagnosis_group]",
-        "nb.fill_short_sets=true",
     ),
 }
 REFIT = ("nb.prior_form", "nb.riskset_t_bands")  # settings of the fit, not of the rows
@@ -178,7 +189,7 @@ def seed_overrides(base: Path, seed: int, persons: int) -> list[str]:
 def one_seed(
     seed: int, persons: int, effect: str, variants: tuple[str, ...] = tuple(VARIANTS)
 ) -> pl.DataFrame:
-    """The designs' points (the report's with the first of VARIANTS, the risk-set
+    """The designs' points (the report's with the first of `variants`, the risk-set
     `variants`) for one seed and effect setting, with run times (s)."""
     base = Path(tempfile.mkdtemp(prefix=f"nbsim_{seed}_"))
     try:
@@ -208,7 +219,7 @@ def one_seed(
             if effect == "on":  # with the effect off the estimate is the null world
                 got = got.join(null_world(rows, end, truth, over), on="prior_days", how="left")
             parts.append(got.with_columns(pl.lit(secs + nb_secs).alias("seconds")))
-            if label == next(iter(VARIANTS)):
+            if label == variants[0]:
                 points, rows = stage_points(base, "report")
                 rep = design_rows(points, rows, end, truth, "report")
                 if effect == "on":
@@ -339,7 +350,7 @@ def parse() -> argparse.Namespace:
         "--variants",
         default=";".join(VARIANTS),
         help="labels of VARIANTS, ;-separated (the report design runs with the first "
-        "VARIANTS entry only; a seed x effect already in --out is skipped whatever its "
+        "one given only; a seed x effect already in --out is skipped whatever its "
         "variants, so give each variant set its own --out)",
     )
     p.add_argument("--out", type=Path, default=Path("nb_simulation.csv"))

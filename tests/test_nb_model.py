@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from functools import partial
+from statistics import NormalDist
 
 import numpy as np
 import polars as pl
@@ -178,8 +179,13 @@ def test_short_sets_are_filled_to_k_by_repeating_their_controls_in_turn():
     controls = out.filter(~pl.col("treated"))
     counts = dict(controls.group_by("spell_id").len().iter_rows())
     assert counts == {11: 3, 12: 2, 21: 1, 22: 1, 23: 1, 24: 1, 25: 1, 41: 5}
-    assert out.filter(pl.col("treated")).equals(rows.filter(pl.col("treated")))  # cases once
+    cases = out.filter(pl.col("treated"))
+    assert cases.drop("copy").equals(rows.filter(pl.col("treated")))  # cases once
+    assert (cases["copy"] == 0).all()
     assert (controls["after_days"] == controls["spell_id"]).all()  # copies are their control
+    # each control once as drawn (copy 0), its repeats numbered 1, 2, ...
+    numbers = controls.group_by("spell_id").agg(pl.col("copy").sort())
+    assert dict(numbers.iter_rows()) == {s: list(range(n)) for s, n in counts.items()}
     assert out.filter(pl.col("set_id") == 2).height == 1  # no control, nothing to repeat
     assert fill_short_sets(rows, 1).height == rows.height  # k = 1: no set is short
 
@@ -215,9 +221,17 @@ def _run(base, *extra: str) -> pl.DataFrame:
     return extra_days.filter(pl.col("design") == "riskset").join(at, on="prior_days")
 
 
+# The end-to-end check is one synthetic draw: 4 points x 2 effect settings, each 95 % CI
+# missing with probability 0.05 when the design is unbiased, would fail about one draw in
+# four. The intervals are therefore read together, Bonferroni over the 8 (a draw fails
+# with probability <= 0.05): |estimate - truth| <= z * std_err. Per-point 95 % coverage
+# is the simulation study's job (docs/methods.md, "Simulation study").
+SIMULTANEOUS_Z = NormalDist().inv_cdf(1 - 0.05 / (2 * 8))
+
+
 def _misses(tmp_path, effect: str) -> tuple[list[float], list[dict]]:
-    """The shown riskset points (prior days) and those whose 95 % CI misses the truth
-    (or 0 with no effect)."""
+    """The shown riskset points (prior days) and those whose simultaneous 95 % interval
+    (SIMULTANEOUS_Z) misses the truth (or 0 with no effect)."""
     extra = (
         []
         if effect == "default"
@@ -227,18 +241,17 @@ def _misses(tmp_path, effect: str) -> tuple[list[float], list[dict]]:
     misses = [
         row
         for row in table.iter_rows(named=True)
-        if not row["ci_low"]
-        <= (row["true_extra_days"] if effect == "default" else 0.0)
-        <= row["ci_high"]
+        if abs(row["extra_days"] - (row["true_extra_days"] if effect == "default" else 0.0))
+        > SIMULTANEOUS_Z * row["std_err"]
     ]
     return sorted(table["prior_days"].to_list()), misses
 
 
 @pytest.mark.parametrize("effect", ["default", "zero"])
 def test_riskset_ci_covers_the_planted_truth_at_every_point(tmp_path, effect):
-    """At 0, 90, 180 and 365 prior days (all shown) the CI covers the written truth, or 0
-    with no effect. Over 100 seeds the design is within 2 days of the truth at 0-180 and
-    +4.3 +- 1.8 at 365 (docs/methods.md, "Simulation study"); this run covers it."""
+    """At 0, 90, 180 and 365 prior days (all shown) the simultaneous CI covers the written
+    truth, or 0 with no effect. Over 100 seeds the design is within 2 days of the truth
+    at 0-180 and +2.7 +- 1.8 at 365 (docs/methods.md, "Simulation study")."""
     shown, misses = _misses(tmp_path, effect)
     assert shown == [0.0, 90.0, 180.0, 365.0]
     assert misses == []

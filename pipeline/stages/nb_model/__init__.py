@@ -38,6 +38,7 @@ from pipeline.report.figures.nb import extra_days
 from pipeline.rules.prior_form import FORMS
 from pipeline.stages.nb_model.fit import fit_design, fit_l1334
 from pipeline.stages.nb_model.rows import (
+    COPY,
     COVARIATE_COLUMNS,
     T_BAND,
     add_sick_days,
@@ -153,6 +154,10 @@ def model_rows(
     }
     if conf.fill_short_sets and riskset.height:
         designs["riskset"] = fill_short_sets(designs["riskset"], int(riskset["k"].max()))
+    designs = {  # every row as drawn unless a copy made by fill_short_sets
+        name: rows if COPY in rows.columns else rows.with_columns(pl.lit(0, pl.Int32).alias(COPY))
+        for name, rows in designs.items()
+    }
     data = pl.concat(
         [
             rows.with_row_index("row_id").with_columns(

@@ -21,6 +21,7 @@ import polars as pl
 from pipeline.rules.sickdays import window_days
 
 COVARIATE_COLUMNS = ["age", "sex", "diagnosis_group", "lan"]
+COPY = "copy"  # a risk-set row's repeat number under nb.fill_short_sets (0 = as drawn)
 T_BAND = "t_band"  # the risk-set design's band of the set's day t (nb.riskset_t_bands)
 
 
@@ -63,18 +64,20 @@ def riskset_rows(riskset: pl.DataFrame, spells: pl.DataFrame) -> pl.DataFrame:
 def fill_short_sets(rows: pl.DataFrame, k: int) -> pl.DataFrame:
     """Risk-set model rows with every set that has 1..k-1 control rows brought to k by
     repeating its controls in turn (by spell_id; each gets k // m or k // m + 1 rows);
-    one row per member and copy, the copies identical to their control."""
+    one row per member and copy, `copy` = 0 for the drawn row and 1, 2, ... for its
+    repeats (otherwise identical to it)."""
+    rows = rows.with_columns(pl.lit(0, pl.Int32).alias(COPY))
     controls = rows.filter(~pl.col("treated")).sort("set_id", "spell_id")
     controls = controls.with_columns(
         pl.len().over("set_id").alias("_m"), pl.int_range(pl.len()).over("set_id").alias("_j")
     )
     short = controls.filter(pl.col("_m") < k).select("set_id", "_m").unique()
     need = short.with_columns(pl.int_ranges(pl.col("_m"), k).alias("_c")).explode("_c")
-    extra = need.with_columns((pl.col("_c") % pl.col("_m")).alias("_j")).join(
-        controls, on=["set_id", "_j"], suffix="_r"
-    )
-    copies = extra.select(rows.columns)
-    return pl.concat([rows, copies]).sort("set_id", pl.col("treated").not_(), "spell_id")
+    extra = need.with_columns(
+        (pl.col("_c") % pl.col("_m")).alias("_j"), (pl.col("_c") // pl.col("_m")).alias("_n")
+    ).join(controls.drop(COPY), on=["set_id", "_j"], suffix="_r")
+    copies = extra.with_columns(pl.col("_n").cast(pl.Int32).alias(COPY)).select(rows.columns)
+    return pl.concat([rows, copies]).sort("set_id", pl.col("treated").not_(), "spell_id", COPY)
 
 
 def report_treated(cohort: pl.DataFrame) -> pl.DataFrame:
