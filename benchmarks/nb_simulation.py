@@ -273,6 +273,9 @@ def summarise(runs: pl.DataFrame) -> pl.DataFrame:
             ).alias("coverage_population"),
             pl.col("truth_local").mean().alias("mean_truth_local"),
             (pl.col("extra_days") - pl.col("truth_local")).mean().alias("bias_local"),
+            ((pl.col("extra_days") - pl.col("truth_local")).std() / pl.len().sqrt()).alias(
+                "bias_local_se"
+            ),
             (
                 pl.col("truth_local").is_between(pl.col("ci_low"), pl.col("ci_high")).mean() * 100
             ).alias("coverage_local"),
@@ -311,11 +314,12 @@ def markdown(summary: pl.DataFrame) -> str:
     table = on.join(off, on=["design", "prior_days"], how="full", coalesce=True)
     lines = [
         "| design | prior days | seeds (on/off) | truth (local) | SD of seeds' truths "
-        "| mean estimate | bias ± MC se | coverage % | coverage of mean truth % "
+        "| mean estimate | bias ± MC se | vs local truth: bias ± MC se | coverage % "
+        "| coverage of mean truth % "
         "| SD of estimates | mean CI half-width | no effect: bias ± MC se "
         "| no effect: coverage % | contrast truth | vs contrast: bias ± MC se "
         "| vs contrast: coverage % | s per fit |",
-        "|" + " --- |" * 17,
+        "|" + " --- |" * 18,
     ]
 
     def num(v: float | None, fmt: str) -> str:
@@ -327,7 +331,8 @@ def markdown(summary: pl.DataFrame) -> str:
             f"| {num(r['mean_truth'], '.1f')} ({num(r['mean_truth_local'], '.1f')}) "
             f"| {num(r['sd_truth'], '.1f')} "
             f"| {num(r['mean_est'], '.1f')} | {num(r['bias'], '+.1f')} ± "
-            f"{num(r['bias_se'], '.1f')} "
+            f"{num(r['bias_se'], '.1f')} | {num(r['bias_local'], '+.1f')} ± "
+            f"{num(r['bias_local_se'], '.1f')} "
             f"| {num(r['coverage'], '.0f')} | {num(r['coverage_population'], '.0f')} "
             f"| {num(r['sd_est'], '.1f')} "
             f"| {num(r['half_width'], '.1f')} | {num(r['bias_off'], '+.1f')} ± "
