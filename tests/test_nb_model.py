@@ -169,16 +169,16 @@ def test_config_rejects_t_bands_that_are_not_increasing_days(edges):
 
 
 def test_short_sets_are_filled_to_k_by_repeating_their_controls_in_turn():
-    sets = [0] * 3 + [1] * 6 + [2] + [3] * 2
-    spells = [10, 11, 12, 20, 21, 22, 23, 24, 25, 30, 40, 41]
-    treated = [True, False, False, True, *[False] * 5, True, True, False]
+    sets = [0] * 3 + [1] * 6 + [2] + [3] * 2 + [4] * 2  # set 4's case left the rows
+    spells = [10, 11, 12, 20, 21, 22, 23, 24, 25, 30, 40, 41, 50, 51]
+    treated = [True, False, False, True, *[False] * 5, True, True, False, False, False]
     rows = pl.DataFrame(
         {"set_id": sets, "spell_id": spells, "treated": treated, "after_days": spells}
     )
     out = fill_short_sets(rows, 5)
     controls = out.filter(~pl.col("treated"))
     counts = dict(controls.group_by("spell_id").len().iter_rows())
-    assert counts == {11: 3, 12: 2, 21: 1, 22: 1, 23: 1, 24: 1, 25: 1, 41: 5}
+    assert counts == {11: 3, 12: 2, 21: 1, 22: 1, 23: 1, 24: 1, 25: 1, 41: 5, 50: 1, 51: 1}
     cases = out.filter(pl.col("treated"))
     assert cases.drop("copy").equals(rows.filter(pl.col("treated")))  # cases once
     assert (cases["copy"] == 0).all()
@@ -197,14 +197,15 @@ NB_STAGES = ("synth", "stage", "spells", "exposure", "cohort", "riskset", "nb_mo
 
 def _run(base, *extra: str) -> pl.DataFrame:
     """nb_model's extra days on a run of E2E_PERSONS persons with the default risk sets
-    (not-yet-treated controls matched on diagnosis group), with the written truth of
-    the riskset design's treated rows at each point."""
+    (not-yet-treated controls matched on diagnosis group, short sets filled), with the
+    written truth of the riskset design's treated rows at each point."""
     overrides = [
         "synth.size=small",
         f"synth.sizes.small={E2E_PERSONS}",
         *scratch_paths(base),
         "riskset.control_mode=not_yet_treated",
         "riskset.match_on=[diagnosis_group]",
+        "nb.fill_short_sets=true",
         *extra,
     ]
     for stage in NB_STAGES:
@@ -367,7 +368,9 @@ def test_fractional_sensitivity_beside_the_nb(run_dir):
     notes = json.loads((out / "models" / "nb.json").read_text())
     for design in ("riskset", "report"):
         rows = data.filter(design=design, exposure_days=365)
-        assert set(frac.filter(design=design)["n"]) == {rows.height}
+        drawn = rows.filter(pl.col("copy") == 0).height  # n leaves out filled sets' copies
+        assert set(frac.filter(design=design)["n"]) == {drawn}
+        assert set(nb.filter(design=design)["n"]) == {data.filter(design=design, copy=0).height}
         lo = rows.group_by("treated").agg(pl.col("prior_days").min())["prior_days"].max()
         hi = rows.group_by("treated").agg(pl.col("prior_days").max())["prior_days"].min()
         flags = frac.filter(design=design)

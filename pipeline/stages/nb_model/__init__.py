@@ -81,7 +81,7 @@ class NBConfig:
     spline_knots: tuple[float, ...]
     prior_bands: tuple[float, ...]
     riskset_t_bands: tuple[int, ...] = ()
-    fill_short_sets: bool = False
+    fill_short_sets: bool = True
 
     @classmethod
     def from_config(cls, cfg: Any) -> NBConfig:

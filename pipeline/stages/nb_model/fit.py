@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.rules.prior_form import PriorForm, build_form
-from pipeline.stages.nb_model.rows import T_BAND, with_t_band
+from pipeline.stages.nb_model.rows import COPY, T_BAND, with_t_band
 from pipeline.stats.base import json_float, wald
 from pipeline.stats.fractional import fit_fractional
 from pipeline.stats.nb2 import fit_nb2, lr_test
@@ -21,6 +21,13 @@ from pipeline.stats.nb2_slope import fit_nb2_slope
 
 L1334_PER = 30.0  # IRR of the day of first GC001 per 30 days
 FRACTIONAL = "fractional_logit"  # the bounded-outcome model's name in outputs
+
+
+def as_drawn(table: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """`table` with `n` = the rows of `rows` as drawn (copies made by fill_short_sets not
+    counted, though the fit weighs them); grain unchanged."""
+    copies = rows.filter(pl.col(COPY) > 0).height if COPY in rows.columns else 0
+    return table.with_columns(pl.lit(rows.height - copies, pl.Int64).alias("n"))
 
 
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
@@ -106,9 +113,11 @@ def fit_design(
     points, curve = extra(list(conf.extra_days_at)), extra(grid)
     check_bounds(points, design, conf.window_days)
     check_bounds(curve, design, conf.window_days)
-    summary = with_extra_rows(fit, points, design, conf.prior_form)
+    points, curve = as_drawn(points, rows), as_drawn(curve, rows)
+    summary = as_drawn(with_extra_rows(fit, points, design, conf.prior_form), rows)
     notes = {
         "fit": fit.metadata(),
+        "rows_as_drawn": int(summary["n"][0]),
         "prior_form": _jsonable(asdict(form)),
         "support_prior_days": [json_float(lo), json_float(hi)],
         "lr_test_interaction": _jsonable(asdict(lr_test(main, full))),
@@ -186,9 +195,11 @@ def fit_fractional_design(
     at = list(conf.extra_days_at)
     points = flagged(fit.extra_days_by(at, basis_at, "prior_days"), design, (lo, hi))
     check_bounds(points, f"{design} ({FRACTIONAL})", conf.window_days)
-    summary = with_extra_rows(fit, points, design, conf.prior_form)
+    points = as_drawn(points, complete)
+    summary = as_drawn(with_extra_rows(fit, points, design, conf.prior_form), complete)
     notes = {
         "fit": fit.metadata(),
+        "rows_as_drawn": int(summary["n"][0]),
         "rows_incomplete_window_dropped": frame.height - complete.height,
         "support_prior_days": [json_float(lo), json_float(hi)],
     }

@@ -62,12 +62,16 @@ def riskset_rows(riskset: pl.DataFrame, spells: pl.DataFrame) -> pl.DataFrame:
 
 
 def fill_short_sets(rows: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Risk-set model rows with every set that has 1..k-1 control rows brought to k by
-    repeating its controls in turn (by spell_id; each gets k // m or k // m + 1 rows);
-    one row per member and copy, `copy` = 0 for the drawn row and 1, 2, ... for its
-    repeats (otherwise identical to it)."""
+    """Risk-set model rows with every set that has its case and 1..k-1 control rows
+    brought to k control rows by repeating its controls in turn (by spell_id; each gets
+    k // m or k // m + 1 rows); one row per member and copy, `copy` = 0 for the drawn
+    row and 1, 2, ... for its repeats (otherwise identical to it). A set short because
+    it was drawn short or lost controls to truncation or null covariates is filled; the
+    controls of a set whose case left the rows are not repeated."""
     rows = rows.with_columns(pl.lit(0, pl.Int32).alias(COPY))
-    controls = rows.filter(~pl.col("treated")).sort("set_id", "spell_id")
+    with_case = rows.filter(pl.col("treated")).select("set_id").unique()
+    controls = rows.filter(~pl.col("treated")).join(with_case, on="set_id", how="semi")
+    controls = controls.sort("set_id", "spell_id")
     controls = controls.with_columns(
         pl.len().over("set_id").alias("_m"), pl.int_range(pl.len()).over("set_id").alias("_j")
     )
