@@ -224,7 +224,7 @@ def _run(base, *extra: str) -> pl.DataFrame:
 
 # The end-to-end check is one synthetic draw: 4 points x 2 effect settings, each 95 % CI
 # missing with probability 0.05 when the design is unbiased, would fail about one draw in
-# three (1 - 0.95^8; 31 of the simulation study's first 100 draws at 50 000 persons).
+# three (1 - 0.95^8; 32 of the simulation study's first 100 draws at 50 000 persons).
 # The intervals are therefore read together, Bonferroni over the 8 (a draw fails with
 # probability <= 0.05; 7 of those 100): |estimate - truth| <= z * std_err. Per-point
 # 95 % coverage is the simulation study's job (docs/methods.md, "Simulation study").
