@@ -372,7 +372,10 @@ def test_fractional_sensitivity_beside_the_nb(run_dir):
         rows = data.filter(design=design, exposure_days=365)
         drawn = rows.filter(pl.col("copy") == 0).height  # n leaves out filled sets' copies
         assert set(frac.filter(design=design)["n"]) == {drawn}
-        assert set(nb.filter(design=design)["n"]) == {data.filter(design=design, copy=0).height}
+        as_drawn = data.filter(design=design, copy=0).height
+        assert set(nb.filter(design=design)["n"]) == {as_drawn}
+        fits = pl.read_parquet(out / "models" / "nb.parquet").filter(design=design)
+        assert set(fits["n"]) == {as_drawn}  # coefficients and extra-days rows alike
         lo = rows.group_by("treated").agg(pl.col("prior_days").min())["prior_days"].max()
         hi = rows.group_by("treated").agg(pl.col("prior_days").max())["prior_days"].min()
         flags = frac.filter(design=design)

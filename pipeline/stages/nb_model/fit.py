@@ -24,10 +24,11 @@ FRACTIONAL = "fractional_logit"  # the bounded-outcome model's name in outputs
 
 
 def as_drawn(table: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """`table` with `n` = the rows of `rows` as drawn (copies made by fill_short_sets not
-    counted, though the fit weighs them); grain unchanged."""
+    """`table` (a fit's output, `n` = rows fitted) with `n` less the copies made by
+    fill_short_sets among `rows` (the fit weighs them, the count does not); grain
+    unchanged."""
     copies = rows.filter(pl.col(COPY) > 0).height if COPY in rows.columns else 0
-    return table.with_columns(pl.lit(rows.height - copies, pl.Int64).alias("n"))
+    return table.with_columns(pl.max_horizontal(pl.col("n") - copies, 0).cast(pl.Int64))
 
 
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +114,8 @@ def fit_design(
     points, curve = extra(list(conf.extra_days_at)), extra(grid)
     check_bounds(points, design, conf.window_days)
     check_bounds(curve, design, conf.window_days)
-    points, curve = as_drawn(points, rows), as_drawn(curve, rows)
     summary = as_drawn(with_extra_rows(fit, points, design, conf.prior_form), rows)
+    points, curve = as_drawn(points, rows), as_drawn(curve, rows)
     notes = {
         "fit": fit.metadata(),
         "rows_as_drawn": int(summary["n"][0]),
@@ -195,8 +196,8 @@ def fit_fractional_design(
     at = list(conf.extra_days_at)
     points = flagged(fit.extra_days_by(at, basis_at, "prior_days"), design, (lo, hi))
     check_bounds(points, f"{design} ({FRACTIONAL})", conf.window_days)
-    points = as_drawn(points, complete)
     summary = as_drawn(with_extra_rows(fit, points, design, conf.prior_form), complete)
+    points = as_drawn(points, complete)
     notes = {
         "fit": fit.metadata(),
         "rows_as_drawn": int(summary["n"][0]),
