@@ -148,16 +148,13 @@ def model_rows(
         data_end=data_end,
     )
     report, mean_t = report_rows(cohort, conf.report_control_spell, sick_days, conf.covariates)
-    designs = {  # in DESIGNS' order
-        "riskset": complete(sick_days(riskset_rows(riskset, at_risk)), conf.covariates),
-        "report": report,
-    }
+    drawn = pl.lit(0, pl.Int32).alias(COPY)  # a row as drawn, not a fill_short_sets copy
+    members = complete(sick_days(riskset_rows(riskset, at_risk)), conf.covariates)
     if conf.fill_short_sets and riskset.height:
-        designs["riskset"] = fill_short_sets(designs["riskset"], int(riskset["k"].max()))
-    designs = {  # every row as drawn unless a copy made by fill_short_sets
-        name: rows if COPY in rows.columns else rows.with_columns(pl.lit(0, pl.Int32).alias(COPY))
-        for name, rows in designs.items()
-    }
+        members = fill_short_sets(members, int(riskset["k"].max()))  # numbers the copies
+    else:
+        members = members.with_columns(drawn)
+    designs = {"riskset": members, "report": report.with_columns(drawn)}  # DESIGNS' order
     data = pl.concat(
         [
             rows.with_row_index("row_id").with_columns(
